@@ -1,0 +1,58 @@
+"""Checkpoints: atomic save, safe load (weights_only=True), and the model file evaluate/predict use."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from seqpipe import SeqpipeError
+from seqpipe.io import atomic_path
+from seqpipe.models import build_network
+
+EPOCH_FILE = re.compile(r"epoch_(\d{4})\.pt$")
+
+
+class CheckpointError(SeqpipeError):
+    """A checkpoint that cannot be read or does not belong to this model/params."""
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Load tensors and plain data only; a truncated or foreign file is a CheckpointError."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found") from None
+    except Exception as exc:  # torch raises many types for damaged zips/pickles
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160]})") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
+        raise CheckpointError(f"{path}: not a seqpipe checkpoint")
+    return payload
+
+
+def load_model(path: str | Path, expected_model: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network a model file describes (class + constructor args) and load its weights."""
+    payload = load(path)
+    if expected_model is not None and payload["model"] != expected_model:
+        raise CheckpointError(f"{path}: holds model {payload['model']!r}, not {expected_model!r}")
+    network = build_network(payload["network"], payload["network_args"])
+    network.load_state_dict(payload["state_dict"])
+    network.eval()
+    return network, payload
+
+
+def prune_epochs(folder: Path, keep: int) -> None:
+    """Delete all but the newest `keep` epoch_NNNN.pt snapshots."""
+    snapshots = sorted(p for p in folder.glob("epoch_*.pt") if EPOCH_FILE.search(p.name))
+    for old in snapshots[:-keep]:
+        old.unlink(missing_ok=True)

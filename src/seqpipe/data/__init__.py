@@ -1,0 +1,1 @@
+"""Data preparation helpers shared by the models' preprocess stages."""

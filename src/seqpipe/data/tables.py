@@ -1,0 +1,55 @@
+"""Strict reading of time-series CSVs: every problem is one error naming the file and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqpipe import SeqpipeError
+
+
+def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], min_rows: int) -> pd.DataFrame:
+    """Read `path`; return a frame with a parsed, strictly increasing `timestamp_column` index-free
+    column and float64 `columns`. Refuses empty files, missing columns, bad timestamps, unsorted or
+    duplicated times, non-numeric values, NaN/inf and fewer than `min_rows` rows."""
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise SeqpipeError(f"{path}: not found") from None
+    except pd.errors.EmptyDataError:
+        raise SeqpipeError(f"{path}: empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SeqpipeError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    wanted = [timestamp_column, *columns]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise SeqpipeError(f"{path}: missing column(s) {', '.join(missing)} "
+                           f"(found: {', '.join(map(str, frame.columns))})")
+    if len(frame) < min_rows:
+        raise SeqpipeError(f"{path}: {len(frame)} data rows, need at least {min_rows}")
+    stamps = pd.to_datetime(frame[timestamp_column], errors="coerce", utc=True, format="ISO8601")
+    if stamps.isna().any():
+        row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+        raise SeqpipeError(f"{path}: unparseable timestamp {frame[timestamp_column].iloc[row]!r} "
+                           f"in column {timestamp_column!r} at data row {row + 1}")
+    steps = stamps.diff().dt.total_seconds().to_numpy()[1:]
+    if (steps <= 0).any():
+        row = int(np.flatnonzero(steps <= 0)[0]) + 2
+        kind = "duplicated" if steps[row - 2] == 0 else "out of order"
+        raise SeqpipeError(f"{path}: timestamps must increase strictly; {kind} at data row {row}")
+    out = pd.DataFrame({timestamp_column: stamps})
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise SeqpipeError(f"{path}: non-numeric value {frame[column].iloc[row]!r} in column "
+                               f"{column!r} at data row {row + 1}")
+        finite = np.isfinite(values.to_numpy(np.float64))
+        if not finite.all():
+            raise SeqpipeError(f"{path}: column {column!r} has {int((~finite).sum())} NaN/inf value(s), "
+                               f"first at data row {int(np.flatnonzero(~finite)[0]) + 1}")
+        out[column] = values.astype(np.float64)
+    return out

@@ -1,0 +1,65 @@
+"""The evaluate stage: test-split predictions, then the model's own metrics next to its baselines."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqpipe import checkpoint, layout
+from seqpipe.io import atomic_dir, read_json, write_json
+from seqpipe.params import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalContext:
+    """What a model's evaluate function gets: params, preprocessing stats, predictions, a plots folder."""
+
+    name: str
+    cfg: ModelConfig
+    stats: dict[str, Any]
+    data_dir: Path
+    predictions: np.ndarray
+    plots_dir: Path
+    seed: int
+
+    def split(self, split: str) -> dict[str, np.ndarray]:
+        """Every array of one split, keyed without the suffix: {'x': ..., 'y': ..., ...}."""
+        suffix = f"_{split}.npy"
+        return {p.name[: -len(suffix)]: np.load(p) for p in sorted(self.data_dir.glob(f"*{suffix}"))}
+
+
+@torch.inference_mode()
+def predict_batches(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
+    model.eval()
+    outputs = [model(x[i:i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(outputs).numpy()
+
+
+def run_evaluate(name: str, cfg: ModelConfig, seed: int, evaluate_fn: Any) -> dict[str, Any]:
+    """Write metrics/<name>.json and plots/<name>/eval/ (both atomically)."""
+    network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
+    data_dir = layout.processed_dir(name)
+    stats = read_json(data_dir / "stats.json")
+    x_test = torch.from_numpy(np.load(data_dir / "x_test.npy"))
+    predictions = predict_batches(network, x_test, cfg.evaluate.batch_size)
+    with atomic_dir(layout.eval_plots_dir(name)) as plots_tmp:
+        ctx = EvalContext(name=name, cfg=cfg, stats=stats, data_dir=data_dir, predictions=predictions,
+                          plots_dir=plots_tmp, seed=seed)
+        metrics = evaluate_fn(ctx)
+    write_json(layout.metrics_file(name), metrics)
+    log.info("evaluate %s: %s", name, _headline(metrics))
+    return metrics
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    test = metrics["test"]
+    flat = test.get("mean", test)
+    return ", ".join(f"{k}={v:.4g}" for k, v in flat.items() if isinstance(v, float))

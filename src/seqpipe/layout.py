@@ -1,0 +1,37 @@
+"""Where each stage reads and writes. dvc.yaml spells the same paths; tests check they agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def raw_dir(name: str) -> Path:
+    return Path("data/raw") / name
+
+
+def processed_dir(name: str) -> Path:
+    return Path("data/processed") / name
+
+
+def model_dir(name: str) -> Path:
+    return Path("models") / name
+
+
+def model_file(name: str) -> Path:
+    return model_dir(name) / "model.pt"
+
+
+def checkpoint_dir(name: str) -> Path:
+    return model_dir(name) / "checkpoints"
+
+
+def metrics_file(name: str) -> Path:
+    return Path("metrics") / f"{name}.json"
+
+
+def train_plots_dir(name: str) -> Path:
+    return Path("plots") / name / "train"
+
+
+def eval_plots_dir(name: str) -> Path:
+    return Path("plots") / name / "eval"

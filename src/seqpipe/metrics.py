@@ -1,0 +1,38 @@
+"""Metric functions shared by evaluations (numpy in, plain floats out)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, mape_floor: float | None = None) -> dict[str, float]:
+    """MAE, MSE, RMSE, R-squared and Pearson correlation over all elements.
+
+    With `mape_floor`, MAPE (percent) is added over the points where |y| >= mape_floor, so values
+    near zero (e.g. packet loss) cannot blow it up; `mape_coverage` says what fraction was used.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    error = y_pred - y_true
+    mse = float(np.mean(error**2))
+    variance = float(np.var(y_true))
+    out = {"mae": float(np.mean(np.abs(error))), "mse": mse, "rmse": float(np.sqrt(mse)),
+           "r2": 1.0 - mse / variance if variance > 0 else float("nan"),
+           "correlation": pearson(y_true, y_pred)}
+    if mape_floor is not None:
+        used = np.abs(y_true) >= mape_floor
+        out["mape"] = float(np.mean(np.abs(error[used]) / np.abs(y_true[used])) * 100) if used.any() else float("nan")
+        out["mape_coverage"] = float(used.mean())
+    return out
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a**2).sum() * (b**2).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def mean_of(sections: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Key-wise mean across per-target sections."""
+    keys = next(iter(sections.values())).keys()
+    return {k: float(np.mean([s[k] for s in sections.values()])) for k in keys}

@@ -1,0 +1,70 @@
+"""bandwidth evaluation: per-target MAE/RMSE/MAPE/R2/correlation vs persistence and ridge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqpipe import baselines, plotting
+from seqpipe.data.series import Standardizer
+from seqpipe.evaluate import EvalContext
+from seqpipe.metrics import mean_of, regression_metrics
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class BandwidthEvaluateParams:
+    batch_size: int
+    mape_floor_fraction: float   # MAPE skips |actual| below this fraction of the target's train mean
+    ridge_alpha: float
+    target_correlation: float    # the original script's goal: mean correlation >= this
+    target_mape: float           # ... and mean MAPE (percent) below this
+    plot_steps: int
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(0 <= self.mape_floor_fraction < 1, "mape_floor_fraction", "must be in [0, 1)")
+        check(self.ridge_alpha >= 0, "ridge_alpha", "must be >= 0")
+        check(self.plot_steps >= 10, "plot_steps", "must be >= 10")
+
+
+def evaluate(ctx: EvalContext) -> dict:
+    p: BandwidthEvaluateParams = ctx.cfg.evaluate
+    stats = ctx.stats
+    scaler = Standardizer.from_dict(stats["scaler"])
+    targets, index = stats["target_columns"], stats["target_index"]
+    test, train = ctx.split("test"), ctx.split("train")
+
+    def physical(scaled: np.ndarray) -> np.ndarray:
+        return scaled * scaler.std[index] + scaler.mean[index]
+
+    actual = physical(test["y"])
+    candidates = {"model": physical(ctx.predictions),
+                  "persistence": physical(baselines.persistence(test["x"][:, -1, index])),
+                  "ridge": physical(baselines.linear(train["x"], train["y"], test["x"], p.ridge_alpha))}
+    floors = np.abs(scaler.mean[index]) * p.mape_floor_fraction
+    scores = {}
+    for name, pred in candidates.items():
+        per_target = {t: regression_metrics(actual[:, k], pred[:, k], mape_floor=floors[k])
+                      for k, t in enumerate(targets)}
+        scores[name] = {"mean": mean_of(per_target), **per_target}
+    mean = scores["model"]["mean"]
+    goal = {"correlation_min": p.target_correlation, "mape_max": p.target_mape,
+            "met": bool(mean["correlation"] >= p.target_correlation and mean["mape"] < p.target_mape)}
+    _plots(ctx, targets, actual, candidates, p.plot_steps)
+    return {"test": scores.pop("model"), "baselines": scores, "goal": goal, "n_test_windows": len(actual)}
+
+
+def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray],
+           steps: int) -> None:
+    """predictions.csv (first `steps` test steps, actual vs model vs persistence) + scatter.png."""
+    steps = min(steps, len(actual))
+    columns: dict[str, np.ndarray] = {"step": np.arange(steps)}
+    for k, t in enumerate(targets):
+        columns[f"actual_{t}"] = actual[:steps, k]
+        columns[f"predicted_{t}"] = candidates["model"][:steps, k]
+        columns[f"persistence_{t}"] = candidates["persistence"][:steps, k]
+    plotting.write_csv(ctx.plots_dir / "predictions.csv", columns)
+    plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
+                            [(t, actual[:, k], candidates["model"][:, k]) for k, t in enumerate(targets)])

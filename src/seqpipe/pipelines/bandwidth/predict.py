@@ -1,0 +1,35 @@
+"""`seqpipe predict bandwidth`: next-step forecasts for every full window of a metrics CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from seqpipe.data.series import Standardizer, sliding_windows
+from seqpipe.data.tables import read_timeseries_csv
+from seqpipe.io import atomic_path
+
+
+def predict(network: nn.Module, payload: dict, input_path: Path, output_path: Path) -> Path:
+    """Row i of the output forecasts the step after input rows [i, i + window)."""
+    stats = payload["stats"]
+    params = payload["params"]["preprocess"]
+    window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]
+    frame = read_timeseries_csv(input_path, params["timestamp_column"], features, window)
+    scaler = Standardizer.from_dict(stats["scaler"])
+    x = np.ascontiguousarray(sliding_windows(scaler.transform(frame[features].to_numpy()), window))
+    with torch.inference_mode():
+        scaled = np.concatenate([network(torch.from_numpy(x[i:i + 4096])).numpy()
+                                 for i in range(0, len(x), 4096)])
+    index = stats["target_index"]
+    forecast = scaled * scaler.std[index] + scaler.mean[index]
+    stamps = frame[params["timestamp_column"]].iloc[window - 1:] + pd.to_timedelta(stats["cadence_s"], unit="s")
+    out = pd.DataFrame({"timestamp": stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(),
+                        **{t: forecast[:, k] for k, t in enumerate(targets)}})
+    with atomic_path(output_path) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.4f")
+    return output_path

@@ -1,0 +1,67 @@
+"""bandwidth preprocess: windows of past metrics -> next-step targets, chronological split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqpipe import SeqpipeError
+from seqpipe.data.series import Standardizer, chronological_split, save_splits, sliding_windows
+from seqpipe.data.tables import read_timeseries_csv
+from seqpipe.params import check
+from seqpipe.sources.bandwidth import FILE_NAME
+
+
+@dataclass(frozen=True)
+class BandwidthPreprocessParams:
+    timestamp_column: str
+    feature_columns: list[str]      # model inputs; must include every target column
+    target_columns: list[str]
+    window: int
+    val_fraction: float
+    test_fraction: float
+
+    def __post_init__(self) -> None:
+        check(self.window >= 2, "window", f"must be >= 2, got {self.window}")
+        check(len(self.target_columns) >= 1, "target_columns", "needs at least one column")
+        missing = [c for c in self.target_columns if c not in self.feature_columns]
+        check(not missing, "feature_columns", f"must include the target column(s) {', '.join(missing)}")
+        check(len(set(self.feature_columns)) == len(self.feature_columns), "feature_columns", "has duplicates")
+        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
+              "val_fraction and test_fraction must each be in (0, 0.5)")
+
+    def min_rows(self) -> int:
+        """Enough rows for at least ten windows in the smallest split."""
+        return self.window + int(np.ceil(10 / min(self.val_fraction, self.test_fraction)))
+
+
+def windows_from_frame(p: BandwidthPreprocessParams, features: np.ndarray, scaler: Standardizer) -> np.ndarray:
+    """(rows, features) in physical units -> (rows - window + 1, window, features) scaled."""
+    return np.ascontiguousarray(sliding_windows(scaler.transform(features), p.window))
+
+
+def preprocess(p: BandwidthPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+    path = raw_dir / FILE_NAME
+    frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, p.min_rows())
+    features = frame[p.feature_columns].to_numpy(np.float64)
+    n_windows = len(frame) - p.window
+    if n_windows < 30:
+        raise SeqpipeError(f"{path}: {len(frame)} rows leave {n_windows} windows of {p.window}; too few")
+    splits = chronological_split(n_windows, p.val_fraction, p.test_fraction)
+    train_rows = splits["train"].stop + p.window          # rows seen by train windows and targets
+    scaler = Standardizer.fit(features[:train_rows])
+    windows = windows_from_frame(p, features, scaler)[:n_windows]
+    target_index = [p.feature_columns.index(c) for c in p.target_columns]
+    targets = scaler.transform(features)[p.window:, target_index]
+    arrays = {}
+    for split, rows in splits.items():
+        arrays[f"x_{split}"] = windows[rows].astype(np.float32)
+        arrays[f"y_{split}"] = targets[rows].astype(np.float32)
+    cadence = float(frame[p.timestamp_column].diff().dt.total_seconds().median())
+    return {"feature_columns": p.feature_columns, "target_columns": p.target_columns,
+            "target_index": target_index, "window": p.window, "scaler": scaler.to_dict(),
+            "cadence_s": cadence, "rows": len(frame),
+            "split_rows": {k: [v.start, v.stop] for k, v in splits.items()},
+            "arrays": save_splits(out_dir, arrays)}

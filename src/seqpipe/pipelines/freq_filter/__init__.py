@@ -1,0 +1,45 @@
+"""freq_filter: extract one sinusoid (selected by a one-hot input) from a noisy mix; LSTM seq2seq."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from seqpipe.models.lstm import LSTMParams
+from seqpipe.pipelines.freq_filter.evaluate import FreqEvaluateParams, evaluate
+from seqpipe.pipelines.freq_filter.predict import predict
+from seqpipe.pipelines.freq_filter.preprocess import FreqPreprocessParams, preprocess
+from seqpipe.registry import ModelSpec
+from seqpipe.sources.freq_filter import FreqSyntheticParams, write_synthetic
+from seqpipe.sources.local import LocalParams, copy_local
+
+
+@dataclass(frozen=True)
+class FreqDownloadParams:
+    source: Literal["synthetic", "local"]
+    synthetic: FreqSyntheticParams
+    local: LocalParams  # a folder holding signals.npy, components.npy, signal_meta.json
+
+
+def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
+    return "LSTMRegressor", {"input_size": stats["input_size"], "hidden_size": p.hidden_size,
+                             "num_layers": p.num_layers, "dropout": p.dropout, "output_size": 1,
+                             "seq2seq": True}
+
+
+SPEC = ModelSpec(
+    name="freq_filter",
+    summary="extract one sinusoid (1/3/5/7 Hz) from a noisy mix; LSTM 2x128 seq2seq",
+    task="regression",
+    network_module="lstm",
+    download_params=FreqDownloadParams,
+    preprocess_params=FreqPreprocessParams,
+    model_params=LSTMParams,
+    evaluate_params=FreqEvaluateParams,
+    sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
+             "local": lambda p, seed, out: copy_local(p.local, None, out)},
+    preprocess=preprocess,
+    network=network,
+    evaluate=evaluate,
+    predict=predict,
+)

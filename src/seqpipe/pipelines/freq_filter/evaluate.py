@@ -1,0 +1,72 @@
+"""freq_filter evaluation: MSE overall and per frequency, vs band-pass and least-squares filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqpipe import baselines, plotting
+from seqpipe.evaluate import EvalContext
+from seqpipe.metrics import regression_metrics
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class FreqEvaluateParams:
+    batch_size: int
+    bandpass_width_hz: float
+    bandpass_order: int
+    linear_alpha: float
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.bandpass_width_hz > 0, "bandpass_width_hz", "must be > 0")
+        check(self.bandpass_order >= 1, "bandpass_order", "must be >= 1")
+
+
+def label(freq: float) -> str:
+    return f"{freq:g}hz"
+
+
+def evaluate(ctx: EvalContext) -> dict:
+    p: FreqEvaluateParams = ctx.cfg.evaluate
+    freqs, fs = ctx.stats["frequencies_hz"], ctx.stats["sample_rate_hz"]
+    test, train = ctx.split("test"), ctx.split("train")
+    y = test["y"][..., 0]
+    selector = test["selector"]
+    signals = test["x"][:, :, 0]
+    candidates = {"model": ctx.predictions[..., 0],
+                  "bandpass": np.empty_like(y, dtype=np.float64),
+                  "linear": np.empty_like(y, dtype=np.float64)}
+    for k, freq in enumerate(freqs):
+        rows, train_rows = selector == k, train["selector"] == k
+        candidates["bandpass"][rows] = baselines.bandpass(signals[rows], freq, p.bandpass_width_hz,
+                                                          p.bandpass_order, fs)
+        candidates["linear"][rows] = baselines.linear(train["x"][train_rows, :, 0], train["y"][train_rows, :, 0],
+                                                      signals[rows], p.linear_alpha)
+    scores = {}
+    for name, pred in candidates.items():
+        section = {"mse": regression_metrics(y, pred)["mse"], "mae": regression_metrics(y, pred)["mae"]}
+        for k, freq in enumerate(freqs):
+            section[f"mse_{label(freq)}"] = regression_metrics(y[selector == k], pred[selector == k])["mse"]
+        scores[name] = section
+    _plots(ctx, freqs, fs, signals, y, selector, candidates)
+    return {"test": scores.pop("model"), "baselines": scores, "n_test_samples": int(len(y))}
+
+
+def _plots(ctx: EvalContext, freqs: list[float], fs: float, signals: np.ndarray, y: np.ndarray,
+           selector: np.ndarray, candidates: dict[str, np.ndarray]) -> None:
+    """traces.csv (first test series, every frequency) and traces.png."""
+    t = np.arange(y.shape[1]) / fs
+    columns: dict[str, np.ndarray] = {"t": t}
+    panels = []
+    for k, freq in enumerate(freqs):
+        row = int(np.flatnonzero(selector == k)[0])
+        columns[f"clean_{label(freq)}"] = y[row]
+        columns[f"predicted_{label(freq)}"] = candidates["model"][row]
+        columns[f"bandpass_{label(freq)}"] = candidates["bandpass"][row]
+        panels.append((f"{freq:g} Hz", {"input mix": signals[row], "clean": y[row],
+                                        "LSTM": candidates["model"][row], "band-pass": candidates["bandpass"][row]}))
+    plotting.write_csv(ctx.plots_dir / "traces.csv", columns)
+    plotting.line_panels(ctx.plots_dir / "traces.png", t, panels, xlabel="time (s)")

@@ -1,0 +1,36 @@
+"""`seqpipe predict freq_filter`: filter a signal CSV into one column per frequency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from seqpipe import SeqpipeError
+from seqpipe.io import atomic_path
+from seqpipe.pipelines.freq_filter.preprocess import make_inputs
+
+
+def predict(network: nn.Module, payload: dict, input_path: Path, output_path: Path) -> Path:
+    """Input: a CSV with a `signal` column sampled at the training rate. Output: `<f>hz` columns."""
+    try:
+        frame = pd.read_csv(input_path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SeqpipeError(f"{input_path}: cannot read CSV ({exc})") from None
+    if "signal" not in frame.columns:
+        raise SeqpipeError(f"{input_path}: missing column 'signal' (found: {', '.join(frame.columns)})")
+    signal = pd.to_numeric(frame["signal"], errors="coerce").to_numpy(np.float32)
+    if not np.isfinite(signal).all():
+        raise SeqpipeError(f"{input_path}: column 'signal' has NaN, inf or non-numeric values")
+    freqs = payload["stats"]["frequencies_hz"]
+    n = len(freqs)
+    x = make_inputs(np.repeat(signal[None, :], n, axis=0), np.arange(n), n)
+    with torch.inference_mode():
+        filtered = network(torch.from_numpy(np.ascontiguousarray(x)))[..., 0].numpy()
+    out = pd.DataFrame({"signal": signal, **{f"{f:g}hz": filtered[k] for k, f in enumerate(freqs)}})
+    with atomic_path(output_path) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.6g")
+    return output_path

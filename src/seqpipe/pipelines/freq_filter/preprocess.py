@@ -1,0 +1,68 @@
+"""freq_filter preprocess: series split, then one sample per (series, selected frequency)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqpipe import SeqpipeError
+from seqpipe.data.series import save_splits
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class FreqPreprocessParams:
+    val_fraction: float
+    test_fraction: float
+
+    def __post_init__(self) -> None:
+        check(0 < self.val_fraction < 0.5, "val_fraction", "must be in (0, 0.5)")
+        check(0 < self.test_fraction < 0.5, "test_fraction", "must be in (0, 0.5)")
+
+
+def load_raw(raw_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read and check signals.npy, components.npy and signal_meta.json."""
+    for name in ("signals.npy", "components.npy", "signal_meta.json"):
+        if not (raw_dir / name).exists():
+            raise SeqpipeError(f"{raw_dir / name}: missing")
+    meta = json.loads((raw_dir / "signal_meta.json").read_text())
+    signals = np.load(raw_dir / "signals.npy")
+    components = np.load(raw_dir / "components.npy")
+    n_freq = len(meta["frequencies_hz"])
+    if signals.ndim != 2 or components.shape != (signals.shape[0], n_freq, signals.shape[1]):
+        raise SeqpipeError(f"{raw_dir / 'components.npy'}: shape {components.shape} does not match "
+                           f"signals {signals.shape} and {n_freq} frequencies")
+    for name, array in (("signals.npy", signals), ("components.npy", components)):
+        if not np.isfinite(array).all():
+            raise SeqpipeError(f"{raw_dir / name}: contains NaN or inf")
+    return signals, components, meta
+
+
+def make_inputs(signals: np.ndarray, selector: np.ndarray, n_freq: int) -> np.ndarray:
+    """(n, T) signals + (n,) selected frequency index -> (n, T, 1 + n_freq) inputs."""
+    onehot = np.eye(n_freq, dtype=np.float32)[selector]
+    return np.concatenate([signals[:, :, None],
+                           np.broadcast_to(onehot[:, None, :], (*signals.shape, n_freq))], axis=2)
+
+
+def preprocess(p: FreqPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+    signals, components, meta = load_raw(raw_dir)
+    n, n_freq = len(signals), len(meta["frequencies_hz"])
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(n * p.test_fraction)), int(round(n * p.val_fraction))
+    series = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    arrays = {}
+    for split, ids in series.items():
+        ids = np.sort(ids)
+        rows = np.repeat(ids, n_freq)
+        selector = np.tile(np.arange(n_freq), len(ids))
+        arrays[f"x_{split}"] = make_inputs(signals[rows], selector, n_freq).astype(np.float32)
+        arrays[f"y_{split}"] = components[rows, selector][:, :, None].astype(np.float32)
+        arrays[f"selector_{split}"] = selector.astype(np.int64)
+    return {"frequencies_hz": meta["frequencies_hz"], "sample_rate_hz": meta["sample_rate_hz"],
+            "seq_len": int(signals.shape[1]), "input_size": 1 + n_freq,
+            "series_per_split": {k: len(v) for k, v in series.items()},
+            "arrays": save_splits(out_dir, arrays)}

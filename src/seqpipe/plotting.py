@@ -1,0 +1,54 @@
+"""Plot files for `dvc plots`: CSV data series and PNG figures (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from seqpipe.io import atomic_path  # noqa: E402
+
+
+def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence]) -> None:
+    with atomic_path(path) as tmp:
+        pd.DataFrame(columns).to_csv(tmp, index=False, float_format="%.6g")
+
+
+def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.ndarray]]],
+                xlabel: str) -> None:
+    """One subplot per (title, {label: y}) panel, stacked vertically."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True, squeeze=False)
+    for ax, (title, lines) in zip(axes[:, 0], panels):
+        for name, y in lines.items():
+            ax.plot(x, y, label=name, lw=1.6 if name != "input mix" else 0.8,
+                    alpha=1.0 if name != "input mix" else 0.4)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="upper right", ncol=len(lines))
+    axes[-1, 0].set_xlabel(xlabel)
+    _save(fig, path)
+
+
+def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Predicted vs actual, one square panel per (title, actual, predicted)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    for ax, (title, actual, predicted) in zip(axes[0], panels):
+        ax.scatter(actual, predicted, s=3, alpha=0.4)
+        lo, hi = float(np.min(actual)), float(np.max(actual))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("actual")
+    axes[0, 0].set_ylabel("predicted")
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)

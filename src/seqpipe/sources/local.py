@@ -1,0 +1,28 @@
+"""Source `local`: a file or folder the user already has, copied into the raw folder as is."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqpipe import SeqpipeError
+
+
+@dataclass(frozen=True)
+class LocalParams:
+    path: str  # a file or a folder; relative paths are taken from the repository root
+
+
+def copy_local(params: LocalParams, target_name: str | None, out_dir: Path) -> dict:
+    """Copy `params.path` into `out_dir` (a file as `target_name`, a folder's files as they are)."""
+    source = Path(params.path).expanduser()
+    if not params.path:
+        raise SeqpipeError("download.local.path: empty; set it to your file or folder")
+    if not source.exists():
+        raise SeqpipeError(f"{source}: not found (download.local.path)")
+    if source.is_dir():
+        shutil.copytree(source, out_dir, dirs_exist_ok=True)
+    else:
+        shutil.copyfile(source, out_dir / (target_name or source.name))
+    return {"path": str(source), "synthetic": False}
