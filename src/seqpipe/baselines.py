@@ -23,7 +23,7 @@ def linear(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: 
 def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
              sample_rate_hz: float) -> np.ndarray:
     """Zero-phase Butterworth band-pass around `center_hz`, applied to each row of `signals`."""
-    low = max(center_hz - width_hz, 1e-3)
+    low = max(center_hz - width_hz, center_hz / 2)   # keep the band an octave at most below
     high = min(center_hz + width_hz, sample_rate_hz / 2 * 0.999)
     sos = sps.butter(order, [low, high], btype="bandpass", fs=sample_rate_hz, output="sos")
     return sps.sosfiltfilt(sos, signals, axis=-1)

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="check params, data and network with one batch and a validation pass; write nothing")
     predict = sub.add_parser("predict", help="run a trained model on new input")
     predict.add_argument("model")
-    predict.add_argument("--input", type=Path, required=True, help="input file (format depends on the model)")
+    predict.add_argument("--input", type=Path, help="input file or folder (format depends on the model)")
     predict.add_argument("--output", type=Path, required=True, help="output file")
     predict.add_argument("--model-file", type=Path, help="model file (default: models/MODEL/model.pt)")
     export = sub.add_parser("export", help="export MODEL to ONNX and check it against torch")
@@ -93,10 +93,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from seqpipe import checkpoint
         if spec.predict is None:
             raise SeqpipeError(f"model {spec.name!r} has no predict command")
-        if not args.input.exists():
-            raise SeqpipeError(f"{args.input}: not found")
+        for given in (args.input,):
+            if given is not None and not given.exists():
+                raise SeqpipeError(f"{given}: not found")
         network, payload = checkpoint.load_model(args.model_file or layout.model_file(spec.name), spec.name)
-        out = spec.predict(network, payload, args.input, args.output)
+        out = spec.predict(network, payload, args)
         print(f"wrote {out}")
     elif args.command == "export":
         from seqpipe.export import export_onnx

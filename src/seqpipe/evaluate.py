@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from seqpipe import checkpoint, layout
+from seqpipe.data.series import load_split
 from seqpipe.io import atomic_dir, read_json, write_json
 from seqpipe.params import ModelConfig
 
@@ -32,8 +33,7 @@ class EvalContext:
 
     def split(self, split: str) -> dict[str, np.ndarray]:
         """Every array of one split, keyed without the suffix: {'x': ..., 'y': ..., ...}."""
-        suffix = f"_{split}.npy"
-        return {p.name[: -len(suffix)]: np.load(p) for p in sorted(self.data_dir.glob(f"*{suffix}"))}
+        return load_split(self.data_dir, split)
 
 
 @torch.inference_mode()

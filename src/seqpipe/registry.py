@@ -24,7 +24,7 @@ class ModelSpec:
     preprocess: Callable[[Any, int, Path, Path], dict]        # (params, seed, raw, out) -> stats
     network: Callable[[Any, dict], tuple[str, dict]]          # (model params, stats) -> class, args
     evaluate: Callable[[Any], dict]                           # EvalContext -> metrics
-    predict: Callable[..., Path] | None = None                # (network, payload, input, output)
+    predict: Callable[..., Path] | None = None                # (network, payload, cli args) -> output
 
 
 def _specs() -> dict[str, ModelSpec]:

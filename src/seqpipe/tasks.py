@@ -1,8 +1,13 @@
-"""Tasks turn a batch into a loss: the trainer knows nothing about any model beyond this."""
+"""Tasks turn a batch into a loss: the trainer knows nothing about any model beyond this.
+
+TASKS maps a task name (a registry entry's `task`) to a factory that takes the preprocessing
+stats (e.g. class weights computed on the train split) and returns the task.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -20,7 +25,13 @@ class Regression:
         return F.mse_loss(output.float(), batch["y"].float())
 
 
-TASKS: dict[str, Task] = {"regression": Regression()}
+TASKS: dict[str, Callable[[dict[str, Any]], Task]] = {
+    "regression": lambda stats: Regression(),
+}
+
+
+def build_task(name: str, stats: dict[str, Any]) -> Task:
+    return TASKS[name](stats)
 
 
 def step(model: nn.Module, task: Task, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,12 +10,12 @@ from typing import Any
 import torch
 
 from seqpipe import SeqpipeError, checkpoint, layout
-from seqpipe.data.series import load_split
+from seqpipe.data.series import load_split_tensors
 from seqpipe.io import read_json, write_json
 from seqpipe.models import build_network, count_parameters
 from seqpipe.params import ModelConfig, Params, as_dict, fingerprint
 from seqpipe.registry import get
-from seqpipe.tasks import TASKS
+from seqpipe.tasks import build_task
 from seqpipe.train import ResumeMode, evaluate_loss, fit, select_device
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ def run_train(name: str, params: Params, resume: ResumeMode = "auto", validate_o
     network_class, network_args = spec.network(cfg.model, stats)
     torch.manual_seed(params.seed)
     model = build_network(network_class, network_args)
-    train_data, val_data = load_split(data_dir, "train"), load_split(data_dir, "val")
-    task = TASKS[spec.task]
+    train_data, val_data = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
+    task = build_task(spec.task, stats)
     identity = {"model": name, "network": network_class, "network_args": network_args,
                 "fingerprint": training_fingerprint(params.seed, cfg, stats), "params": as_dict(cfg)}
     if validate_only:

@@ -63,6 +63,11 @@ def save_splits(out_dir: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]
     return described
 
 
-def load_split(data_dir: Path, split: str, keys: tuple[str, ...] = ("x", "y")) -> dict[str, torch.Tensor]:
-    """Tensors for one split, e.g. {'x': x_train, 'y': y_train}."""
-    return {k: torch.from_numpy(np.load(data_dir / f"{k}_{split}.npy")) for k in keys}
+def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray]:
+    """Every `<key>_<split>.npy` of a processed folder, keyed without the suffix: {'x': ..., 'y': ...}."""
+    suffix = f"_{split}.npy"
+    return {p.name[: -len(suffix)]: np.load(p) for p in sorted(data_dir.glob(f"*{suffix}"))}
+
+
+def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v) for k, v in load_split(data_dir, split).items()}

@@ -17,6 +17,7 @@ class LSTMParams:
     hidden_size: int
     num_layers: int
     dropout: float
+    bidirectional: bool   # reads each window both ways; for offline (non-causal) tasks
 
     def __post_init__(self) -> None:
         check(self.hidden_size >= 1, "hidden_size", "must be >= 1")

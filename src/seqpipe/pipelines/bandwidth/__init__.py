@@ -23,7 +23,7 @@ class BandwidthDownloadParams:
 
 def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
     return "LSTMRegressor", {"input_size": len(stats["feature_columns"]), "hidden_size": p.hidden_size,
-                             "num_layers": p.num_layers, "dropout": p.dropout,
+                             "num_layers": p.num_layers, "dropout": p.dropout, "bidirectional": p.bidirectional,
                              "output_size": len(stats["target_columns"])}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,12 @@ from torch import nn
 from seqpipe.data.series import Standardizer, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.io import atomic_path
+from seqpipe.predicting import require_input
 
 
-def predict(network: nn.Module, payload: dict, input_path: Path, output_path: Path) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
     """Row i of the output forecasts the step after input rows [i, i + window)."""
+    input_path, output_path = require_input(args), args.output
     stats = payload["stats"]
     params = payload["params"]["preprocess"]
     window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]

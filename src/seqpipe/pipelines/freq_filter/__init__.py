@@ -23,7 +23,7 @@ class FreqDownloadParams:
 
 def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
     return "LSTMRegressor", {"input_size": stats["input_size"], "hidden_size": p.hidden_size,
-                             "num_layers": p.num_layers, "dropout": p.dropout, "output_size": 1,
+                             "num_layers": p.num_layers, "dropout": p.dropout, "bidirectional": p.bidirectional, "output_size": 1,
                              "seq2seq": True}
 
 

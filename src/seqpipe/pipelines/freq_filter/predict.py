@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,13 @@ from torch import nn
 
 from seqpipe import SeqpipeError
 from seqpipe.io import atomic_path
+from seqpipe.predicting import require_input
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
 
 
-def predict(network: nn.Module, payload: dict, input_path: Path, output_path: Path) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
     """Input: a CSV with a `signal` column sampled at the training rate. Output: `<f>hz` columns."""
+    input_path, output_path = require_input(args), args.output
     try:
         frame = pd.read_csv(input_path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
