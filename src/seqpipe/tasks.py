@@ -15,6 +15,9 @@ from torch.nn import functional as F
 
 
 class Task(Protocol):
+    """A loss over a batch dict. A task may also define `augment(batch) -> batch`, which the
+    trainer applies to training batches only (drawing from torch's global RNG, which checkpoints save)."""
+
     def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 

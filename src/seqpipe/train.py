@@ -118,6 +118,8 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                 while state.step < n_batches:
                     index = order[state.step * tp.batch_size:(state.step + 1) * tp.batch_size]
                     batch = {k: v[index] for k, v in train.items()}
+                    if hasattr(task, "augment"):  # training-only augmentation, from the checkpointed RNG
+                        batch = task.augment(batch)
                     loss = _train_step(model, task, batch, optimizer, scaler, tp, amp_dtype, device)
                     if not math.isfinite(loss):
                         raise SeqpipeError(f"{name}: train loss is {loss} at epoch {state.epoch + 1} "
