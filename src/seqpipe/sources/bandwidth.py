@@ -42,7 +42,7 @@ def write_synthetic(p: BandwidthSyntheticParams, seed: int, out_dir: Path) -> di
     seconds = np.arange(n) * p.cadence_s
     stamps = pd.Timestamp(p.start) + pd.to_timedelta(seconds, unit="s")
     hour = stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60 + stamps.second.to_numpy() / 3600
-    weekday = stamps.dayofweek.to_numpy()
+    weekday = stamps.day_of_week.to_numpy()
     daily = 0.5 * (1 - np.cos(2 * np.pi * (hour - 4) / 24))          # quiet at 04:00, busy at 16:00
     weekly = np.where(weekday >= 5, 0.6, 1.0)
     load = 0.2 + 0.45 * daily * weekly + _congestion(rng, n, p) + _ar1(rng, n, 0.995, 0.004)

@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny params, a prepared working folder, and a temp copy of the repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqpipe.params import Params, load_params, set_dotted
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
+BIN = Path(sys.executable).parent
+
+
+def tiny_overrides(*models: str) -> dict:
+    out: dict = {}
+    for name in models or TINY:
+        out.update(TINY[name])
+    return out
+
+
+def write_params(path: Path, overrides: dict) -> None:
+    """params.yaml of the repository with dotted `overrides` applied."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in overrides.items():
+        set_dotted(raw, key, value)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def run_env(root: Path) -> dict[str, str]:
+    """Environment for subprocesses: the venv's tools first, the copy's sources importable."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(root / "src")
+    env.pop("DVC_EXP_NAME", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=run_env(cwd), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder with tiny params.yaml, set as the current directory (stages use relative paths)."""
+    write_params(tmp_path / "params.yaml", tiny_overrides())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_params(workdir: Path) -> Params:
+    return load_params(workdir / "params.yaml")
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """The repository's tracked and new files copied to a temp folder, as a fresh git repo with tiny params."""
+    dest = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    write_params(dest / "params.yaml", tiny_overrides())
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest

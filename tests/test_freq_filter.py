@@ -1,0 +1,53 @@
+"""freq_filter: generator, split by series, baselines and predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqpipe.baselines import bandpass
+from seqpipe.params import Params
+from seqpipe.preprocess import run_preprocess
+from seqpipe.sources import run_download
+from tests.conftest import run
+
+
+def test_synthetic_mix_is_the_sum_of_components_plus_small_noise(tiny_params: Params, workdir: Path) -> None:
+    run_download("freq_filter", tiny_params)
+    raw = workdir / "data/raw/freq_filter"
+    signals, components = np.load(raw / "signals.npy"), np.load(raw / "components.npy")
+    residual = signals - components.sum(axis=1)
+    noise = tiny_params.model("freq_filter").download.synthetic.noise_std
+    assert abs(residual.std() - noise) < 0.3 * noise
+
+
+def test_split_keeps_each_series_in_one_split(tiny_params: Params, workdir: Path) -> None:
+    run_download("freq_filter", tiny_params)
+    stats = run_preprocess("freq_filter", tiny_params)
+    processed = workdir / "data/processed/freq_filter"
+    signals = {s: np.load(processed / f"x_{s}.npy")[:, :, 0] for s in ("train", "val", "test")}
+    keys = {s: {row.tobytes() for row in v} for s, v in signals.items()}
+    assert not (keys["train"] & keys["test"]) and not (keys["train"] & keys["val"])
+    x = np.load(processed / "x_train.npy")
+    assert x.shape[2] == stats["input_size"] == 5
+    assert np.array_equal(x[:, 0, 1:].sum(axis=1), np.ones(len(x)))  # exactly one selector bit
+
+
+def test_bandpass_keeps_the_passband_and_removes_the_rest() -> None:
+    t = np.arange(200) / 50.0
+    low, high = np.sin(2 * np.pi * 1 * t), np.sin(2 * np.pi * 7 * t)
+    out = bandpass((low + high)[None, :], center_hz=7.0, width_hz=1.0, order=2, sample_rate_hz=50.0)[0]
+    middle = slice(50, 150)
+    assert np.mean((out[middle] - high[middle]) ** 2) < 0.05
+
+
+def test_predict_writes_one_column_per_frequency(workdir: Path) -> None:
+    for stage in ("download", "preprocess", "train"):
+        run(["seqpipe", stage, "freq_filter"], workdir)
+    t = np.arange(60) / 50.0
+    pd.DataFrame({"signal": np.sin(2 * np.pi * 3 * t)}).to_csv(workdir / "in.csv", index=False)
+    run(["seqpipe", "predict", "freq_filter", "--input", "in.csv", "--output", "out.csv"], workdir)
+    out = pd.read_csv(workdir / "out.csv")
+    assert list(out.columns) == ["signal", "1hz", "3hz", "5hz", "7hz"] and len(out) == 60

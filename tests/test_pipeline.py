@@ -1,0 +1,60 @@
+"""The real `dvc` CLI on a temp copy of the repository, with tiny params."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import run
+
+STAGES = ("download", "preprocess", "train", "evaluate")
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def dvc_status(repo: Path) -> dict:
+    return json.loads(run(["dvc", "status", "--json"], repo).stdout)
+
+
+def test_repro_then_param_change_reruns_only_that_model(repo_copy: Path) -> None:
+    repo = repo_copy
+    models = list(yaml.safe_load((repo / "dvc.yaml").read_text())["vars"][0]["models"])
+    first = run(["dvc", "repro"], repo)
+    assert ran_stages(first.stdout) == {f"{s}@{m}" for s in STAGES for m in models}
+    for model in models:
+        metrics = json.loads((repo / "metrics" / f"{model}.json").read_text())
+        assert metrics["test"] and metrics["baselines"]
+        for baseline in metrics["baselines"].values():
+            assert set(baseline) == set(metrics["test"])
+        assert (repo / "models" / model / "model.pt").exists()
+        card = json.loads((repo / "models" / model / "model_card.json").read_text())
+        assert card["parameters"] > 0 and card["data"]["provenance"]["source"] == "synthetic"
+        assert (repo / "plots" / model / "train" / "plots" / "metrics" / "val" / "loss.tsv").exists()
+    assert dvc_status(repo) == {}
+    assert "Stage 'evaluate@bandwidth' didn't change" in run(["dvc", "repro"], repo).stdout
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["bandwidth"]["train"]["lr"] = 0.005
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert set(dvc_status(repo)) == {"train@bandwidth"}
+    second = run(["dvc", "repro"], repo)
+    assert ran_stages(second.stdout) == {"train@bandwidth", "evaluate@bandwidth"}
+
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    assert any("metrics/bandwidth.json" in json.dumps(v) for v in shown.values())
+    run(["dvc", "plots", "show", "-o", "dvc_plots"], repo)
+    assert (repo / "dvc_plots" / "index.html").exists()
+
+
+def test_data_stages_are_byte_deterministic(repo_copy: Path) -> None:
+    repo = repo_copy
+    targets = [f"{stage}@{m}" for stage in ("download", "preprocess") for m in ("freq_filter", "bandwidth")]
+    run(["dvc", "repro", *targets], repo)
+    before = (repo / "dvc.lock").read_text()
+    run(["dvc", "repro", "--force", *targets], repo)
+    assert (repo / "dvc.lock").read_text() == before

@@ -1,0 +1,121 @@
+"""The shared fit loop: exact resume, early stopping, checkpoints, interruption."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqpipe import checkpoint
+from seqpipe.models.lstm import LSTMRegressor
+from seqpipe.params import TrainParams
+from seqpipe.tasks import Regression
+from seqpipe.train import fit
+
+BASE = TrainParams(epochs=4, batch_size=16, lr=0.01, weight_decay=1e-5, optimizer="adam", scheduler="plateau",
+                   scheduler_factor=0.5, scheduler_patience=1, grad_clip=1.0, early_stop_patience=10,
+                   keep_checkpoints=2, amp=True, num_threads=0, require_real_data=False)
+IDENTITY = {"model": "toy", "network": "LSTMRegressor", "network_args": {}, "fingerprint": "abc", "params": {}}
+
+
+def toy_data(seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Next value of a noisy sine from 12 past values."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(400, dtype=torch.float32) * 0.3
+    series = torch.sin(t) + 0.05 * torch.randn(400, generator=g)
+    x = series.unfold(0, 12, 1)[:-1, :, None].contiguous()
+    y = series[12:, None]
+    return {"x": x[:300], "y": y[:300]}, {"x": x[300:], "y": y[300:]}
+
+
+def new_model() -> LSTMRegressor:
+    torch.manual_seed(0)
+    return LSTMRegressor(input_size=1, hidden_size=8, num_layers=2, dropout=0.2, output_size=1)
+
+
+def train(tmp: Path, tp: TrainParams, resume: str = "auto") -> tuple[LSTMRegressor, object]:
+    model = new_model()
+    train_data, val_data = toy_data()
+    result = fit(model, Regression(), train_data, val_data, tp, seed=7, device=torch.device("cpu"),
+                 checkpoint_dir=tmp, identity=IDENTITY, resume=resume, live_dir=None)
+    return model, result
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_resume_gives_identical_weights(tmp_path: Path) -> None:
+    straight, straight_result = train(tmp_path / "a", BASE)
+    train(tmp_path / "b", dataclasses.replace(BASE, epochs=2))
+    resumed, resumed_result = train(tmp_path / "b", BASE, resume="resume")
+    assert resumed_result.resumed_from_epoch == 2
+    assert same_weights(straight, resumed)
+    assert [h["val_loss"] for h in straight_result.history] == [h["val_loss"] for h in resumed_result.history]
+
+
+def test_same_seed_same_result(tmp_path: Path) -> None:
+    first, _ = train(tmp_path / "a", dataclasses.replace(BASE, epochs=2))
+    second, _ = train(tmp_path / "b", dataclasses.replace(BASE, epochs=2))
+    assert same_weights(first, second)
+
+
+def test_early_stop_restores_best_weights(tmp_path: Path) -> None:
+    # lr so high that validation loss gets worse after the first epochs
+    tp = dataclasses.replace(BASE, epochs=30, lr=0.3, early_stop_patience=2, scheduler="none", grad_clip=0.0)
+    model, result = train(tmp_path, tp)
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + tp.early_stop_patience
+    best = checkpoint.load(tmp_path / "best.pt")
+    assert best["epoch"] == result.best_epoch
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in best["state_dict"].items())
+    assert result.best_val_loss == min(h["val_loss"] for h in result.history)
+
+
+def test_keeps_last_n_epoch_checkpoints(tmp_path: Path) -> None:
+    train(tmp_path, BASE)
+    assert sorted(p.name for p in tmp_path.glob("epoch_*.pt")) == ["epoch_0003.pt", "epoch_0004.pt"]
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+
+
+def test_changed_params_start_fresh_in_auto_and_fail_with_resume(tmp_path: Path) -> None:
+    train(tmp_path, dataclasses.replace(BASE, epochs=1))
+    other = dict(IDENTITY, fingerprint="other")
+    model = new_model()
+    train_data, val_data = toy_data()
+    with pytest.raises(checkpoint.CheckpointError, match="other params or data"):
+        fit(model, Regression(), train_data, val_data, BASE, seed=7, device=torch.device("cpu"),
+            checkpoint_dir=tmp_path, identity=other, resume="resume")
+    result = fit(model, Regression(), train_data, val_data, dataclasses.replace(BASE, epochs=1), seed=7,
+                 device=torch.device("cpu"), checkpoint_dir=tmp_path, identity=other, resume="auto")
+    assert result.resumed_from_epoch is None
+
+
+def test_truncated_checkpoint_is_a_clear_error_and_fresh_recovers(tmp_path: Path) -> None:
+    train(tmp_path, dataclasses.replace(BASE, epochs=1))
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:200])
+    with pytest.raises(checkpoint.CheckpointError, match=r"last\.pt: unreadable checkpoint.*--fresh"):
+        train(tmp_path, BASE)
+    _, result = train(tmp_path, dataclasses.replace(BASE, epochs=1), resume="fresh")
+    assert result.resumed_from_epoch is None and len(result.history) == 1
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
+    train(tmp_path, dataclasses.replace(BASE, epochs=1))
+    model = new_model()
+    train_data, val_data = toy_data()
+    with pytest.raises(checkpoint.CheckpointError, match="belongs to model 'toy', not 'other'"):
+        fit(model, Regression(), train_data, val_data, BASE, seed=7, device=torch.device("cpu"),
+            checkpoint_dir=tmp_path, identity=dict(IDENTITY, model="other"), resume="auto")
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path: Path) -> None:
+    model = new_model()
+    train_data, val_data = toy_data()
+    train_data["y"][5] = float("nan")
+    with pytest.raises(Exception, match="train loss is nan at epoch 1"):
+        fit(model, Regression(), train_data, val_data, BASE, seed=7, device=torch.device("cpu"),
+            checkpoint_dir=tmp_path, identity=IDENTITY, name="toy")
