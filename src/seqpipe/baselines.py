@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import signal as sps
 from sklearn.linear_model import Ridge
@@ -27,3 +29,32 @@ def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
     high = min(center_hz + width_hz, sample_rate_hz / 2 * 0.999)
     sos = sps.butter(order, [low, high], btype="bandpass", fs=sample_rate_hz, output="sos")
     return sps.sosfiltfilt(sos, signals, axis=-1)
+
+
+def day_of_year_climatology(maps: np.ndarray, doy: np.ndarray, valid: np.ndarray,
+                            query_doy: np.ndarray) -> np.ndarray:
+    """Mean map per day of year over `maps` (N, H, W) where `valid`; evaluated at `query_doy` (any shape).
+
+    A day of year with no valid sample takes the nearest day of year that has one (circularly).
+    """
+    maps, doy, valid = np.asarray(maps, np.float64), np.asarray(doy).ravel(), np.asarray(valid, bool)
+    sums = np.zeros((367, *maps.shape[1:]))
+    counts = np.zeros((367, *maps.shape[1:]))
+    np.add.at(sums, doy, np.where(valid, maps, 0.0))
+    np.add.at(counts, doy, valid)
+    seen = np.flatnonzero(counts[1:].reshape(366, -1).any(axis=1)) + 1
+    if len(seen) == 0:
+        raise ValueError("climatology: no valid samples")
+    table = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    nearest = {d: seen[np.argmin(np.minimum(abs(seen - d), 366 - abs(seen - d)))] for d in range(1, 367)}
+    for d in range(1, 367):  # per pixel: fall back to the nearest day of year with data
+        holes = np.isnan(table[d])
+        table[d][holes] = np.nan_to_num(table[nearest[d]][holes])
+    query = np.asarray(query_doy)
+    return table[query.ravel()].reshape(*query.shape, *maps.shape[1:])
+
+
+def tuned_threshold(score: np.ndarray, truth: np.ndarray, candidates: np.ndarray, objective: Any) -> float:
+    """The candidate threshold t maximizing objective(truth, score >= t) (e.g. F1 on the val split)."""
+    values = [objective(truth, score >= t) for t in candidates]
+    return float(candidates[int(np.argmax(values))])

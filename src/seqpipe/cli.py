@@ -17,6 +17,8 @@ examples:
   seqpipe train bandwidth --validate-only   check params, data and network; write nothing
   seqpipe train bandwidth --fresh           ignore checkpoints and start over
   seqpipe predict bandwidth --input metrics.csv --output forecast.csv
+  seqpipe predict ice_forecast --input daily_tifs/ --output forecast.tif
+  seqpipe predict ice_change --before A.tif --after B.tif --output change.tif
   seqpipe export bandwidth                  models/bandwidth/model.onnx, checked with onnxruntime
 
 Stages are normally run by `dvc repro`; every hyperparameter lives in params.yaml."""
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="run a trained model on new input")
     predict.add_argument("model")
     predict.add_argument("--input", type=Path, help="input file or folder (format depends on the model)")
+    predict.add_argument("--before", type=Path, help="ice_change: the earlier raster (t1)")
+    predict.add_argument("--after", type=Path, help="ice_change: the later raster (t2), on the same grid")
     predict.add_argument("--output", type=Path, required=True, help="output file")
     predict.add_argument("--model-file", type=Path, help="model file (default: models/MODEL/model.pt)")
     export = sub.add_parser("export", help="export MODEL to ONNX and check it against torch")
@@ -93,7 +97,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from seqpipe import checkpoint
         if spec.predict is None:
             raise SeqpipeError(f"model {spec.name!r} has no predict command")
-        for given in (args.input,):
+        for given in (args.input, args.before, args.after):
             if given is not None and not given.exists():
                 raise SeqpipeError(f"{given}: not found")
         network, payload = checkpoint.load_model(args.model_file or layout.model_file(spec.name), spec.name)

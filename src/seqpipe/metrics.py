@@ -36,3 +36,15 @@ def mean_of(sections: dict[str, dict[str, float]]) -> dict[str, float]:
     """Key-wise mean across per-target sections."""
     keys = next(iter(sections.values())).keys()
     return {k: float(np.mean([s[k] for s in sections.values()])) for k in keys}
+
+
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and IoU of boolean predictions over all elements (0 when undefined)."""
+    t = np.asarray(y_true, dtype=bool).ravel()
+    p = np.asarray(y_pred, dtype=bool).ravel()
+    tp, fp, fn = float(np.sum(t & p)), float(np.sum(~t & p)), float(np.sum(t & ~p))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {"accuracy": float(np.mean(t == p)) if t.size else float("nan"), "precision": precision,
+            "recall": recall, "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+            "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0}

@@ -47,8 +47,23 @@ def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray]])
     _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
+def map_panels(path: Path, panels: list[tuple[str, np.ndarray]], ncols: int, vmin: float = 0.0,
+               vmax: float = 1.0, cmap: str = "Blues_r") -> None:
+    """A grid of images (title, 2D array; NaN shows as blank) sharing one colour scale."""
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, (title, image) in zip(axes.ravel(), panels):
+        shown = ax.imshow(image, vmin=vmin, vmax=vmax, cmap=cmap, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+    fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8)
+    _save(fig, path, tight=False)
+
+
+def _save(fig: plt.Figure, path: Path, tight: bool = True) -> None:
+    if tight:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
     plt.close(fig)

@@ -30,8 +30,10 @@ class ModelSpec:
 def _specs() -> dict[str, ModelSpec]:
     from seqpipe.pipelines.bandwidth import SPEC as bandwidth
     from seqpipe.pipelines.freq_filter import SPEC as freq_filter
+    from seqpipe.pipelines.ice_change import SPEC as ice_change
+    from seqpipe.pipelines.ice_forecast import SPEC as ice_forecast
 
-    return {spec.name: spec for spec in (freq_filter, bandwidth)}
+    return {spec.name: spec for spec in (freq_filter, bandwidth, ice_forecast, ice_change)}
 
 
 MODELS: dict[str, ModelSpec] = _specs()

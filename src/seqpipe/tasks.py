@@ -28,8 +28,32 @@ class Regression:
         return F.mse_loss(output.float(), batch["y"].float())
 
 
+class MaskedRegression:
+    """Mean squared error over the elements where `batch['mask']` is true (e.g. ocean pixels)."""
+
+    def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["mask"].to(output.dtype)
+        return ((output.float() - batch["y"].float()) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+class BinarySegmentation:
+    """Per-pixel BCE with logits over `batch['mask']` pixels; `pos_weight` up-weights the positives."""
+
+    def __init__(self, pos_weight: float = 1.0) -> None:
+        self.pos_weight = pos_weight
+
+    def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["mask"].float()
+        weight = torch.tensor(self.pos_weight, device=output.device)
+        per_pixel = F.binary_cross_entropy_with_logits(output.float(), batch["y"].float(),
+                                                       pos_weight=weight, reduction="none")
+        return (per_pixel * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], Task]] = {
     "regression": lambda stats: Regression(),
+    "masked_regression": lambda stats: MaskedRegression(),
+    "binary_segmentation": lambda stats: BinarySegmentation(stats.get("pos_weight", 1.0)),
 }
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from seqpipe.models.convlstm import ConvLSTMForecaster
 from seqpipe.models.lstm import LSTMRegressor
+from seqpipe.models.siamese import SiameseChangeNet
 
-NETWORKS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (LSTMRegressor,)}
+NETWORKS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (LSTMRegressor, ConvLSTMForecaster,
+                                                                      SiameseChangeNet)}
 
 
 def build_network(class_name: str, args: dict) -> nn.Module:

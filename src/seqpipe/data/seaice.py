@@ -1,0 +1,242 @@
+"""Sea Ice Index (NSIDC G02135) daily concentration GeoTIFFs: grid checks, flag decoding, gap filling.
+
+A file is `N_YYYYMMDD_concentration_v3.0.tif`: one uint16 band on the 25 km EPSG:3411 northern
+polar stereographic grid, concentration x10 (0..1000) plus flag values for the pole hole, coast,
+land and missing data. Every reader checks CRS, pixel grid and shape and names the file it rejects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioError
+from rasterio.transform import Affine
+
+from seqpipe import SeqpipeError
+from seqpipe.io import atomic_path
+
+POLE_HOLE, COAST, LAND, MISSING = 2510, 2530, 2540, 2550
+FLAGS = (POLE_HOLE, COAST, LAND, MISSING)
+EPSG = 3411
+PIXEL_M = 25_000.0
+NORTH_ORIGIN = (-3_850_000.0, 5_850_000.0)   # top-left corner of the 304 x 448 northern grid
+NORTH_SHAPE = (448, 304)                      # rows, columns
+FILE_PATTERN = re.compile(r"^N_(\d{8})_concentration_v3\.0\.tif$")
+
+
+def crs() -> CRS:
+    """EPSG:3411, NSIDC Sea Ice Polar Stereographic North (Hughes 1980 ellipsoid)."""
+    return CRS.from_epsg(EPSG)
+
+
+def file_name(day: dt.date) -> str:
+    return f"N_{day:%Y%m%d}_concentration_v3.0.tif"
+
+
+def window_transform(row_off: int, col_off: int) -> Affine:
+    """The transform of a sub-window of the northern grid whose top-left pixel is (row_off, col_off)."""
+    return Affine(PIXEL_M, 0.0, NORTH_ORIGIN[0] + col_off * PIXEL_M, 0.0, -PIXEL_M,
+                  NORTH_ORIGIN[1] - row_off * PIXEL_M)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where a raster lies: CRS, affine transform and (rows, columns)."""
+
+    crs: CRS
+    transform: Affine
+    shape: tuple[int, int]
+
+    def difference(self, other: Grid) -> str | None:
+        """A short phrase naming what differs from `other`, or None when the grids match."""
+        if self.crs != other.crs:
+            return f"CRS {self.crs.to_string()} != {other.crs.to_string()}"
+        if self.shape != other.shape:
+            return f"shape {self.shape[0]}x{self.shape[1]} != {other.shape[0]}x{other.shape[1]}"
+        if not self.transform.almost_equals(other.transform, precision=1e-6):
+            return f"transform {tuple(self.transform)[:6]} != {tuple(other.transform)[:6]}"
+        return None
+
+
+def check_g02135_grid(path: Path, grid: Grid) -> None:
+    """EPSG:3411, north-up 25 km pixels aligned with the NSIDC northern grid."""
+    if grid.crs is None or grid.crs.to_epsg() != EPSG:
+        found = grid.crs.to_string() if grid.crs else "none"
+        raise SeqpipeError(f"{path}: CRS is {found}, expected EPSG:{EPSG} (NSIDC polar stereographic north)")
+    t = grid.transform
+    if (t.a, t.b, t.d, t.e) != (PIXEL_M, 0.0, 0.0, -PIXEL_M):
+        raise SeqpipeError(f"{path}: pixel size/rotation {t.a, t.b, t.d, t.e} is not the 25 km north-up grid")
+    cols, rows = (t.c - NORTH_ORIGIN[0]) / PIXEL_M, (NORTH_ORIGIN[1] - t.f) / PIXEL_M
+    if not (float(cols).is_integer() and float(rows).is_integer()):
+        raise SeqpipeError(f"{path}: origin ({t.c}, {t.f}) is not on the NSIDC 25 km northern grid")
+
+
+def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
+    """The uint16 band of one G02135 file and its grid (checked)."""
+    try:
+        with rasterio.open(path) as src:
+            if src.count != 1 or src.dtypes[0] != "uint16":
+                raise SeqpipeError(f"{path}: expected 1 uint16 band, found {src.count} x {src.dtypes[0]}")
+            grid = Grid(src.crs, src.transform, (src.height, src.width))
+            raw = src.read(1)
+    except RasterioError as exc:
+        raise SeqpipeError(f"{path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
+    check_g02135_grid(path, grid)
+    bad = (raw > 1000) & ~np.isin(raw, FLAGS)
+    if bad.any():
+        raise SeqpipeError(f"{path}: {int(bad.sum())} pixels hold values that are neither concentration "
+                           f"(0..1000) nor a G02135 flag, e.g. {int(raw[bad][0])}")
+    return raw, grid
+
+
+def decode(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(concentration fraction 0..1 with NaN on every flag, ocean mask: not land or coast)."""
+    concentration = np.where(raw <= 1000, raw.astype(np.float32) / 1000.0, np.float32(np.nan))
+    ocean = (raw != LAND) & (raw != COAST)
+    return concentration.astype(np.float32), ocean
+
+
+@dataclass
+class Series:
+    """Daily maps on one calendar: raw codes per day (None where the file is absent)."""
+
+    folder: Path
+    start: dt.date
+    days: list[np.ndarray | None]
+    grid: Grid
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range(len(self.days))]
+
+
+def list_files(folder: Path, ignore: tuple[str, ...] = ()) -> dict[dt.date, Path]:
+    """The G02135 files of a folder by date; another .tif there (not in `ignore`) is an error."""
+    files: dict[dt.date, Path] = {}
+    for path in sorted(Path(folder).glob("*.tif")):
+        if path.name in ignore:
+            continue
+        match = FILE_PATTERN.match(path.name)
+        if not match:
+            raise SeqpipeError(f"{path}: not a G02135 name (N_YYYYMMDD_concentration_v3.0.tif)")
+        try:
+            files[dt.datetime.strptime(match.group(1), "%Y%m%d").date()] = path
+        except ValueError:
+            raise SeqpipeError(f"{path}: invalid date in file name") from None
+    if not files:
+        raise SeqpipeError(f"{folder}: no G02135 concentration GeoTIFFs (N_YYYYMMDD_concentration_v3.0.tif)")
+    return files
+
+
+def read_series(folder: Path, last_days: int | None = None) -> Series:
+    """Every daily file of `folder` (or the last `last_days` calendar days), all on one grid."""
+    files = list_files(folder)
+    end = max(files)
+    start = min(files) if last_days is None else end - dt.timedelta(days=last_days - 1)
+    days: list[np.ndarray | None] = []
+    grid: Grid | None = None
+    first: Path | None = None
+    for i in range((end - start).days + 1):
+        path = files.get(start + dt.timedelta(days=i))
+        if path is None:
+            days.append(None)
+            continue
+        raw, this = read_raw(path)
+        if grid is None:
+            grid, first = this, path
+        elif (diff := this.difference(grid)) is not None:
+            raise SeqpipeError(f"{path}: {diff} (of {first.name}); every file must share one grid")
+        days.append(raw)
+    assert grid is not None
+    return Series(Path(folder), start, days, grid)
+
+
+def series_arrays(series: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(filled concentration (T,H,W), observed (T,H,W), ocean (H,W), static flags (H,W) uint16).
+
+    Pole hole -> 1.0 (ice-covered by convention), land/coast -> 0, missing pixels and missing days
+    -> linear interpolation in time per pixel. `observed` is ocean pixels with a real value that day.
+    """
+    shape = series.grid.shape
+    stack = np.stack([d if d is not None else np.full(shape, MISSING, np.uint16) for d in series.days])
+    concentration, ocean_per_day = decode(stack)
+    ocean = ocean_per_day.all(axis=0)
+    pole = (stack == POLE_HOLE).any(axis=0)
+    observed = np.isfinite(concentration) & ocean
+    concentration[:, pole] = np.where(np.isnan(concentration[:, pole]), 1.0, concentration[:, pole])
+    concentration[:, ~ocean] = 0.0
+    flags = np.where(~ocean, np.where((stack == COAST).any(axis=0), COAST, LAND),
+                     np.where(pole, POLE_HOLE, 0)).astype(np.uint16)
+    return fill_in_time(concentration), observed, ocean, flags
+
+
+def fill_in_time(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of NaN along axis 0 per pixel (nearest value at the ends; 0 if never seen)."""
+    steps = len(values)
+    flat = values.reshape(steps, -1)
+    valid = np.isfinite(flat)
+    if valid.all():
+        return values.astype(np.float32)
+    t = np.arange(steps)[:, None]
+    prev = np.maximum.accumulate(np.where(valid, t, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(valid, t, steps)[::-1], axis=0)[::-1]
+    cols = np.arange(flat.shape[1])[None, :]
+    before = flat[np.clip(prev, 0, steps - 1), cols]
+    after = flat[np.clip(nxt, 0, steps - 1), cols]
+    has_prev, has_next = prev >= 0, nxt < steps
+    weight = np.where(has_prev & has_next, (t - prev) / np.maximum(nxt - prev, 1), 0.0)
+    filled = np.where(has_prev, before, after) * (1 - weight) + np.where(has_next, after, before) * weight
+    filled = np.where(valid, flat, filled)
+    return np.nan_to_num(filled, nan=0.0).reshape(values.shape).astype(np.float32)
+
+
+def block_mean(values: np.ndarray, weights: np.ndarray, factor: int) -> np.ndarray:
+    """Weighted mean over factor x factor blocks of the last two axes (0 where the weights sum to 0)."""
+    if factor == 1:
+        return np.where(weights > 0, values, 0).astype(np.float32)
+    *lead, h, w = values.shape
+    shape = (*lead, h // factor, factor, w // factor, factor)
+    v = values[..., : h - h % factor, : w - w % factor].reshape(shape)
+    wt = np.broadcast_to(weights, values.shape)[..., : h - h % factor, : w - w % factor].reshape(shape)
+    total = wt.sum(axis=(-3, -1))
+    return np.where(total > 0, (v * wt).sum(axis=(-3, -1)) / np.maximum(total, 1e-12), 0).astype(np.float32)
+
+
+def encode(concentration: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Concentration fraction -> uint16 x10 codes, with the flag pixels (non-zero `flags`) copied through."""
+    codes = np.rint(np.clip(concentration, 0.0, 1.0) * 1000).astype(np.uint16)
+    return np.where(flags > 0, flags, codes).astype(np.uint16)
+
+
+def write_geotiff(path: Path, bands: np.ndarray, grid: Grid, nodata: float | None = None,
+                  valid: np.ndarray | None = None, descriptions: list[str] | None = None) -> None:
+    """(bands, H, W) or (H, W) array as a deflate GeoTIFF on `grid`, atomically and byte-deterministic.
+
+    `valid` (H, W) writes an internal mask band: False pixels read back as nodata.
+    """
+    data = bands[None] if bands.ndim == 2 else bands
+    profile = {"driver": "GTiff", "dtype": data.dtype.name, "count": len(data), "height": grid.shape[0],
+               "width": grid.shape[1], "crs": grid.crs, "transform": grid.transform,
+               "compress": "deflate", "nodata": nodata}
+    with atomic_path(path) as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+            for i, text in enumerate(descriptions or [], start=1):
+                dst.set_band_description(i, text)
+            if valid is not None:
+                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+
+
+def read_grid(path: Path) -> Grid:
+    """The grid of any GeoTIFF (for predict's same-grid checks)."""
+    try:
+        with rasterio.open(path) as src:
+            return Grid(src.crs, src.transform, (src.height, src.width))
+    except RasterioError as exc:
+        raise SeqpipeError(f"{path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None

@@ -1,0 +1,62 @@
+"""ice_change evaluation: F1, IoU, precision, recall, accuracy on valid pixels, next to a thresholded
+absolute-difference baseline whose threshold is tuned for F1 on the val split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqpipe import baselines, plotting
+from seqpipe.evaluate import EvalContext
+from seqpipe.metrics import binary_metrics
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class IceChangeEvaluateParams:
+    batch_size: int
+    threshold: float           # change probability above which the model says "changed"
+    plot_sample: int           # index of the test pair drawn in change_maps.png
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(0 < self.threshold < 1, "threshold", "must be in (0, 1)")
+        check(self.plot_sample >= 0, "plot_sample", "must be >= 0")
+
+
+def abs_difference(x: np.ndarray) -> np.ndarray:
+    """|after - before| of (N, 2, H, W) pairs."""
+    return np.abs(x[:, 1] - x[:, 0])
+
+
+def evaluate(ctx: EvalContext) -> dict:
+    p: IceChangeEvaluateParams = ctx.cfg.evaluate
+    test, val = ctx.split("test"), ctx.split("val")
+    truth, valid = test["y"] >= 0.5, test["mask"]
+    candidates_t = np.round(np.arange(0.01, 0.80, 0.01), 2)
+
+    def f1(t: np.ndarray, predicted: np.ndarray) -> float:
+        return binary_metrics(t, predicted)["f1"]
+
+    val_score = abs_difference(val["x"])[val["mask"]]
+    threshold = baselines.tuned_threshold(val_score, val["y"][val["mask"]] >= 0.5, candidates_t, f1)
+    logit = np.log(p.threshold / (1 - p.threshold))
+    changed = {"model": ctx.predictions >= logit, "abs_difference": abs_difference(test["x"]) >= threshold}
+    results = {name: binary_metrics(truth[valid], pred[valid]) for name, pred in changed.items()}
+    sweep = [binary_metrics(val["y"][val["mask"]] >= 0.5, val_score >= t)["f1"] for t in candidates_t]
+    plotting.write_csv(ctx.plots_dir / "baseline_threshold_sweep.csv", {"threshold": candidates_t, "val_f1": sweep})
+    _plot_pair(ctx, test["x"], truth, valid, changed, min(p.plot_sample, len(truth) - 1))
+    return {"test": results.pop("model"), "baselines": results,
+            "baseline_threshold": {"abs_difference": threshold}, "n_test_pairs": len(truth),
+            "change_fraction_test": float(truth[valid].mean())}
+
+
+def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.ndarray,
+               changed: dict[str, np.ndarray], k: int) -> None:
+    def shown(image: np.ndarray) -> np.ndarray:
+        return np.where(valid[k], image, np.nan)
+
+    panels = [("before", shown(x[k, 0])), ("after", shown(x[k, 1])), ("true change", shown(truth[k])),
+              ("model", shown(changed["model"][k])), ("abs-difference baseline", shown(changed["abs_difference"][k]))]
+    plotting.map_panels(ctx.plots_dir / "change_maps.png", panels, ncols=5)

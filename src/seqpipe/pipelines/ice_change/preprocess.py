@@ -1,0 +1,88 @@
+"""ice_change preprocess: pair folders -> (before, after) maps, change mask, valid pixels; split by date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+
+from seqpipe import SeqpipeError
+from seqpipe.data import seaice
+from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.params import check
+from seqpipe.sources.ice_change import MASK_NAME, NOT_EVALUATED, pair_folders
+
+
+@dataclass(frozen=True)
+class IceChangePreprocessParams:
+    val_fraction: float
+    test_fraction: float
+
+    def __post_init__(self) -> None:
+        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
+              "val_fraction and test_fraction must each be in (0, 0.5)")
+
+
+def pair_inputs(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw codes of two dates -> ((2, H, W) filled concentration, (H, W) pixels valid on both dates).
+
+    Pole hole -> 1.0, land/coast -> 0; a pixel missing on one date takes the other date's value.
+    """
+    (c1, ocean1), (c2, ocean2) = seaice.decode(before), seaice.decode(after)
+    pole = (before == seaice.POLE_HOLE) | (after == seaice.POLE_HOLE)
+    valid = np.isfinite(c1) & np.isfinite(c2) & ocean1 & ocean2
+    c1, c2 = np.where(np.isnan(c1), c2, c1), np.where(np.isnan(c2), c1, c2)
+    maps = np.stack([c1, c2])
+    maps = np.where(pole, 1.0, np.nan_to_num(maps, nan=0.0))
+    return np.where(ocean1 & ocean2, maps, 0.0).astype(np.float32), valid
+
+
+def read_pair(folder: Path) -> dict:
+    """Both dates (checked to share one grid), their dates, and the change mask on that grid."""
+    files = seaice.list_files(folder, ignore=(MASK_NAME,))
+    (d1, p1), (d2, p2) = sorted(files.items())
+    (before, grid), (after, grid2) = seaice.read_raw(p1), seaice.read_raw(p2)
+    if (diff := grid2.difference(grid)) is not None:
+        raise SeqpipeError(f"{p2}: {diff} (of {p1.name}); a pair must share one grid")
+    mask_path = folder / MASK_NAME
+    try:
+        with rasterio.open(mask_path) as src:
+            mask_grid, mask = seaice.Grid(src.crs, src.transform, (src.height, src.width)), src.read(1)
+    except RasterioError as exc:
+        raise SeqpipeError(f"{mask_path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
+    if (diff := mask_grid.difference(grid)) is not None:
+        raise SeqpipeError(f"{mask_path}: {diff} (of {p1.name}); the mask must share the pair's grid")
+    if not np.isin(mask, (0, 1, NOT_EVALUATED)).all():
+        raise SeqpipeError(f"{mask_path}: values must be 0, 1 or {NOT_EVALUATED}")
+    return {"dates": (d1, d2), "before": before, "after": after, "mask": mask, "grid": grid, "path": p1}
+
+
+def preprocess(p: IceChangePreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+    pairs = [read_pair(folder) for folder in pair_folders(raw_dir)]
+    for pair in pairs[1:]:
+        if (diff := pair["grid"].difference(pairs[0]["grid"])) is not None:
+            raise SeqpipeError(f"{pair['path']}: {diff} (of {pairs[0]['path']}); all pairs must share one grid")
+    first = min(pair["dates"][0] for pair in pairs)
+    n_days = (max(pair["dates"][1] for pair in pairs) - first).days + 1
+    ranges = chronological_split(n_days, p.val_fraction, p.test_fraction)
+    arrays, counts = {}, {}
+    for split, days in ranges.items():
+        inside = [q for q in pairs if days.start <= (q["dates"][0] - first).days
+                  and (q["dates"][1] - first).days < days.stop]     # both dates in the split's days
+        if len(inside) < 2:
+            raise SeqpipeError(f"{raw_dir}: the {split} split holds {len(inside)} pairs; add pairs")
+        built = [pair_inputs(q["before"], q["after"]) for q in inside]
+        arrays[f"x_{split}"] = np.stack([b[0] for b in built])
+        arrays[f"mask_{split}"] = np.stack([b[1] & (q["mask"] != NOT_EVALUATED) for b, q in zip(built, inside)])
+        arrays[f"y_{split}"] = np.stack([(q["mask"] == 1).astype(np.float32) for q in inside])
+        counts[split] = len(inside)
+    train_valid = arrays["mask_train"]
+    positives = float(arrays["y_train"][train_valid].mean())
+    return {"pairs": len(pairs), "pairs_per_split": counts, "dropped_across_splits": len(pairs) - sum(counts.values()),
+            "map_shape": list(pairs[0]["grid"].shape), "crs": pairs[0]["grid"].crs.to_string(),
+            "change_fraction_train": positives,
+            "pos_weight": float(np.sqrt((1 - positives) / max(positives, 1e-6))),   # softened class balance
+            "arrays": save_splits(out_dir, arrays)}

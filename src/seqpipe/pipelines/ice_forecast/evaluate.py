@@ -1,0 +1,77 @@
+"""ice_forecast evaluation: RMSE/MAE (percent concentration) and ice-edge accuracy per lead day,
+next to persistence (last observed map) and climatology (day-of-year mean of the train years)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqpipe import baselines, plotting
+from seqpipe.evaluate import EvalContext
+from seqpipe.metrics import binary_metrics, regression_metrics
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class IceForecastEvaluateParams:
+    batch_size: int
+    edge_threshold: float      # ice edge: concentration >= this fraction (0.15 = 15%)
+    plot_sample: int           # index of the test window drawn in forecast_vs_truth.png
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(0 < self.edge_threshold < 1, "edge_threshold", "must be in (0, 1)")
+        check(self.plot_sample >= 0, "plot_sample", "must be >= 0")
+
+
+def scores(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge: float) -> dict[str, float]:
+    """Per lead day and overall: RMSE and MAE in percent, edge accuracy; arrays are (N, lead, H, W)."""
+    out: dict[str, float] = {}
+    per_lead = []
+    for k in range(truth.shape[1]):
+        m = mask[:, k]
+        reg = regression_metrics(100 * truth[:, k][m], 100 * forecast[:, k][m])
+        acc = binary_metrics(truth[:, k][m] >= edge, forecast[:, k][m] >= edge)["accuracy"]
+        per_lead.append((reg["rmse"], reg["mae"], acc))
+        out[f"rmse_lead_{k + 1}"], out[f"mae_lead_{k + 1}"], out[f"edge_accuracy_lead_{k + 1}"] = per_lead[-1]
+    rmse, mae, acc = np.mean(per_lead, axis=0)
+    return {"rmse": float(rmse), "mae": float(mae), "edge_accuracy": float(acc), **out}
+
+
+def evaluate(ctx: EvalContext) -> dict:
+    p: IceForecastEvaluateParams = ctx.cfg.evaluate
+    test, train = ctx.split("test"), ctx.split("train")
+    truth, mask = test["y"], test["mask"]
+    horizon = truth.shape[1]
+    candidates = {
+        "model": np.clip(ctx.predictions, 0.0, 1.0),
+        "persistence": np.repeat(baselines.persistence(test["x"][:, -1:]), horizon, axis=1),
+        "climatology": baselines.day_of_year_climatology(
+            train["y"].reshape(-1, *truth.shape[2:]), train["doy"], train["mask"].reshape(-1, *truth.shape[2:]),
+            test["doy"]),
+    }
+    results = {name: scores(truth, pred, mask, p.edge_threshold) for name, pred in candidates.items()}
+    _plots(ctx, truth, mask, candidates, results, min(p.plot_sample, len(truth) - 1))
+    model = results.pop("model")
+    beats = {name: all(model[f"rmse_lead_{k}"] < r[f"rmse_lead_{k}"] for k in range(1, horizon + 1))
+             for name, r in results.items()}
+    return {"test": model, "baselines": results, "beats_baselines_every_lead": beats,
+            "n_test_windows": len(truth), "units": {"rmse": "percent concentration", "mae": "percent concentration"}}
+
+
+def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: dict[str, np.ndarray],
+           results: dict[str, dict], sample: int) -> None:
+    """rmse_by_lead.csv (+ png) and forecast_vs_truth.png for one test window."""
+    leads = np.arange(1, truth.shape[1] + 1)
+    lines = {name: np.array([r[f"rmse_lead_{k}"] for k in leads]) for name, r in results.items()}
+    plotting.write_csv(ctx.plots_dir / "rmse_by_lead.csv", {"lead_day": leads, **lines})
+    plotting.line_panels(ctx.plots_dir / "rmse_by_lead.png", leads,
+                         [("RMSE (% concentration) by lead day, test", lines)], "lead day")
+    ocean = mask[sample].any(axis=0) | mask.any(axis=(0, 1))
+    panels = []
+    for k in sorted({0, len(leads) // 2, len(leads) - 1}):
+        for name, maps in (("truth", truth), ("model", candidates["model"]),
+                           ("persistence", candidates["persistence"])):
+            panels.append((f"{name}, lead {k + 1}", np.where(ocean, maps[sample, k], np.nan)))
+    plotting.map_panels(ctx.plots_dir / "forecast_vs_truth.png", panels, ncols=3)

@@ -1,0 +1,69 @@
+"""ice_forecast preprocess: daily maps -> (30 days of history, next 7 days) windows, split by date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqpipe import SeqpipeError
+from seqpipe.data import seaice
+from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class IceForecastPreprocessParams:
+    history_days: int
+    horizon_days: int
+    downsample: int            # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
+    sample_stride_days: int    # days between the starts of consecutive windows
+    val_fraction: float
+    test_fraction: float
+
+    def __post_init__(self) -> None:
+        check(self.history_days >= 2, "history_days", "must be >= 2")
+        check(self.horizon_days >= 1, "horizon_days", "must be >= 1")
+        check(self.downsample >= 1, "downsample", "must be >= 1")
+        check(self.sample_stride_days >= 1, "sample_stride_days", "must be >= 1")
+        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
+              "val_fraction and test_fraction must each be in (0, 0.5)")
+
+
+def coarse_maps(series: seaice.Series, factor: int) -> dict[str, np.ndarray]:
+    """Filled concentration, observed and ocean masks of a series, block-averaged by `factor`."""
+    concentration, observed, ocean, flags = seaice.series_arrays(series)
+    ocean_f = ocean.astype(np.float32)
+    ocean_c = seaice.block_mean(ocean_f, np.ones_like(ocean_f), factor) >= 0.5
+    return {"concentration": seaice.block_mean(concentration, ocean_f, factor),
+            "observed": (seaice.block_mean(observed.astype(np.float32), ocean_f, factor) >= 0.5) & ocean_c,
+            "ocean": ocean_c, "native_concentration": concentration, "native_flags": flags}
+
+
+def preprocess(p: IceForecastPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+    series = seaice.read_series(raw_dir)
+    maps = coarse_maps(series, p.downsample)
+    conc, observed = maps["concentration"], maps["observed"]
+    span = p.history_days + p.horizon_days
+    ranges = chronological_split(len(conc), p.val_fraction, p.test_fraction)
+    doy = np.array([d.timetuple().tm_yday for d in series.dates], dtype=np.int16)
+    arrays, split_dates = {}, {}
+    for split, days in ranges.items():
+        starts = list(range(days.start, days.stop - span + 1, p.sample_stride_days))
+        if len(starts) < 2:
+            raise SeqpipeError(f"{raw_dir}: the {split} split ({days.stop - days.start} days) holds fewer than "
+                               f"2 windows of {span} days; add days or lower history_days/horizon_days")
+        target = [slice(s + p.history_days, s + span) for s in starts]
+        arrays[f"x_{split}"] = np.stack([conc[s:s + p.history_days] for s in starts]).astype(np.float16)
+        arrays[f"y_{split}"] = np.stack([conc[t] for t in target])
+        arrays[f"mask_{split}"] = np.stack([observed[t] for t in target])
+        arrays[f"doy_{split}"] = np.stack([doy[t] for t in target])
+        split_dates[split] = [series.dates[days.start].isoformat(), series.dates[days.stop - 1].isoformat()]
+    present = sum(d is not None for d in series.days)
+    return {"history_days": p.history_days, "horizon_days": p.horizon_days, "downsample": p.downsample,
+            "map_shape": list(conc.shape[1:]), "native_shape": list(series.grid.shape),
+            "crs": series.grid.crs.to_string(), "transform": list(series.grid.transform)[:6],
+            "days": len(series.days), "files": present, "missing_days": len(series.days) - present,
+            "first_day": series.dates[0].isoformat(), "ocean_fraction": float(maps["ocean"].mean()),
+            "split_dates": split_dates, "arrays": save_splits(out_dir, arrays)}

@@ -1,0 +1,29 @@
+"""Sources for ice_forecast: synthetic G02135 daily concentration GeoTIFFs, or a local folder of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from seqpipe.data import seaice
+from seqpipe.sources.local import LocalParams, copy_local
+from seqpipe.sources.nsidc_synthetic import SeaIceSyntheticParams, write_series
+
+
+@dataclass(frozen=True)
+class IceForecastDownloadParams:
+    source: Literal["synthetic", "local"]
+    synthetic: SeaIceSyntheticParams
+    local: LocalParams   # a folder of N_YYYYMMDD_concentration_v3.0.tif files
+
+
+def copy_local_series(p: LocalParams, out_dir: Path) -> dict:
+    """Copy a folder of G02135 files, checking every file's grid first."""
+    fields = copy_local(p, None, out_dir)
+    seaice.read_series(out_dir)
+    return fields
+
+
+SOURCES = {"synthetic": lambda p, seed, out: write_series(p.synthetic, seed, out),
+           "local": lambda p, seed, out: copy_local_series(p.local, out)}

@@ -1,0 +1,135 @@
+"""Synthetic sea-ice concentration in the Sea Ice Index (G02135) daily GeoTIFF format.
+
+The field: an ice cap around a centre near the pole whose edge radius follows a seasonal cycle
+(maximum in March, minimum in September, a random anomaly per year), a wavy edge whose lobes rotate
+slowly, and drift of the whole field with a velocity that changes over weeks (so the last month of
+maps says where it is heading). Inside the ice a texture of leads moves with the drift. Observations
+add sensor noise, apply the product's 15% cutoff, and have occasional missing days and missing
+swaths. Land, coast and the pole hole are fixed. Everything is a function of (seed, day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from seqpipe.data import seaice
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class SeaIceSyntheticParams:
+    start: str                     # first day, YYYY-MM-DD
+    n_days: int
+    height: int                    # sub-window of the 448 x 304 northern grid (rows, columns)
+    width: int
+    row_off: int
+    col_off: int
+    edge_radius_px: float          # mean distance of the ice edge from the ice centre
+    seasonal_amplitude_px: float   # March-to-September swing of that radius (half range)
+    drift_px_per_day: float        # standard deviation of the drift speed per axis
+    drift_memory_days: float       # correlation time of the drift velocity
+    noise_std: float               # observation noise, concentration fraction
+    missing_day_fraction: float
+    pole_hole_radius_km: float
+
+    def __post_init__(self) -> None:
+        try:
+            dt.date.fromisoformat(self.start)
+        except ValueError:
+            check(False, "start", f"not a YYYY-MM-DD date: {self.start!r}")
+        check(self.n_days >= 1, "n_days", "must be >= 1")
+        check(self.height >= 8 and self.width >= 8, "height", "height and width must be >= 8")
+        check(0 <= self.row_off and self.row_off + self.height <= seaice.NORTH_SHAPE[0], "row_off",
+              f"window rows must lie inside the {seaice.NORTH_SHAPE[0]} rows of the northern grid")
+        check(0 <= self.col_off and self.col_off + self.width <= seaice.NORTH_SHAPE[1], "col_off",
+              f"window columns must lie inside the {seaice.NORTH_SHAPE[1]} columns of the northern grid")
+        check(self.edge_radius_px > 0, "edge_radius_px", "must be > 0")
+        check(self.seasonal_amplitude_px >= 0, "seasonal_amplitude_px", "must be >= 0")
+        check(self.drift_px_per_day >= 0, "drift_px_per_day", "must be >= 0")
+        check(self.drift_memory_days >= 1, "drift_memory_days", "must be >= 1")
+        check(self.noise_std >= 0, "noise_std", "must be >= 0")
+        check(0 <= self.missing_day_fraction < 0.5, "missing_day_fraction", "must be in [0, 0.5)")
+        check(self.pole_hole_radius_km >= 0, "pole_hole_radius_km", "must be >= 0")
+
+
+class IceField:
+    """Clean concentration and G02135 observations of day `i` (0-based from `start`)."""
+
+    def __init__(self, p: SeaIceSyntheticParams, seed: int) -> None:
+        self.p, self.seed = p, seed
+        self.start = dt.date.fromisoformat(p.start)
+        rng = np.random.default_rng([seed, 3411])
+        self.grid = seaice.Grid(seaice.crs(), seaice.window_transform(p.row_off, p.col_off), (p.height, p.width))
+        rows, cols = np.mgrid[0:p.height, 0:p.width].astype(np.float64)
+        pole_row, pole_col = seaice.NORTH_ORIGIN[1] / seaice.PIXEL_M, -seaice.NORTH_ORIGIN[0] / seaice.PIXEL_M
+        self.y, self.x = rows + p.row_off - pole_row, cols + p.col_off - pole_col   # pixels from the pole
+        phi = np.exp(-1.0 / p.drift_memory_days)
+        velocity = np.zeros((p.n_days, 2))
+        offset = np.zeros((p.n_days, 2))
+        shocks = rng.normal(0, p.drift_px_per_day * np.sqrt(1 - phi**2), (p.n_days, 2))
+        velocity[0] = rng.normal(0, p.drift_px_per_day, 2)
+        for i in range(1, p.n_days):
+            velocity[i] = phi * velocity[i - 1] + shocks[i] - 0.01 * offset[i - 1]   # pulled back to the pole
+            offset[i] = offset[i - 1] + velocity[i]
+        self.offset = offset
+        self.year_anomaly = {y: rng.normal(0, 0.15 * p.edge_radius_px) for y in range(1900, 2200)}
+        self.lobes = [(k, rng.uniform(0.04, 0.09) * p.edge_radius_px, rng.uniform(0, 2 * np.pi),
+                       rng.normal(0, 2 * np.pi / 120)) for k in (2, 3, 5)]
+        self.waves = [(rng.uniform(0, 2 * np.pi), 2 * np.pi / rng.uniform(6, 20), rng.uniform(0, 2 * np.pi))
+                      for _ in range(8)]
+        dist = np.hypot(self.x, self.y)
+        relief = ndimage.gaussian_filter(rng.normal(size=(p.height, p.width)), sigma=max(p.width / 12, 1))
+        land = (dist > 0.78 * (p.edge_radius_px + p.seasonal_amplitude_px)) & (relief > 0.5 * relief.std())
+        coast = land & ndimage.binary_dilation(~land) if land.any() else land
+        self.flags = np.where(coast, seaice.COAST, np.where(land, seaice.LAND, 0)).astype(np.uint16)
+        self.flags[dist * seaice.PIXEL_M / 1000 <= p.pole_hole_radius_km] = seaice.POLE_HOLE
+        self.ocean = ~land
+        self.missing_days = rng.random(p.n_days) < p.missing_day_fraction
+        self.missing_days[[0, -1]] = False
+
+    def date(self, i: int) -> dt.date:
+        return self.start + dt.timedelta(days=i)
+
+    def clean(self, i: int) -> np.ndarray:
+        """Noise-free concentration (0..1) of day i on ocean pixels, 0 on land."""
+        p, day = self.p, self.date(i)
+        season = np.cos(2 * np.pi * (day.timetuple().tm_yday - 70) / 365.25)
+        radius = p.edge_radius_px + p.seasonal_amplitude_px * season + self.year_anomaly[day.year]
+        x, y = self.x - self.offset[i, 0], self.y - self.offset[i, 1]
+        angle = np.arctan2(y, x)
+        edge = radius + sum(a * np.cos(k * angle + ph + w * i) for k, a, ph, w in self.lobes)
+        cover = 1.0 / (1.0 + np.exp(-(edge - np.hypot(x, y)) / 2.5))
+        texture = sum(np.cos(f * (np.cos(d) * x + np.sin(d) * y) + ph) for d, f, ph in self.waves) / 8
+        return np.where(self.ocean, np.clip(cover * (0.9 + 0.25 * texture), 0, 1), 0.0)
+
+    def observe(self, i: int) -> np.ndarray:
+        """uint16 G02135 codes of day i: noise, 15% cutoff, a missing swath now and then, flags."""
+        rng = np.random.default_rng([self.seed, 2135, i])
+        value = self.clean(i) + rng.normal(0, self.p.noise_std, self.ocean.shape)
+        value = np.where(value < 0.15, 0.0, np.clip(value, 0, 1))
+        codes = seaice.encode(value, self.flags)
+        if rng.random() < 0.05:   # a swath the sensor missed
+            h, w = self.ocean.shape
+            r, c = rng.integers(0, h), rng.integers(0, w)
+            swath = np.zeros_like(self.ocean)
+            swath[r:r + h // 6, c:c + w // 3] = True
+            codes[swath & (self.flags == 0)] = seaice.MISSING
+        return codes
+
+    def write_day(self, i: int, folder: Path) -> Path:
+        path = folder / seaice.file_name(self.date(i))
+        seaice.write_geotiff(path, self.observe(i), self.grid)
+        return path
+
+
+def write_series(p: SeaIceSyntheticParams, seed: int, out_dir: Path) -> dict:
+    """One G02135 file per day of `p.n_days`, except the missing days."""
+    field = IceField(p, seed)
+    written = [field.write_day(i, out_dir) for i in range(p.n_days) if not field.missing_days[i]]
+    return {"synthetic": True, "generator": "nsidc_g02135_synthetic", "seed": seed, "product": "G02135 v3.0",
+            "days": p.n_days, "files_written": len(written), "missing_days": int(field.missing_days.sum())}
