@@ -2,8 +2,9 @@
 
 The encoder reads the history one day at a time on a patch-embedded grid (a strided conv, so the
 recurrent state is `patch` times coarser than the maps); the forecaster starts from the encoder's
-state and is fed its own previous forecast. Each step predicts a change from the last observed map
-(residual), decoded back to full resolution with a pixel shuffle.
+state and is fed its own previous forecast. Each step predicts a change from the previous map
+(residual): the recurrent state is decoded to full resolution with a pixel shuffle and refined
+together with full-resolution features of the previous map, so edges are placed to the pixel.
 """
 
 from __future__ import annotations
@@ -56,8 +57,12 @@ class ConvLSTMForecaster(nn.Module):
         self.embed = nn.Conv2d(1, hidden_channels, patch, stride=patch)
         self.encoder = ConvLSTMCell(hidden_channels, hidden_channels, kernel_size)
         self.forecaster = ConvLSTMCell(hidden_channels, hidden_channels, kernel_size)
-        self.head = nn.Conv2d(2 * hidden_channels, patch * patch, 1)
+        local = max(hidden_channels // 2, 1)
+        self.head = nn.Conv2d(2 * hidden_channels, local * patch * patch, 1)
         self.unpatch = nn.PixelShuffle(patch)
+        self.local = nn.Conv2d(1, local, 3, padding=1)          # full-resolution view of the last map
+        self.refine = nn.Sequential(nn.Conv2d(2 * local, local, 3, padding=1), nn.ReLU(),
+                                    nn.Conv2d(local, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
@@ -74,6 +79,7 @@ class ConvLSTMForecaster(nn.Module):
         outputs = []
         for _ in range(self.horizon):
             state = self.forecaster(self.embed(last), state)
-            last = last + self.unpatch(self.head(torch.cat([state[0], encoded], dim=1)))
+            coarse = torch.relu(self.unpatch(self.head(torch.cat([state[0], encoded], dim=1))))
+            last = last + self.refine(torch.cat([coarse, torch.relu(self.local(last))], dim=1))
             outputs.append(last)
         return torch.cat(outputs, dim=1)
