@@ -1,0 +1,195 @@
+"""Sea ice (G02135): flag decoding, grid checks, deterministic synthetic files, both pipelines end to
+end on tiny 16x16 GeoTIFFs, and predict outputs that keep the input's CRS and transform."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+from seqpipe import SeqpipeError, layout
+from seqpipe.cli import main
+from seqpipe.data import seaice
+from seqpipe.evaluate import run_evaluate
+from seqpipe.models.convlstm import ConvLSTMForecaster
+from seqpipe.models.siamese import SiameseChangeNet
+from seqpipe.params import Params
+from seqpipe.preprocess import run_preprocess
+from seqpipe.registry import get
+from seqpipe.sources import run_download
+from seqpipe.sources.nsidc_synthetic import SeaIceSyntheticParams, write_series
+from seqpipe.train_stage import run_train
+
+TRANSFORM = Affine(25000.0, 0.0, -200000.0, 0.0, -25000.0, 200000.0)   # 16x16 around the pole
+
+
+def write_tif(path: Path, codes: np.ndarray, crs: CRS | None = None, transform: Affine = TRANSFORM,
+              dtype: str = "uint16") -> Path:
+    """A G02135-style GeoTIFF written with rasterio directly (not through seqpipe)."""
+    profile = {"driver": "GTiff", "height": codes.shape[0], "width": codes.shape[1], "count": 1,
+               "dtype": dtype, "crs": crs or CRS.from_epsg(3411), "transform": transform}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(codes.astype(dtype), 1)
+    return path
+
+
+def tiny_codes(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 1001, (16, 16)).astype(np.uint16)
+    codes[7:9, 7:9] = seaice.POLE_HOLE
+    codes[:, :2], codes[:, 2] = seaice.LAND, seaice.COAST
+    return codes
+
+
+def test_epsg_3411_is_the_hughes_polar_stereographic_grid() -> None:
+    crs = seaice.crs()
+    assert crs.to_epsg() == 3411 and "Hughes 1980" in crs.to_wkt()
+    assert crs.to_dict()["a"] == 6378273 and crs.to_dict()["lat_ts"] == 70
+    assert seaice.window_transform(0, 0) == Affine(25000, 0, -3850000, 0, -25000, 5850000)
+
+
+def test_flags_decode_to_nan_and_land_mask() -> None:
+    raw = np.array([[0, 150, 1000, seaice.POLE_HOLE, seaice.COAST, seaice.LAND, seaice.MISSING]], np.uint16)
+    concentration, ocean = seaice.decode(raw)
+    np.testing.assert_allclose(concentration[0, :3], [0.0, 0.15, 1.0])
+    assert np.isnan(concentration[0, 3:]).all()
+    assert ocean.tolist() == [[True, True, True, True, False, False, True]]
+
+
+def test_series_fills_missing_days_pole_hole_and_land(tmp_path: Path) -> None:
+    first, third = tiny_codes(0), tiny_codes(1)
+    first[10, 10], third[10, 10] = 200, 600
+    third[12, 12] = seaice.MISSING
+    write_tif(tmp_path / seaice.file_name(dt.date(2020, 1, 1)), first)
+    write_tif(tmp_path / seaice.file_name(dt.date(2020, 1, 3)), third)    # 2 January is missing
+    series = seaice.read_series(tmp_path)
+    assert series.days[1] is None and series.dates[1] == dt.date(2020, 1, 2)
+    concentration, observed, ocean, flags = seaice.series_arrays(series)
+    assert concentration[1, 10, 10] == pytest.approx(0.4)
+    assert concentration[2, 12, 12] == pytest.approx(first[12, 12] / 1000)
+    assert (concentration[:, 7:9, 7:9] == 1.0).all() and not observed[:, 7:9, 7:9].any()
+    assert not ocean[:, :3].any() and (concentration[:, :, :3] == 0).all()
+    assert flags[0, 0] == seaice.LAND and flags[0, 2] == seaice.COAST and flags[8, 8] == seaice.POLE_HOLE
+    assert not observed[1].any() and not observed[2, 12, 12] and observed[2, 10, 10]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("crs", "CRS is EPSG:3413"), ("shape", "shape 16x15 != 16x16"), ("grid", "not on the NSIDC 25 km"),
+    ("value", "neither concentration"), ("dtype", "expected 1 uint16 band"), ("name", "not a G02135 name")])
+def test_bad_files_name_the_file_in_one_line(tmp_path: Path, case: str, message: str) -> None:
+    write_tif(tmp_path / seaice.file_name(dt.date(2020, 1, 1)), tiny_codes(0))
+    bad = tmp_path / seaice.file_name(dt.date(2020, 1, 2))
+    codes = tiny_codes(1)
+    if case == "crs":
+        write_tif(bad, codes, crs=CRS.from_epsg(3413))
+    elif case == "shape":
+        write_tif(bad, codes[:, :15])
+    elif case == "grid":
+        write_tif(bad, codes, transform=TRANSFORM @ Affine.translation(0.5, 0))
+    elif case == "value":
+        codes[3, 3] = 1500
+        write_tif(bad, codes)
+    elif case == "dtype":
+        write_tif(bad, codes, dtype="float32")
+    else:
+        bad = write_tif(tmp_path / "ice.tif", codes)
+    with pytest.raises(SeqpipeError) as info:
+        seaice.read_series(tmp_path)
+    assert str(bad) in str(info.value) and message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_synthetic_files_are_real_g02135_and_byte_deterministic(tmp_path: Path) -> None:
+    p = SeaIceSyntheticParams(start="2020-02-27", n_days=5, height=16, width=16, row_off=226, col_off=146,
+                              edge_radius_px=6.0, seasonal_amplitude_px=2.0, drift_px_per_day=0.5,
+                              drift_memory_days=20.0, noise_std=0.05, missing_day_fraction=0.0,
+                              pole_hole_radius_km=60.0)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_series(p, 7, tmp_path / folder)
+    names = sorted(f.name for f in (tmp_path / "a").iterdir())
+    assert names[0] == "N_20200227_concentration_v3.0.tif" and "N_20200229_concentration_v3.0.tif" in names
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+    with rasterio.open(tmp_path / "a" / names[0]) as src:
+        assert src.crs.to_epsg() == 3411 and src.dtypes == ("uint16",) and src.shape == (16, 16)
+        assert src.transform == Affine(25000, 0, -200000, 0, -25000, 200000)
+        values = src.read(1)
+    assert set(np.unique(values[values > 1000])) <= set(seaice.FLAGS) and (values == seaice.POLE_HOLE).any()
+
+
+def test_networks_forward_backward_on_any_grid() -> None:
+    torch.manual_seed(0)
+    forecaster = ConvLSTMForecaster(hidden_channels=4, kernel_size=3, patch=2, horizon=3)
+    out = forecaster(torch.rand(2, 5, 8, 12))
+    assert out.shape == (2, 3, 8, 12)
+    out.mean().backward()
+    siamese = SiameseChangeNet(in_channels=1, base_channels=4, depth=3)
+    logits = siamese(torch.rand(2, 2, 13, 10))
+    assert logits.shape == (2, 13, 10)
+    logits.mean().backward()
+    for net in (forecaster, siamese):
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def run_pipeline(name: str, params: Params) -> dict:
+    run_download(name, params)
+    run_preprocess(name, params)
+    run_train(name, params)
+    return run_evaluate(name, params.model(name), params.seed, get(name).evaluate)
+
+
+def test_ice_forecast_pipeline_and_predict_keep_the_grid(tiny_params: Params, workdir: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    metrics = run_pipeline("ice_forecast", tiny_params)
+    horizon = tiny_params.model("ice_forecast").preprocess.horizon_days
+    keys = {"rmse", "edge_accuracy", *(f"rmse_lead_{k}" for k in range(1, horizon + 1))}
+    assert keys <= set(metrics["test"])
+    assert set(metrics["baselines"]) == {"persistence", "climatology"}
+    assert all(set(b) == set(metrics["test"]) for b in metrics["baselines"].values())
+    assert (layout.eval_plots_dir("ice_forecast") / "forecast_vs_truth.png").exists()
+    raw = layout.raw_dir("ice_forecast")
+    out = workdir / "forecast.tif"
+    assert main(["predict", "ice_forecast", "--input", str(raw), "--output", str(out)]) == 0
+    last = sorted(raw.glob("N_*.tif"))[-1]
+    with rasterio.open(last) as src, rasterio.open(out) as dst:
+        assert dst.crs == src.crs and dst.transform == src.transform and dst.shape == src.shape
+        assert dst.count == horizon and dst.dtypes[0] == "uint16"
+        flagged = np.isin(src.read(1), (seaice.POLE_HOLE, seaice.COAST, seaice.LAND))
+        assert (dst.read(1)[flagged] == src.read(1)[flagged]).all()
+        assert (dst.read_masks(1)[flagged] == 0).all() and (dst.read_masks(1)[~flagged] == 255).all()
+        assert dst.read()[:, ~flagged].max() <= 1000
+    empty = workdir / "empty"
+    empty.mkdir()
+    assert main(["predict", "ice_forecast", "--input", str(empty), "--output", str(workdir / "x.tif")]) == 1
+    assert "no G02135 concentration GeoTIFFs" in capsys.readouterr().err
+    assert not (workdir / "x.tif").exists()
+
+
+def test_ice_change_pipeline_and_predict_keep_the_grid(tiny_params: Params, workdir: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    metrics = run_pipeline("ice_change", tiny_params)
+    assert {"f1", "iou", "precision", "recall", "accuracy"} == set(metrics["test"])
+    assert set(metrics["baselines"]["abs_difference"]) == set(metrics["test"])
+    pair = sorted(p for p in layout.raw_dir("ice_change").iterdir() if p.is_dir())[-1]
+    before, after = sorted(pair.glob("N_*.tif"))
+    out = workdir / "change.tif"
+    assert main(["predict", "ice_change", "--before", str(before), "--after", str(after), "--output", str(out)]) == 0
+    with rasterio.open(before) as src, rasterio.open(out) as dst:
+        assert dst.crs == src.crs and dst.transform == src.transform and dst.shape == src.shape
+        assert dst.dtypes == ("uint8",) and dst.nodata == 255
+        assert set(np.unique(dst.read(1))) <= {0, 1, 255}
+        land = np.isin(src.read(1), (seaice.COAST, seaice.LAND, seaice.POLE_HOLE))
+        assert (dst.read(1)[land] == 255).all()
+    with rasterio.open(after) as src:
+        codes = src.read(1)
+    shifted = write_tif(workdir / "shifted.tif", codes, transform=TRANSFORM @ Affine.translation(1, 0))
+    bad = workdir / "bad.tif"
+    assert main(["predict", "ice_change", "--before", str(before), "--after", str(shifted),
+                 "--output", str(bad)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seqpipe: error:")]
+    assert len(errors) == 1 and "shifted.tif: transform" in errors[0] and not bad.exists()
