@@ -77,7 +77,6 @@ class IceField:
             velocity[i] = phi * velocity[i - 1] + shocks[i] - 0.01 * offset[i - 1]   # pulled back to the pole
             offset[i] = offset[i - 1] + velocity[i]
         self.offset = offset
-        self.year_anomaly = {y: rng.normal(0, 0.15 * p.edge_radius_px) for y in range(1900, 2200)}
         self.lobes = [(k, rng.uniform(0.04, 0.09) * p.edge_radius_px, rng.uniform(0, 2 * np.pi),
                        rng.normal(0, 2 * np.pi / 120)) for k in (2, 3, 5)]
         self.waves = [(rng.uniform(0, 2 * np.pi), 2 * np.pi / rng.uniform(6, 20), rng.uniform(0, 2 * np.pi))
@@ -99,7 +98,8 @@ class IceField:
         """Noise-free concentration (0..1) of day i on ocean pixels, 0 on land."""
         p, day = self.p, self.date(i)
         season = np.cos(2 * np.pi * (day.timetuple().tm_yday - 70) / 365.25)
-        radius = p.edge_radius_px + p.seasonal_amplitude_px * season + self.year_anomaly[day.year]
+        anomaly = np.random.default_rng([self.seed, 1980, day.year]).normal(0, 0.15 * p.edge_radius_px)
+        radius = p.edge_radius_px + p.seasonal_amplitude_px * season + anomaly   # a warm or cold year
         x, y = self.x - self.offset[i, 0], self.y - self.offset[i, 1]
         angle = np.arctan2(y, x)
         edge = radius + sum(a * np.cos(k * angle + ph + w * i) for k, a, ph, w in self.lobes)
