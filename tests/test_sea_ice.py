@@ -193,3 +193,23 @@ def test_ice_change_pipeline_and_predict_keep_the_grid(tiny_params: Params, work
                  "--output", str(bad)]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seqpipe: error:")]
     assert len(errors) == 1 and "shifted.tif: transform" in errors[0] and not bad.exists()
+
+
+def test_local_source_checks_every_file_and_leaves_nothing_on_error(tiny_params: Params, workdir: Path) -> None:
+    from seqpipe.params import replace
+    from seqpipe.sources import run_source
+    from seqpipe.sources.local import LocalParams
+
+    folder = workdir / "downloads"
+    folder.mkdir()
+    for day in (1, 2, 3):
+        write_tif(folder / seaice.file_name(dt.date(2021, 3, day)), tiny_codes(day))
+    spec, cfg = get("ice_forecast"), tiny_params.model("ice_forecast")
+    local = replace(cfg.download, source="local", local=LocalParams(path=str(folder)))
+    out = workdir / "raw"
+    manifest = run_source("local", spec.sources, local, 0, out)
+    assert manifest["synthetic"] is False and len(manifest["files"]) == 3
+    write_tif(folder / seaice.file_name(dt.date(2021, 3, 4)), tiny_codes(4), crs=CRS.from_epsg(3413))
+    with pytest.raises(SeqpipeError, match="N_20210304_concentration_v3.0.tif: CRS is EPSG:3413"):
+        run_source("local", spec.sources, local, 0, workdir / "raw2")
+    assert not (workdir / "raw2").exists()
