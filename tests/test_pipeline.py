@@ -38,6 +38,13 @@ def test_repro_then_param_change_reruns_only_that_model(repo_copy: Path) -> None
     assert dvc_status(repo) == {}
     assert "Stage 'evaluate@bandwidth' didn't change" in run(["dvc", "repro"], repo).stdout
 
+    # an experiment in a fresh copy (as queued experiments run) reruns only the changed model
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "repro"], repo)
+    exp = run(["dvc", "exp", "run", "--temp", "-S", "models.bandwidth.train.lr=0.002"], repo)
+    assert ran_stages(exp.stdout) == {"train@bandwidth", "evaluate@bandwidth"}, exp.stdout
+    assert "models.bandwidth.train.lr" in run(["dvc", "exp", "show", "--md"], repo).stdout
+
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["bandwidth"]["train"]["lr"] = 0.005
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
