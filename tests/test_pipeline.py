@@ -40,7 +40,7 @@ def test_repro_then_param_change_reruns_only_that_model(repo_copy: Path) -> None
 
     # an experiment in a fresh copy (as queued experiments run) reruns only the changed model
     run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "repro"], repo)
+    run(["git", "commit", "-qm", "repro"], repo)
     exp = run(["dvc", "exp", "run", "--temp", "-S", "models.bandwidth.train.lr=0.002"], repo)
     assert ran_stages(exp.stdout) == {"train@bandwidth", "evaluate@bandwidth"}, exp.stdout
     assert "models.bandwidth.train.lr" in run(["dvc", "exp", "show", "--md"], repo).stdout
