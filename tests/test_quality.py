@@ -1,0 +1,39 @@
+"""Slow: each model at its default params through real `dvc repro`, checked against its aims.
+
+Run with `make test-slow`. These are the numbers the README reports; a change that makes a model
+miss its aim (or lose to its baselines) fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run, write_params
+
+
+def freq_filter_ok(m: dict) -> bool:
+    return m["test"]["mse"] <= 0.01 and m["test"]["mse"] < m["baselines"]["bandpass"]["mse"] / 10
+
+
+def bandwidth_ok(m: dict) -> bool:
+    model, persistence = m["test"]["mean"], m["baselines"]["persistence"]["mean"]
+    return m["goal"]["met"] and model["rmse"] < persistence["rmse"]
+
+
+AIMS: dict[str, Callable[[dict], bool]] = {
+    "freq_filter": freq_filter_ok,
+    "bandwidth": bandwidth_ok,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(AIMS))
+def test_default_params_meet_the_aims(repo_copy: Path, name: str) -> None:
+    write_params(repo_copy / "params.yaml", {})  # the repository's own defaults
+    run(["dvc", "repro", f"evaluate@{name}"], repo_copy, timeout=1800)
+    metrics = json.loads((repo_copy / "metrics" / f"{name}.json").read_text())
+    assert AIMS[name](metrics), json.dumps(metrics, indent=1)
