@@ -32,3 +32,27 @@ def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
     high = min(center_hz + width_hz, sample_rate_hz / 2 * 0.999)
     sos = sps.butter(order, [low, high], btype="bandpass", fs=sample_rate_hz, output="sos")
     return sps.sosfiltfilt(sos, signals, axis=-1)
+
+
+def majority_class(y_train: np.ndarray, n_test: int) -> np.ndarray:
+    """Predict the most frequent training class for every test sample."""
+    return np.full(n_test, np.bincount(np.asarray(y_train)).argmax(), dtype=np.int64)
+
+
+def band_statistics(x: np.ndarray) -> np.ndarray:
+    """(n, bands, h, w) -> (n, 6 * bands): per-band mean, std, min, 5th/95th percentile, max."""
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), x.shape[1], -1)
+    lo, hi = np.percentile(flat, [5, 95], axis=-1)
+    return np.concatenate([flat.mean(-1), flat.std(-1), flat.min(-1), lo, hi, flat.max(-1)], axis=1)
+
+
+def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float, max_iter: int,
+             seed: int) -> np.ndarray:
+    """Class-balanced logistic regression on standardised per-patch band statistics -> class ids."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced",
+                                                               random_state=seed))
+    return model.fit(band_statistics(x_train), y_train).predict(band_statistics(x_test))

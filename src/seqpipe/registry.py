@@ -30,8 +30,9 @@ class ModelSpec:
 def _specs() -> dict[str, ModelSpec]:
     from seqpipe.pipelines.bandwidth import SPEC as bandwidth
     from seqpipe.pipelines.freq_filter import SPEC as freq_filter
+    from seqpipe.pipelines.ice_type import SPEC as ice_type
 
-    return {spec.name: spec for spec in (freq_filter, bandwidth)}
+    return {spec.name: spec for spec in (freq_filter, bandwidth, ice_type)}
 
 
 MODELS: dict[str, ModelSpec] = _specs()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from seqpipe.models.lstm import LSTMRegressor
+from seqpipe.models.resnet import ResNetClassifier
 
-NETWORKS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (LSTMRegressor,)}
+NETWORKS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (LSTMRegressor, ResNetClassifier)}
 
 
 def build_network(class_name: str, args: dict) -> nn.Module:
