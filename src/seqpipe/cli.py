@@ -113,7 +113,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stderr)], force=True)
-    for noisy in ("dvclive", "matplotlib", "PIL"):
+    for noisy in ("dvclive", "matplotlib", "PIL", "rasterio"):  # rasterio logs GDAL errors at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

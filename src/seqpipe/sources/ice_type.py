@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import rasterio
 from rasterio.crs import CRS
-from rasterio.transform import from_origin
 from scipy.ndimage import gaussian_filter
 
 from seqpipe import SeqpipeError
@@ -65,7 +64,7 @@ def write_synthetic(p: IceTypeSyntheticParams, seed: int, out_dir: Path) -> dict
         name = f"patch_{i:05d}.tif"
         image = synthetic_patch(rng, int(label), p.patch_size, p.bands, p.noise_std)
         origin = (-1_500_000.0 + (i % per_row) * span, 1_500_000.0 - (i // per_row) * span)
-        write_patch(out_dir / PATCH_DIR / name, image, from_origin(*origin, p.pixel_size_m, p.pixel_size_m))
+        write_patch(out_dir / PATCH_DIR / name, image, north_up(*origin, p.pixel_size_m))
         files.append(name)
     frame = pd.DataFrame({"file": files, "label": [CLASSES[k] for k in labels]})
     with atomic_path(out_dir / LABELS_FILE) as tmp:
@@ -108,6 +107,11 @@ def _wave_field(rng: np.random.Generator, size: int) -> np.ndarray:
     kx, ky = k * np.cos(angle), k * np.sin(angle)
     spectrum = sum(np.exp(-((fx - s * kx) ** 2 + (fy - s * ky) ** 2) / (2 * 0.03**2)) for s in (1, -1))
     return np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * spectrum))
+
+
+def north_up(west: float, north: float, pixel_size: float) -> rasterio.Affine:
+    """The affine transform of a north-up grid with square pixels and its top-left corner at (west, north)."""
+    return rasterio.Affine(pixel_size, 0.0, west, 0.0, -pixel_size, north)
 
 
 def write_patch(path: Path, image: np.ndarray, transform: rasterio.Affine) -> None:
