@@ -17,6 +17,7 @@ import pytest
 import rasterio
 import torch
 import yaml
+from torch.nn import functional as F
 from rasterio.crs import CRS
 
 from seqpipe import SeqpipeError, layout
@@ -61,7 +62,7 @@ def ice_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def local_patches(tmp_path: Path) -> Path:
-    """20 seeded 16x16 patches (bright/dim by class) + labels.csv + one unlabelled file, in tmp/local/."""
+    """30 seeded 16x16 patches (brightness by class) + labels.csv + one unlabelled file, in tmp/local/."""
     folder = tmp_path / "local"
     (folder / "tifs").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -174,7 +175,6 @@ def test_resnet_forward_backward_finite(depth: int) -> None:
     x = torch.randn(4, 3, 16, 16)
     out = net(x)
     assert out.shape == (4, 3) and torch.isfinite(out).all()
-    F = torch.nn.functional
     F.cross_entropy(out, torch.tensor([0, 1, 2, 0])).backward()
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)

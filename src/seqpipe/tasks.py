@@ -32,8 +32,9 @@ class Classification:
     """Class-weighted cross-entropy between logits `model(batch['x'])` and integer labels `batch['y']`.
 
     `augment` (training batches only) flips, rotates by multiples of 90 degrees and rescales the
-    brightness of each (batch, bands, h, w) patch; with per-band standardised inputs the brightness
-    factor f acts on the physical values: x' = f * x + (f - 1) * mean / std.
+    brightness of each (batch, bands, h, w) patch by f in [1 - brightness, 1 + brightness]; inputs
+    are per-band standardised, so f acts on the physical values: x' = f * x + (f - 1) * mean / std.
+    The factory takes only the stats, so `brightness` is a fixed default, not a params key.
     """
 
     def __init__(self, class_weights: list[float], band_mean: list[float], band_std: list[float],
