@@ -1,7 +1,7 @@
 """ice_type: GeoTIFF patch sources, preprocess, classification task, ResNet, evaluate and predict.
 
 Fixtures write tiny (16x16, 3-band) real GeoTIFFs with rasterio into tmp_path; the stages run on
-them for real from a temporary working folder with a params.yaml derived from the repository's.
+them for real in `workdir` (the repository's params.yaml with tests/tiny_params.yaml applied).
 """
 
 from __future__ import annotations
@@ -32,13 +32,9 @@ from seqpipe.sources import run_download
 from seqpipe.sources.ice_type import CLASSES, IceTypeLocalParams, copy_local, north_up
 from seqpipe.tasks import build_task
 from seqpipe.train_stage import run_train
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = get("ice_type")  # via the registry: importing the pipeline package first is circular
-TINY = {"models.ice_type.download.synthetic.n_patches": 60, "models.ice_type.download.synthetic.patch_size": 16,
-        "models.ice_type.model.depth": 10, "models.ice_type.model.base_width": 4,
-        "models.ice_type.train.epochs": 1, "models.ice_type.train.batch_size": 16,
-        "models.ice_type.preprocess.val_fraction": 0.2, "models.ice_type.preprocess.test_fraction": 0.2}
 
 
 def write_tif(path: Path, image: np.ndarray) -> None:
@@ -47,17 +43,6 @@ def write_tif(path: Path, image: np.ndarray) -> None:
                        count=image.shape[0], dtype="uint8", crs=CRS.from_epsg(3411),
                        transform=north_up(-1e6, 1e6, 100.0)) as dst:
         dst.write(image)
-
-
-@pytest.fixture
-def ice_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working folder with the repository's params.yaml shrunk for ice_type; the current directory."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    for key, value in TINY.items():
-        set_dotted(raw, key, value)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture
@@ -86,7 +71,7 @@ def use_local(folder: Path, labels: Path | None = None) -> None:
     Path("params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def test_synthetic_download_is_georeferenced_and_byte_deterministic(ice_dir: Path) -> None:
+def test_synthetic_download_is_georeferenced_and_byte_deterministic(workdir: Path) -> None:
     params = load_params()
     first = run_download("ice_type", params)
     second = run_download("ice_type", params)
@@ -98,7 +83,7 @@ def test_synthetic_download_is_georeferenced_and_byte_deterministic(ice_dir: Pat
         assert src.crs.to_epsg() == 3411 and src.transform.a == 100.0
 
 
-def test_preprocess_reads_patches_back_stratified_with_train_class_weights(ice_dir: Path) -> None:
+def test_preprocess_reads_patches_back_stratified_with_train_class_weights(workdir: Path) -> None:
     params = load_params()
     run_download("ice_type", params)
     stats = run_preprocess("ice_type", params)
@@ -116,7 +101,7 @@ def test_preprocess_reads_patches_back_stratified_with_train_class_weights(ice_d
     assert {k: v["sha256"] for k, v in run_preprocess("ice_type", params)["arrays"].items()} == first
 
 
-def test_local_source_copies_labelled_patches_only(ice_dir: Path, local_patches: Path) -> None:
+def test_local_source_copies_labelled_patches_only(workdir: Path, local_patches: Path) -> None:
     use_local(local_patches)
     params = load_params()
     manifest = run_download("ice_type", params)
@@ -132,7 +117,7 @@ def test_local_source_copies_labelled_patches_only(ice_dir: Path, local_patches:
     (lambda f: pd.concat([f, pd.DataFrame({"file": ["gone.tif"], "label": ["thin_ice"]})]), "gone.tif: not found"),
     (lambda f: pd.concat([f, f.head(1)]), "'p00.tif' is listed more than once"),
 ])
-def test_bad_labels_csv_is_one_line_naming_the_file(ice_dir: Path, local_patches: Path, edit, message) -> None:
+def test_bad_labels_csv_is_one_line_naming_the_file(workdir: Path, local_patches: Path, edit, message) -> None:
     bad = local_patches / "bad_labels.csv"
     edit(pd.read_csv(local_patches / "labels.csv")).to_csv(bad, index=False)
     use_local(local_patches, bad)
@@ -143,7 +128,7 @@ def test_bad_labels_csv_is_one_line_naming_the_file(ice_dir: Path, local_patches
     assert not layout.raw_dir("ice_type").exists()           # nothing partial left behind
 
 
-def test_corrupt_geotiff_fails_preprocess_naming_the_file(ice_dir: Path, local_patches: Path) -> None:
+def test_corrupt_geotiff_fails_preprocess_naming_the_file(workdir: Path, local_patches: Path) -> None:
     (local_patches / "tifs" / "p04.tif").write_bytes(b"II*\x00 truncated")
     use_local(local_patches)
     params = load_params()
@@ -154,7 +139,7 @@ def test_corrupt_geotiff_fails_preprocess_naming_the_file(ice_dir: Path, local_p
     assert not layout.processed_dir("ice_type").exists()
 
 
-def test_cli_error_is_one_line_and_nonzero(ice_dir: Path, local_patches: Path) -> None:
+def test_cli_error_is_one_line_and_nonzero(workdir: Path, local_patches: Path) -> None:
     pd.DataFrame({"file": ["p00.tif"], "label": ["pack_ice"]}).to_csv(local_patches / "x.csv", index=False)
     use_local(local_patches, local_patches / "x.csv")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}   # this checkout's code, not another install
@@ -208,7 +193,7 @@ def test_augment_keeps_shapes_labels_and_pixel_values() -> None:
     assert ((ratio > 0.7 - 1e-4) & (ratio < 1.3 + 1e-4)).all()
 
 
-def test_tiny_pipeline_train_evaluate_predict(ice_dir: Path) -> None:
+def test_tiny_pipeline_train_evaluate_predict(workdir: Path) -> None:
     params = load_params()
     run_download("ice_type", params)
     run_preprocess("ice_type", params)
@@ -229,9 +214,9 @@ def test_tiny_pipeline_train_evaluate_predict(ice_dir: Path) -> None:
     np.testing.assert_allclose(pred[[f"p_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-3)
     assert main(["predict", "ice_type", "--input", str(patches / "patch_00000.tif"), "--output", "one.csv"]) == 0
     assert pd.read_csv("one.csv")["file"].tolist() == ["patch_00000.tif"]
-    write_tif(ice_dir / "wrong.tif", np.zeros((3, 8, 8), np.uint8))
+    write_tif(workdir / "wrong.tif", np.zeros((3, 8, 8), np.uint8))
     with pytest.raises(SeqpipeError, match=r"wrong.tif: shape \(bands, h, w\) \(3, 8, 8\) differs from \(3, 16, 16\)"):
-        SPEC.predict(*_load(), _args(ice_dir / "wrong.tif"))
+        SPEC.predict(*_load(), _args(workdir / "wrong.tif"))
 
 
 def _load() -> tuple:

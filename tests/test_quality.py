@@ -24,9 +24,16 @@ def bandwidth_ok(m: dict) -> bool:
     return m["goal"]["met"] and model["rmse"] < persistence["rmse"]
 
 
+def ice_type_ok(m: dict) -> bool:
+    test, baselines = m["test"], m["baselines"].values()
+    return (test["accuracy"] >= 0.9 and test["macro_f1"] >= 0.9
+            and all(test["macro_f1"] >= b["macro_f1"] + 0.15 for b in baselines))
+
+
 AIMS: dict[str, Callable[[dict], bool]] = {
     "freq_filter": freq_filter_ok,
     "bandwidth": bandwidth_ok,
+    "ice_type": ice_type_ok,
 }
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import rasterio
-from rasterio.crs import CRS
-from scipy.ndimage import gaussian_filter
 
 from seqpipe import SeqpipeError
 from seqpipe.io import atomic_path
@@ -24,6 +22,11 @@ CLASSES = ["open_water", "thin_ice", "thick_ice"]
 LABELS_FILE = "labels.csv"
 PATCH_DIR = "patches"
 CRS_EPSG = 3411  # NSIDC Sea Ice Polar Stereographic North
+
+if TYPE_CHECKING:
+    from affine import Affine
+# rasterio and scipy are imported inside the functions: the registry imports this module for every
+# stage of every model, and only download (and preprocess/predict, for rasterio) need them.
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ def synthetic_patch(rng: np.random.Generator, label: int, size: int, bands: int,
     texture contrast; the texture's shape tells them apart: open water has wind waves (oriented,
     periodic), thin ice is smooth and grey (soft blobs), thick ice is brighter with sharp pressure
     ridges and dark leads (thin lines)."""
+    from scipy.ndimage import gaussian_filter
+
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     if label == 0:
         level = rng.uniform(0.20, 0.50)
@@ -109,13 +114,18 @@ def _wave_field(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * spectrum))
 
 
-def north_up(west: float, north: float, pixel_size: float) -> rasterio.Affine:
+def north_up(west: float, north: float, pixel_size: float) -> Affine:
     """The affine transform of a north-up grid with square pixels and its top-left corner at (west, north)."""
-    return rasterio.Affine(pixel_size, 0.0, west, 0.0, -pixel_size, north)
+    from affine import Affine
+
+    return Affine(pixel_size, 0.0, west, 0.0, -pixel_size, north)
 
 
-def write_patch(path: Path, image: np.ndarray, transform: rasterio.Affine) -> None:
+def write_patch(path: Path, image: np.ndarray, transform: Affine) -> None:
     """One (bands, h, w) array as a GeoTIFF in EPSG:3411, written atomically."""
+    import rasterio
+    from rasterio.crs import CRS
+
     profile = {"driver": "GTiff", "height": image.shape[1], "width": image.shape[2], "count": image.shape[0],
                "dtype": image.dtype.name, "crs": CRS.from_epsg(CRS_EPSG), "transform": transform}
     with atomic_path(path) as tmp:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.errors import RasterioError
 
 from seqpipe import SeqpipeError
 from seqpipe.data.series import SPLITS, save_splits
@@ -27,6 +25,9 @@ class IceTypePreprocessParams:
 
 def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
     """One GeoTIFF as float32 (bands, h, w) and its CRS string; unreadable or non-finite -> SeqpipeError."""
+    import rasterio  # imported on use: the registry loads this module for every stage
+    from rasterio.errors import RasterioError
+
     try:
         with rasterio.open(path) as src:
             image = src.read().astype(np.float32)
