@@ -42,7 +42,7 @@ def run_env(root: Path) -> dict[str, str]:
     """Environment for subprocesses: the venv's tools first, the copy's sources importable."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(root / "src")
+    env["PYTHONPATH"] = str(root / "src" if (root / "src").exists() else REPO / "src")
     env.pop("DVC_EXP_NAME", None)
     return env
 

@@ -70,7 +70,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "list":
         for spec in registry.MODELS.values():
-            print(f"{spec.name:<14} {spec.task:<12} {spec.summary}")
+            print(f"{spec.name:<14} {spec.task:<16} {spec.summary}")
         return 0
     spec = registry.get(args.model)
     params = load_params(args.params)
