@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `seqpipe`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test test-slow venv clean-venv
+.PHONY: repro test test-slow bench venv clean-venv
 
 venv: $(STAMP)
 
@@ -27,3 +27,6 @@ test-slow: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run

@@ -17,6 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
 BIN = Path(sys.executable).parent
 
+# git (and `dvc exp`, which commits) needs an identity; a fresh CI machine may have none.
+for _var, _value in (("GIT_AUTHOR_NAME", "seqpipe tests"), ("GIT_AUTHOR_EMAIL", "tests@seqpipe.invalid"),
+                     ("GIT_COMMITTER_NAME", "seqpipe tests"), ("GIT_COMMITTER_EMAIL", "tests@seqpipe.invalid")):
+    os.environ.setdefault(_var, _value)
+
 
 def tiny_overrides(*models: str) -> dict:
     out: dict = {}
@@ -37,7 +42,7 @@ def run_env(root: Path) -> dict[str, str]:
     """Environment for subprocesses: the venv's tools first, the copy's sources importable."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(root / "src")
+    env["PYTHONPATH"] = str(root / "src" if (root / "src").exists() else REPO / "src")
     env.pop("DVC_EXP_NAME", None)
     return env
 
@@ -75,6 +80,6 @@ def repo_copy(tmp_path: Path) -> Path:
             shutil.copy2(src, dest / rel)
     write_params(dest / "params.yaml", tiny_overrides())
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
+                ["git", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest

@@ -38,6 +38,13 @@ def test_repro_then_param_change_reruns_only_that_model(repo_copy: Path) -> None
     assert dvc_status(repo) == {}
     assert "Stage 'evaluate@bandwidth' didn't change" in run(["dvc", "repro"], repo).stdout
 
+    # an experiment in a fresh copy (as queued experiments run) reruns only the changed model
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "repro"], repo)
+    exp = run(["dvc", "exp", "run", "--temp", "-S", "models.bandwidth.train.lr=0.002"], repo)
+    assert ran_stages(exp.stdout) == {"train@bandwidth", "evaluate@bandwidth"}, exp.stdout
+    assert "models.bandwidth.train.lr" in run(["dvc", "exp", "show", "--md"], repo).stdout
+
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["bandwidth"]["train"]["lr"] = 0.005
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -53,7 +60,8 @@ def test_repro_then_param_change_reruns_only_that_model(repo_copy: Path) -> None
 
 def test_data_stages_are_byte_deterministic(repo_copy: Path) -> None:
     repo = repo_copy
-    targets = [f"{stage}@{m}" for stage in ("download", "preprocess") for m in ("freq_filter", "bandwidth")]
+    models = list(yaml.safe_load((repo / "dvc.yaml").read_text())["vars"][0]["models"])
+    targets = [f"{stage}@{m}" for stage in ("download", "preprocess") for m in models]
     run(["dvc", "repro", *targets], repo)
     before = (repo / "dvc.lock").read_text()
     run(["dvc", "repro", "--force", *targets], repo)

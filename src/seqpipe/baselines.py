@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import signal as sps
-from sklearn.linear_model import Ridge
+
+# scipy and scikit-learn are imported inside the functions: only evaluate needs them, and every
+# other stage would pay their import time.
 
 
 def persistence(last_values: np.ndarray) -> np.ndarray:
@@ -16,6 +17,8 @@ def persistence(last_values: np.ndarray) -> np.ndarray:
 
 def linear(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:
     """Ridge regression from flattened windows to flattened targets (a least-squares linear filter)."""
+    from sklearn.linear_model import Ridge
+
     def flat(a: np.ndarray) -> np.ndarray:
         return a.reshape(len(a), -1)
     model = Ridge(alpha=alpha).fit(flat(x_train), flat(y_train))
@@ -25,6 +28,8 @@ def linear(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: 
 def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
              sample_rate_hz: float) -> np.ndarray:
     """Zero-phase Butterworth band-pass around `center_hz`, applied to each row of `signals`."""
+    from scipy import signal as sps
+
     low = max(center_hz - width_hz, center_hz / 2)   # keep the band an octave at most below
     high = min(center_hz + width_hz, sample_rate_hz / 2 * 0.999)
     sos = sps.butter(order, [low, high], btype="bandpass", fs=sample_rate_hz, output="sos")
@@ -58,3 +63,25 @@ def tuned_threshold(score: np.ndarray, truth: np.ndarray, candidates: np.ndarray
     """The candidate threshold t maximizing objective(truth, score >= t) (e.g. F1 on the val split)."""
     values = [objective(truth, score >= t) for t in candidates]
     return float(candidates[int(np.argmax(values))])
+def majority_class(y_train: np.ndarray, n_test: int) -> np.ndarray:
+    """Predict the most frequent training class for every test sample."""
+    return np.full(n_test, np.bincount(np.asarray(y_train)).argmax(), dtype=np.int64)
+
+
+def band_statistics(x: np.ndarray) -> np.ndarray:
+    """(n, bands, h, w) -> (n, 6 * bands): per-band mean, std, min, 5th/95th percentile, max."""
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), x.shape[1], -1)
+    lo, hi = np.percentile(flat, [5, 95], axis=-1)
+    return np.concatenate([flat.mean(-1), flat.std(-1), flat.min(-1), lo, hi, flat.max(-1)], axis=1)
+
+
+def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float, max_iter: int,
+             seed: int) -> np.ndarray:
+    """Class-balanced logistic regression on standardised per-patch band statistics -> class ids."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced",
+                                                               random_state=seed))
+    return model.fit(band_statistics(x_train), y_train).predict(band_statistics(x_test))

@@ -21,8 +21,10 @@ class CheckpointError(SeqpipeError):
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Atomic torch.save. Through a file handle, the zip's inner folder is always `archive/`; given a
+    path, torch names it after the (random) temp file, so equal payloads would differ in bytes."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def load(path: str | Path) -> dict[str, Any]:

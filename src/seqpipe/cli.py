@@ -74,7 +74,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "list":
         for spec in registry.MODELS.values():
-            print(f"{spec.name:<14} {spec.task:<12} {spec.summary}")
+            print(f"{spec.name:<14} {spec.task:<16} {spec.summary}")
         return 0
     spec = registry.get(args.model)
     params = load_params(args.params)
@@ -117,7 +117,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stderr)], force=True)
-    for noisy in ("dvclive", "matplotlib", "PIL"):
+    for noisy in ("dvclive", "matplotlib", "PIL", "rasterio"):  # rasterio logs GDAL errors at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

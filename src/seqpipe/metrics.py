@@ -48,3 +48,13 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(np.mean(t == p)) if t.size else float("nan"), "precision": precision,
             "recall": recall, "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
             "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0}
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro F1 and per-class precision/recall/F1/support (0 where a class is never predicted)."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    return {"accuracy": float(accuracy_score(y_true, y_pred)), "macro_f1": float(np.mean(f1)),
+            "per_class": {c: {"precision": float(precision[k]), "recall": float(recall[k]),
+                              "f1": float(f1[k]), "support": int(support[k])} for k, c in enumerate(classes)}}

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from seqpipe.io import atomic_path
 
-from seqpipe.io import atomic_path  # noqa: E402
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on first use (only evaluate draws)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence]) -> None:
@@ -23,7 +30,7 @@ def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence]) -> None:
 def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.ndarray]]],
                 xlabel: str) -> None:
     """One subplot per (title, {label: y}) panel, stacked vertically."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True, squeeze=False)
+    fig, axes = pyplot().subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True, squeeze=False)
     for ax, (title, lines) in zip(axes[:, 0], panels):
         for name, y in lines.items():
             ax.plot(x, y, label=name, lw=1.6 if name != "input mix" else 0.8,
@@ -36,7 +43,7 @@ def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.
 
 def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
     """Predicted vs actual, one square panel per (title, actual, predicted)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
     for ax, (title, actual, predicted) in zip(axes[0], panels):
         ax.scatter(actual, predicted, s=3, alpha=0.4)
         lo, hi = float(np.min(actual)), float(np.max(actual))
@@ -51,7 +58,7 @@ def map_panels(path: Path, panels: list[tuple[str, np.ndarray]], ncols: int, vmi
                vmax: float = 1.0, cmap: str = "Blues_r") -> None:
     """A grid of images (title, 2D array; NaN shows as blank) sharing one colour scale."""
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
+    fig, axes = pyplot().subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, (title, image) in zip(axes.ravel(), panels):
@@ -61,9 +68,9 @@ def map_panels(path: Path, panels: list[tuple[str, np.ndarray]], ncols: int, vmi
     _save(fig, path, tight=False)
 
 
-def _save(fig: plt.Figure, path: Path, tight: bool = True) -> None:
-    if tight:
+def _save(fig: Any, path: Path, tight: bool = True) -> None:
+    if tight:  # colorbars spanning several axes do not mix with tight_layout
         fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
+    pyplot().close(fig)

@@ -11,15 +11,18 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import rasterio
-from rasterio.crs import CRS
-from rasterio.errors import RasterioError
-from rasterio.transform import Affine
 
 from seqpipe import SeqpipeError
 from seqpipe.io import atomic_path
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from rasterio.crs import CRS
+# rasterio is imported inside the functions: the registry imports this module for every stage of
+# every model, and only the sea-ice stages and predict read or write rasters.
 
 POLE_HOLE, COAST, LAND, MISSING = 2510, 2530, 2540, 2550
 FLAGS = (POLE_HOLE, COAST, LAND, MISSING)
@@ -32,6 +35,8 @@ FILE_PATTERN = re.compile(r"^N_(\d{8})_concentration_v3\.0\.tif$")
 
 def crs() -> CRS:
     """EPSG:3411, NSIDC Sea Ice Polar Stereographic North (Hughes 1980 ellipsoid)."""
+    from rasterio.crs import CRS
+
     return CRS.from_epsg(EPSG)
 
 
@@ -41,6 +46,8 @@ def file_name(day: dt.date) -> str:
 
 def window_transform(row_off: int, col_off: int) -> Affine:
     """The transform of a sub-window of the northern grid whose top-left pixel is (row_off, col_off)."""
+    from affine import Affine
+
     return Affine(PIXEL_M, 0.0, NORTH_ORIGIN[0] + col_off * PIXEL_M, 0.0, -PIXEL_M,
                   NORTH_ORIGIN[1] - row_off * PIXEL_M)
 
@@ -79,6 +86,9 @@ def check_g02135_grid(path: Path, grid: Grid) -> None:
 
 def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
     """The uint16 band of one G02135 file and its grid (checked)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
     try:
         with rasterio.open(path) as src:
             if src.count != 1 or src.dtypes[0] != "uint16":
@@ -220,6 +230,8 @@ def write_geotiff(path: Path, bands: np.ndarray, grid: Grid, nodata: float | Non
 
     `valid` (H, W) writes an internal mask band: False pixels read back as nodata.
     """
+    import rasterio
+
     data = bands[None] if bands.ndim == 2 else bands
     profile = {"driver": "GTiff", "dtype": data.dtype.name, "count": len(data), "height": grid.shape[0],
                "width": grid.shape[1], "crs": grid.crs, "transform": grid.transform,
@@ -232,11 +244,3 @@ def write_geotiff(path: Path, bands: np.ndarray, grid: Grid, nodata: float | Non
             if valid is not None:
                 dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
 
-
-def read_grid(path: Path) -> Grid:
-    """The grid of any GeoTIFF (for predict's same-grid checks)."""
-    try:
-        with rasterio.open(path) as src:
-            return Grid(src.crs, src.transform, (src.height, src.width))
-    except RasterioError as exc:
-        raise SeqpipeError(f"{path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None

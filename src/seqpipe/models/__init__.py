@@ -6,10 +6,11 @@ from torch import nn
 
 from seqpipe.models.convlstm import ConvLSTMForecaster
 from seqpipe.models.lstm import LSTMRegressor
+from seqpipe.models.resnet import ResNetClassifier
 from seqpipe.models.siamese import SiameseChangeNet
 
-NETWORKS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (LSTMRegressor, ConvLSTMForecaster,
-                                                                      SiameseChangeNet)}
+NETWORKS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (LSTMRegressor, ResNetClassifier,
+                                                                      ConvLSTMForecaster, SiameseChangeNet)}
 
 
 def build_network(class_name: str, args: dict) -> nn.Module:

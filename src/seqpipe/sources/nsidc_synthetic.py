@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from seqpipe.data import seaice
 from seqpipe.params import check
@@ -61,6 +60,8 @@ class IceField:
     """Clean concentration and G02135 observations of day `i` (0-based from `start`)."""
 
     def __init__(self, p: SeaIceSyntheticParams, seed: int) -> None:
+        from scipy import ndimage   # on use: the registry imports this module for every stage
+
         self.p, self.seed = p, seed
         self.start = dt.date.fromisoformat(p.start)
         rng = np.random.default_rng([seed, 3411])

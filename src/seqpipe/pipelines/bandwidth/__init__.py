@@ -29,7 +29,7 @@ def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
 
 SPEC = ModelSpec(
     name="bandwidth",
-    summary="next-step throughput, rtt, packet loss and jitter from 20 steps of metrics; LSTM 2x128",
+    summary="next-step throughput, rtt, packet loss and jitter from a window of metrics; LSTM",
     task="regression",
     network_module="lstm",
     download_params=BandwidthDownloadParams,

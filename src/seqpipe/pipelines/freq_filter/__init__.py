@@ -29,7 +29,7 @@ def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
 
 SPEC = ModelSpec(
     name="freq_filter",
-    summary="extract one sinusoid (1/3/5/7 Hz) from a noisy mix; LSTM 2x128 seq2seq",
+    summary="extract one sinusoid (1/3/5/7 Hz) from a noisy mix; (Bi)LSTM seq2seq",
     task="regression",
     network_module="lstm",
     download_params=FreqDownloadParams,

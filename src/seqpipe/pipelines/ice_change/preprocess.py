@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.errors import RasterioError
 
 from seqpipe import SeqpipeError
 from seqpipe.data import seaice
@@ -42,6 +40,9 @@ def pair_inputs(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.n
 
 def read_pair(folder: Path) -> dict:
     """Both dates (checked to share one grid), their dates, and the change mask on that grid."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
     files = seaice.list_files(folder, ignore=(MASK_NAME,))
     (d1, p1), (d2, p2) = sorted(files.items())
     (before, grid), (after, grid2) = seaice.read_raw(p1), seaice.read_raw(p2)

@@ -1,0 +1,72 @@
+"""3-4. Full `dvc repro` from an empty cache (per-stage times), and no-op repro vs DVC's own floor."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from benchmarks.common import REPO, median, sh, timed
+
+STAGES = ("download", "preprocess", "train", "evaluate")
+
+
+def copy_repo(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if rel.startswith(("data/", "models/", "metrics/", "plots/")) or rel == "dvc.lock":
+            continue
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+        sh(cmd, dest)
+    return dest
+
+
+def full_repro(work: Path) -> dict:
+    """Every stage in pipeline order, each timed (`dvc repro --single-item`); the sum is a full repro."""
+    repo = copy_repo(work / "full")
+    models = list(yaml.safe_load((repo / "dvc.yaml").read_text())["vars"][0]["models"])
+    stages = {}
+    for model in models:
+        for stage in STAGES:
+            name = f"{stage}@{model}"
+            stages[name], _ = timed(lambda: sh(["dvc", "repro", "--single-item", name], repo))
+    metrics = {m: json.loads((repo / "metrics" / f"{m}.json").read_text()) for m in models}
+    return {"total_s": sum(stages.values()), "stages_s": stages, "metrics": metrics, "repo": repo}
+
+
+def trivial_project(work: Path) -> Path:
+    repo = work / "trivial"
+    repo.mkdir()
+    for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"]):
+        sh(cmd, repo)
+    (repo / "dvc.yaml").write_text("stages:\n  one:\n    cmd: echo hello > out.txt\n    outs: [out.txt]\n")
+    sh(["dvc", "repro"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "trivial"], repo)
+    return repo
+
+
+def noop(finished: Path, work: Path, repeats: int = 5) -> dict:
+    trivial = trivial_project(work)
+    ours, floor = [], []
+    for _ in range(repeats):  # alternating
+        ours.append(timed(lambda: sh(["dvc", "repro"], finished))[0])
+        floor.append(timed(lambda: sh(["dvc", "repro"], trivial))[0])
+    return {"ours_s": median(ours), "floor_s": median(floor), "above_floor_s": median(ours) - median(floor),
+            "repeats": repeats}
+
+
+def run(work: Path | None = None) -> dict:
+    work = Path(work or tempfile.mkdtemp(prefix="seqpipe-bench-"))
+    full = full_repro(work)
+    result = {k: v for k, v in full.items() if k != "repo"}
+    result["noop"] = noop(full["repo"], work)
+    return result

@@ -1,0 +1,44 @@
+"""ice_type: sea-ice type of a raster patch (open water / thin ice / thick ice); ResNet-style CNN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from seqpipe.models.resnet import DEPTHS, ResNetParams
+from seqpipe.pipelines.ice_type.evaluate import IceTypeEvaluateParams, evaluate
+from seqpipe.pipelines.ice_type.predict import predict
+from seqpipe.pipelines.ice_type.preprocess import IceTypePreprocessParams, preprocess
+from seqpipe.registry import ModelSpec
+from seqpipe.sources.ice_type import IceTypeLocalParams, IceTypeSyntheticParams, copy_local, write_synthetic
+
+
+@dataclass(frozen=True)
+class IceTypeDownloadParams:
+    source: Literal["synthetic", "local"]
+    synthetic: IceTypeSyntheticParams
+    local: IceTypeLocalParams
+
+
+def network(p: ResNetParams, stats: dict) -> tuple[str, dict]:
+    return "ResNetClassifier", {"in_channels": stats["bands"], "num_classes": len(stats["classes"]),
+                                "blocks_per_stage": DEPTHS[p.depth], "base_width": p.base_width,
+                                "dropout": p.dropout}
+
+
+SPEC = ModelSpec(
+    name="ice_type",
+    summary="sea-ice type of a GeoTIFF patch (open water / thin / thick); ResNet-style CNN, class weights",
+    task="classification",
+    network_module="resnet",
+    download_params=IceTypeDownloadParams,
+    preprocess_params=IceTypePreprocessParams,
+    model_params=ResNetParams,
+    evaluate_params=IceTypeEvaluateParams,
+    sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
+             "local": lambda p, seed, out: copy_local(p.local, out)},
+    preprocess=preprocess,
+    network=network,
+    evaluate=evaluate,
+    predict=predict,
+)

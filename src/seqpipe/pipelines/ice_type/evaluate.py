@@ -1,0 +1,43 @@
+"""ice_type evaluation: accuracy, macro F1, per-class precision/recall vs majority-class and logistic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqpipe import baselines, plotting
+from seqpipe.evaluate import EvalContext
+from seqpipe.metrics import classification_metrics
+from seqpipe.params import check
+
+
+@dataclass(frozen=True)
+class IceTypeEvaluateParams:
+    batch_size: int
+    logistic_c: float          # inverse L2 strength of the band-statistics logistic regression
+    logistic_max_iter: int
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.logistic_c > 0, "logistic_c", "must be > 0")
+        check(self.logistic_max_iter >= 10, "logistic_max_iter", "must be >= 10")
+
+
+def evaluate(ctx: EvalContext) -> dict:
+    p: IceTypeEvaluateParams = ctx.cfg.evaluate
+    classes = ctx.stats["classes"]
+    test, train = ctx.split("test"), ctx.split("train")
+    actual = test["y"]
+    candidates = {"model": ctx.predictions.argmax(axis=1),
+                  "majority": baselines.majority_class(train["y"], len(actual)),
+                  "logistic": baselines.logistic(train["x"], train["y"], test["x"], p.logistic_c,
+                                                 p.logistic_max_iter, ctx.seed)}
+    scores = {name: classification_metrics(actual, pred, classes) for name, pred in candidates.items()}
+    names = np.asarray(classes)
+    # one row per test patch: the input of DVC's `confusion` template
+    plotting.write_csv(ctx.plots_dir / "confusion.csv",
+                       {"actual": names[actual], "predicted": names[candidates["model"]]})
+    plotting.write_csv(ctx.plots_dir / "confusion_logistic.csv",
+                       {"actual": names[actual], "predicted": names[candidates["logistic"]]})
+    return {"test": scores.pop("model"), "baselines": scores, "n_test": len(actual)}
