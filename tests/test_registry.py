@@ -50,6 +50,21 @@ def test_network_forward_backward(name: str, tiny_params: Params) -> None:
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
+def test_resume_fingerprint_covers_exactly_the_train_stage_code() -> None:
+    """DVC reruns train when these files change; the checkpoint fingerprint must change with them,
+    or a persisted checkpoint of the old code would be resumed as 'already complete'."""
+    import importlib
+
+    from seqpipe.train_stage import code_digests
+
+    deps = [d for d in DVC["stages"]["train"]["do"]["deps"] if d.startswith("src/")]
+    for name, spec in registry.MODELS.items():
+        declared = {d.replace("${key}", name).replace("${item.network}", spec.network_module) for d in deps}
+        hashed = {Path(importlib.import_module(m).__file__).resolve().relative_to(REPO).as_posix()
+                  for m in code_digests(spec.network_module, name)}
+        assert hashed == declared
+
+
 def test_default_network_sizes_match_the_original_scripts() -> None:
     from seqpipe.params import load_params
 

@@ -47,8 +47,12 @@ def load_model(path: str | Path, expected_model: str | None = None) -> tuple[nn.
     payload = load(path)
     if expected_model is not None and payload["model"] != expected_model:
         raise CheckpointError(f"{path}: holds model {payload['model']!r}, not {expected_model!r}")
-    network = build_network(payload["network"], payload["network_args"])
-    network.load_state_dict(payload["state_dict"])
+    try:
+        network = build_network(payload["network"], payload["network_args"])
+        network.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: does not fit the current network code "
+                              f"({str(exc).splitlines()[0][:160]}); retrain it") from None
     network.eval()
     return network, payload
 

@@ -73,8 +73,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     from seqpipe.params import load_params
 
     if args.command == "list":
+        width = max(len(s.task) for s in registry.MODELS.values()) + 2
         for spec in registry.MODELS.values():
-            print(f"{spec.name:<14} {spec.task:<16} {spec.summary}")
+            print(f"{spec.name:<14} {spec.task:<{width}} {spec.summary}")
         return 0
     spec = registry.get(args.model)
     params = load_params(args.params)

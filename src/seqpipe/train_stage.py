@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from seqpipe import SeqpipeError, checkpoint, layout
 from seqpipe.data.series import load_split_tensors
-from seqpipe.io import read_json, write_json
+from seqpipe.io import read_json, sha256_file, write_json
 from seqpipe.models import build_network, count_parameters
 from seqpipe.params import ModelConfig, Params, as_dict, fingerprint
 from seqpipe.registry import get
@@ -21,8 +22,18 @@ from seqpipe.train import ResumeMode, evaluate_loss, fit, select_device
 log = logging.getLogger(__name__)
 
 
-def training_fingerprint(seed: int, cfg: ModelConfig, stats: dict) -> str:
-    """What a checkpoint must match to be resumed: seed, model and train params, data hashes.
+# The modules whose code shapes a trained model: the same files dvc.yaml lists as train deps.
+TRAIN_CODE = ("seqpipe.train", "seqpipe.train_stage", "seqpipe.tasks", "seqpipe.checkpoint")
+
+
+def code_digests(network_module: str, model: str) -> dict[str, str]:
+    """sha256 of each module a train stage runs, so changed code never resumes an old checkpoint."""
+    names = (*TRAIN_CODE, f"seqpipe.models.{network_module}", f"seqpipe.pipelines.{model}")
+    return {name: sha256_file(importlib.import_module(name).__file__) for name in names}
+
+
+def training_fingerprint(seed: int, cfg: ModelConfig, stats: dict, code: dict[str, str]) -> str:
+    """What a checkpoint must match to be resumed: seed, model and train params, data and code hashes.
 
     `epochs` is left out (so a run can be extended) unless a cosine schedule depends on it;
     `keep_checkpoints` and `num_threads` do not change the result and are left out too.
@@ -31,7 +42,7 @@ def training_fingerprint(seed: int, cfg: ModelConfig, stats: dict) -> str:
     if cfg.train.scheduler != "cosine":
         train.pop("epochs")
     data = {k: v["sha256"] for k, v in stats["arrays"].items()}
-    return fingerprint(seed, cfg.model, train, data)
+    return fingerprint(seed, cfg.model, train, data, code)
 
 
 def run_train(name: str, params: Params, resume: ResumeMode = "auto", validate_only: bool = False) -> dict:
@@ -55,7 +66,9 @@ def run_train(name: str, params: Params, resume: ResumeMode = "auto", validate_o
     train_data, val_data = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
     task = build_task(spec.task, stats)
     identity = {"model": name, "network": network_class, "network_args": network_args,
-                "fingerprint": training_fingerprint(params.seed, cfg, stats), "params": as_dict(cfg)}
+                "fingerprint": training_fingerprint(params.seed, cfg, stats,
+                                                    code_digests(spec.network_module, name)),
+                "params": as_dict(cfg)}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, cfg, device, identity)
     result = fit(model, task, train_data, val_data, cfg.train, seed=params.seed, device=device,
