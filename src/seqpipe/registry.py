@@ -29,12 +29,13 @@ class ModelSpec:
 
 def _specs() -> dict[str, ModelSpec]:
     from seqpipe.pipelines.bandwidth import SPEC as bandwidth
+    from seqpipe.pipelines.crop_ndvi import SPEC as crop_ndvi
     from seqpipe.pipelines.freq_filter import SPEC as freq_filter
     from seqpipe.pipelines.ice_change import SPEC as ice_change
     from seqpipe.pipelines.ice_forecast import SPEC as ice_forecast
     from seqpipe.pipelines.ice_type import SPEC as ice_type
 
-    return {spec.name: spec for spec in (freq_filter, bandwidth, ice_type, ice_forecast, ice_change)}
+    return {spec.name: spec for spec in (freq_filter, bandwidth, ice_type, ice_forecast, ice_change, crop_ndvi)}
 
 
 MODELS: dict[str, ModelSpec] = _specs()

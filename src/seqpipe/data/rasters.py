@@ -1,0 +1,132 @@
+"""Generic rasterio helpers: safe opening, grid checks, block windows, NDVI, deterministic GeoTIFF writes.
+
+Every read error names the file; nothing here holds more than one window of a raster in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from seqpipe import SeqpipeError
+from seqpipe.io import atomic_path
+
+
+@dataclass(frozen=True)
+class Grid:
+    """CRS, affine transform and shape: what two rasters must share to be stacked pixel by pixel."""
+
+    crs: Any
+    transform: Any
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, ds: Any) -> Grid:
+        return cls(ds.crs, ds.transform, ds.width, ds.height)
+
+    def describe(self) -> str:
+        t = self.transform
+        return f"{self.crs} {self.width}x{self.height} origin ({t.c:g}, {t.f:g}) pixel ({t.a:g}, {t.e:g})"
+
+    def matches(self, other: Grid, tolerance: float = 1e-6) -> bool:
+        return (self.crs == other.crs and (self.width, self.height) == (other.width, other.height)
+                and self.transform.almost_equals(other.transform, precision=tolerance))
+
+
+@contextlib.contextmanager
+def open_raster(path: str | Path) -> Iterator[Any]:
+    """rasterio.open with any failure (missing, not a GeoTIFF, truncated header) as one SeqpipeError line."""
+    try:
+        ds = rasterio.open(path)
+    except RasterioError as exc:
+        raise SeqpipeError(f"{path}: cannot open as a raster ({_first_line(exc)})") from None
+    try:
+        yield ds
+    finally:
+        ds.close()
+
+
+def aligned(ds: Any, grid: Grid, resampling: Resampling = Resampling.nearest) -> Any:
+    """`ds` as is when it is on `grid`, else a WarpedVRT reprojecting it onto `grid` (same windows apply)."""
+    if Grid.of(ds).matches(grid):
+        return ds
+    return WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                     resampling=resampling, nodata=ds.nodata)
+
+
+def require_same_grid(reference: Path, ref_grid: Grid, path: Path, grid: Grid) -> None:
+    """A one-line error naming both files when `grid` differs from the reference grid."""
+    if not grid.matches(ref_grid):
+        raise SeqpipeError(f"{path}: grid {grid.describe()} differs from {reference}: {ref_grid.describe()}")
+
+
+def read_window(ds: Any, band: int, window: Window, path: str | Path) -> np.ndarray:
+    """One band of one window; a damaged file (e.g. truncated data) raises naming `path`."""
+    try:
+        return ds.read(band, window=window)
+    except RasterioError as exc:
+        raise SeqpipeError(f"{path}: read failed in band {band} window {_describe(window)} "
+                           f"({_first_line(exc)})") from None
+
+
+def iter_windows(height: int, width: int, size: int) -> Iterator[Window]:
+    """Square `size` x `size` windows (smaller at the right/bottom edges), row-major."""
+    for row in range(0, height, size):
+        for col in range(0, width, size):
+            yield Window(col, row, min(size, width - col), min(size, height - row))
+
+
+def ndvi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
+    """(NIR - red) / (NIR + red) as float32; NaN where the sum is not positive."""
+    nir = nir.astype(np.float32)
+    red = red.astype(np.float32)
+    total = nir + red
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (nir - red) / total
+    return np.where(total > 0, out, np.float32(np.nan)).astype(np.float32)
+
+
+def geotiff_profile(grid: Grid, dtype: str, nodata: float | int | None, block: int = 256) -> dict[str, Any]:
+    """A single-band, deflate-compressed GeoTIFF profile (tiled when the raster is at least one block)."""
+    profile: dict[str, Any] = {"driver": "GTiff", "count": 1, "dtype": dtype, "nodata": nodata,
+                               "crs": grid.crs, "transform": grid.transform, "width": grid.width,
+                               "height": grid.height, "compress": "deflate"}
+    if grid.width >= block and grid.height >= block:
+        profile.update(tiled=True, blockxsize=block, blockysize=block)
+    return profile
+
+
+@contextlib.contextmanager
+def geotiff_writer(path: str | Path, profile: dict[str, Any], tags: dict[str, str] | None = None) -> Iterator[Any]:
+    """An open dataset writing to a temp file that replaces `path` only when the block exits cleanly."""
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        if tags:
+            dst.update_tags(**tags)
+        yield dst
+
+
+def write_geotiff(path: str | Path, array: np.ndarray, profile: dict[str, Any],
+                  tags: dict[str, str] | None = None) -> None:
+    """Write one 2-D band atomically; no timestamps are stored, so equal input gives equal bytes."""
+    with geotiff_writer(path, profile, tags) as dst:
+        dst.write(array, 1)
+
+
+def _describe(window: Window) -> str:
+    return f"(row {int(window.row_off)}, col {int(window.col_off)}, {int(window.height)}x{int(window.width)})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

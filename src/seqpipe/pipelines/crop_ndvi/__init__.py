@@ -1,0 +1,54 @@
+"""crop_ndvi: next NDVI per pixel from Sentinel-2 red/NIR/SCL GeoTIFF stacks; BiLSTM 2x128 -> FC 256->64 -> 1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from seqpipe.models.lstm import LSTMParams
+from seqpipe.params import check
+from seqpipe.pipelines.crop_ndvi.evaluate import CropEvaluateParams, evaluate
+from seqpipe.pipelines.crop_ndvi.predict import predict
+from seqpipe.pipelines.crop_ndvi.preprocess import CropPreprocessParams, preprocess
+from seqpipe.registry import ModelSpec
+from seqpipe.sources.crop_ndvi import CropLocalParams, CropSyntheticParams, copy_local_stack, write_synthetic
+
+
+@dataclass(frozen=True)
+class CropDownloadParams:
+    source: Literal["synthetic", "local"]
+    synthetic: CropSyntheticParams
+    local: CropLocalParams   # a folder of GeoTIFFs; its layout (file pattern, bands, date) is named here
+
+
+@dataclass(frozen=True)
+class CropModelParams(LSTMParams):
+    head_hidden: list[int]   # hidden widths of the FC head after the (Bi)LSTM: [64] = 256 -> 64 -> 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(all(h >= 1 for h in self.head_hidden), "head_hidden", "widths must be >= 1")
+
+
+def network(p: CropModelParams, stats: dict) -> tuple[str, dict]:
+    return "LSTMRegressor", {"input_size": len(stats["feature_columns"]), "hidden_size": p.hidden_size,
+                             "num_layers": p.num_layers, "dropout": p.dropout, "bidirectional": p.bidirectional,
+                             "output_size": 1, "head_hidden": list(p.head_hidden)}
+
+
+SPEC = ModelSpec(
+    name="crop_ndvi",
+    summary="next NDVI per pixel from 10 steps of Sentinel-2 red/NIR (cloud-masked); BiLSTM 2x128, FC 256-64-1",
+    task="regression",
+    network_module="lstm",
+    download_params=CropDownloadParams,
+    preprocess_params=CropPreprocessParams,
+    model_params=CropModelParams,
+    evaluate_params=CropEvaluateParams,
+    sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
+             "local": lambda p, seed, out: copy_local_stack(p.local, out)},
+    preprocess=preprocess,
+    network=network,
+    evaluate=evaluate,
+    predict=predict,
+)

@@ -1,0 +1,116 @@
+"""crop_ndvi evaluation: MAE/MSE/RMSE/R2/accuracy vs persistence, linear trend and ridge; curves and maps."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqpipe import SeqpipeError, baselines, checkpoint, layout, plotting
+from seqpipe.data.series import Standardizer
+from seqpipe.evaluate import EvalContext, predict_batches
+from seqpipe.metrics import regression_metrics
+from seqpipe.params import check
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CropEvaluateParams:
+    batch_size: int
+    min_accuracy: float              # accuracy = 1 - MAE / NDVI range of the test targets (the original's)
+    fail_below_min_accuracy: bool    # true: the stage fails when accuracy < min_accuracy
+    trend_steps: int                 # the linear-trend baseline fits the last this many steps
+    ridge_alpha: float
+    sample_pixels: int               # pixels drawn in the observed-vs-predicted curves
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(0 <= self.min_accuracy <= 1, "min_accuracy", "must be in [0, 1]")
+        check(self.trend_steps >= 2, "trend_steps", "must be >= 2")
+        check(self.ridge_alpha >= 0, "ridge_alpha", "must be >= 0")
+        check(1 <= self.sample_pixels <= 12, "sample_pixels", "must be in 1..12")
+
+
+def linear_trend(x: np.ndarray, steps: int) -> np.ndarray:
+    """Least-squares line through each window's last `steps` values, extrapolated one step."""
+    recent = x[:, -steps:].astype(np.float64)
+    t = np.arange(steps) - (steps - 1) / 2
+    slope = (recent * t).sum(1) / (t**2).sum()
+    return recent.mean(1) + slope * (t[-1] + 1)
+
+
+def scores(actual: np.ndarray, predicted: np.ndarray, ndvi_range: float) -> dict[str, float]:
+    out = regression_metrics(actual, predicted)
+    out["accuracy"] = 1.0 - out["mae"] / ndvi_range
+    return out
+
+
+def evaluate(ctx: EvalContext) -> dict:
+    p: CropEvaluateParams = ctx.cfg.evaluate
+    test, train = ctx.split("test"), ctx.split("train")
+    scaler = Standardizer.from_dict(ctx.stats["scaler"])
+    x, actual = scaler.inverse(test["x"][..., 0]), scaler.inverse(test["y"][:, 0])
+    ndvi_range = float(actual.max() - actual.min())
+    if ndvi_range <= 0:
+        raise SeqpipeError(f"{ctx.data_dir / 'y_test.npy'}: constant targets; the NDVI range is 0")
+    candidates = {"model": scaler.inverse(ctx.predictions[:, 0]),
+                  "persistence": baselines.persistence(x[:, -1]),
+                  "linear_trend": linear_trend(x, p.trend_steps),
+                  "ridge": scaler.inverse(baselines.linear(train["x"], train["y"], test["x"], p.ridge_alpha)[:, 0])}
+    result = {name: scores(actual, pred, ndvi_range) for name, pred in candidates.items()}
+    model = result.pop("model")
+    passed = bool(model["accuracy"] >= p.min_accuracy)
+    metrics = {"test": model, "baselines": result, "n_test_windows": len(actual), "ndvi_range": ndvi_range,
+               "accuracy_definition": "1 - MAE / (max - min of the test target NDVI)",
+               "min_accuracy": {"threshold": p.min_accuracy, "passed": passed}}
+    _curves(ctx, test["meta"], actual, candidates, p.sample_pixels)
+    plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
+                            [("BiLSTM", actual, candidates["model"]), ("persistence", actual, candidates["persistence"])])
+    _maps(ctx, p.batch_size)
+    if not passed and p.fail_below_min_accuracy:
+        raise SeqpipeError(f"test accuracy {model['accuracy']:.4f} < models.{ctx.name}.evaluate.min_accuracy "
+                           f"{p.min_accuracy} (R2 {model['r2']:.4f}, RMSE {model['rmse']:.4f})")
+    return metrics
+
+
+def _curves(ctx: EvalContext, meta: np.ndarray, actual: np.ndarray, candidates: dict[str, np.ndarray],
+            n_pixels: int) -> None:
+    """curves.csv (the test pixel with most windows) and curves.png (the `n_pixels` with most windows)."""
+    pixels, counts = np.unique(meta[:, :2], axis=0, return_counts=True)
+    chosen = pixels[np.argsort(-counts, kind="stable")[:n_pixels]]
+    steps = np.arange(ctx.stats["n_steps"])
+    panels = []
+    for k, (row, col) in enumerate(chosen):
+        here = (meta[:, 0] == row) & (meta[:, 1] == col)
+        lines = {}
+        for name, values in (("observed", actual), ("BiLSTM", candidates["model"]),
+                             ("persistence", candidates["persistence"])):
+            line = np.full(len(steps), np.nan)
+            line[meta[here, 2]] = values[here]
+            lines[name] = line
+        panels.append((f"pixel row {row}, col {col}", lines))
+        if k == 0:
+            kept = ~np.isnan(lines["observed"])
+            plotting.write_csv(ctx.plots_dir / "curves.csv", {"step": steps[kept], **{
+                f"{n}_ndvi": v[kept] for n, v in lines.items()}})
+    plotting.line_panels(ctx.plots_dir / "curves.png", steps * ctx.stats["grid_days"], panels,
+                         xlabel=f"days after {ctx.stats['grid_start']}")
+
+
+def _maps(ctx: EvalContext, batch_size: int) -> None:
+    """ndvi_maps.png: NDVI of the last input date, the forecast of the next, and what was observed."""
+    import torch
+
+    network, _ = checkpoint.load_model(layout.model_file(ctx.name), expected_model=ctx.name)
+    load = {k: np.load(ctx.data_dir / f"map_{k}.npy") for k in ("x", "valid", "last", "actual")}
+    scaler = Standardizer.from_dict(ctx.stats["scaler"])
+    forecast = scaler.inverse(predict_batches(network, torch.from_numpy(load["x"]), batch_size)[:, 0])
+    forecast = np.where(load["valid"].ravel() > 0, forecast, np.nan).reshape(load["valid"].shape)
+    stats = ctx.stats
+    plotting.map_panels(ctx.plots_dir / "ndvi_maps.png",
+                        [(f"NDVI observed {stats['map_last_date']}", load["last"]),
+                         (f"NDVI forecast {stats['map_target_date']}", forecast),
+                         (f"NDVI observed {stats['map_target_date']}", load["actual"])],
+                        ncols=3, vmin=-0.2, vmax=1.0, cmap="RdYlGn")

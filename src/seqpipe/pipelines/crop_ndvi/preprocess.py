@@ -1,0 +1,271 @@
+"""crop_ndvi preprocess: GeoTIFF stack -> masked NDVI per pixel on a regular date grid -> windows.
+
+Reads block by block (peak memory set by `block_size` and the number of dates, not the raster),
+samples at most about `max_pixels` pixels, and splits train/val/test by spatial blocks so that
+neighbouring pixels do not straddle splits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rasterio.windows import Window
+
+from seqpipe import SeqpipeError
+from seqpipe.data.rasters import Grid, aligned, iter_windows, ndvi, open_raster, read_window, require_same_grid
+from seqpipe.data.series import Standardizer, save_splits, sliding_windows
+from seqpipe.io import read_json
+from seqpipe.params import check
+from seqpipe.sources.crop_ndvi import BANDS, INDEX
+
+SATURATED = 65535
+
+
+@dataclass(frozen=True)
+class CropPreprocessParams:
+    grid_days: int           # the regular date grid's step
+    max_gap_steps: int       # interior gaps up to this many grid steps are interpolated; longer ones break windows
+    window: int              # input steps per sample; the target is the next step
+    mask_scl: list[int]      # SCL classes treated as invalid (nodata, saturated, shadow, clouds, cirrus)
+    reproject: bool          # dates on another grid: reproject onto the first date's grid (else an error)
+    block_size: int          # pixels per side of the read windows (bounds memory)
+    max_pixels: int          # about this many pixels are sampled for the train/val/test windows
+    split_block_px: int      # side of the spatial blocks assigned whole to train, val or test
+    val_fraction: float
+    test_fraction: float
+    map_size: int            # side of the top-left region kept for evaluation maps
+
+    def __post_init__(self) -> None:
+        check(self.grid_days >= 1, "grid_days", "must be >= 1")
+        check(self.max_gap_steps >= 0, "max_gap_steps", "must be >= 0")
+        check(self.window >= 2, "window", "must be >= 2")
+        check(all(0 <= c <= 255 for c in self.mask_scl), "mask_scl", "SCL classes are 0..255")
+        check(self.block_size >= 16, "block_size", "must be >= 16")
+        check(self.max_pixels >= 10, "max_pixels", "must be >= 10")
+        check(self.split_block_px >= 1, "split_block_px", "must be >= 1")
+        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
+              "val_fraction and test_fraction must each be in (0, 0.5)")
+        check(self.map_size >= 8, "map_size", "must be >= 8")
+
+
+def read_scenes(folder: Path) -> list[dict]:
+    """scenes.json of a raw folder (written by every source), sorted by date."""
+    path = folder / INDEX
+    if not path.exists():
+        raise SeqpipeError(f"{path}: missing; run the download stage first")
+    scenes = read_json(path)["scenes"]
+    if not scenes:
+        raise SeqpipeError(f"{path}: lists no dates")
+    return scenes
+
+
+def scale_offset(path: Path, tags: dict[str, str]) -> tuple[float, float]:
+    """(offset, quantification) so that reflectance = (DN + offset) / quantification.
+
+    Explicit BOA_ADD_OFFSET / BOA_QUANTIFICATION_VALUE tags win; otherwise PROCESSING_BASELINE >= 04.00
+    means offset -1000 (ESA's change of January 2022), older baselines none.
+    """
+    try:
+        quant = float(tags.get("BOA_QUANTIFICATION_VALUE", 10000))
+        if "BOA_ADD_OFFSET" in tags:
+            return float(tags["BOA_ADD_OFFSET"]), quant
+        baseline = tags.get("PROCESSING_BASELINE")
+        if baseline is None:
+            raise SeqpipeError(f"{path}: no PROCESSING_BASELINE or BOA_ADD_OFFSET tag; cannot scale DN to reflectance")
+        return (-1000.0 if float(baseline) >= 4.0 else 0.0), quant
+    except ValueError:
+        raise SeqpipeError(f"{path}: unreadable scale tags {tags}") from None
+
+
+class Stack:
+    """Open red/NIR/SCL datasets of every date on one grid; `ndvi(window)` reads only that window."""
+
+    def __init__(self, folder: Path, scenes: list[dict], mask_scl: list[int], reproject: bool) -> None:
+        self.folder, self.mask_scl = folder, np.asarray(mask_scl, np.uint8)
+        self.dates = pd.to_datetime([s["date"] for s in scenes])
+        self._exit = contextlib.ExitStack()
+        self.bands: list[dict[str, tuple[Any, int, Path]]] = []
+        self.scale: list[tuple[float, float, float, float]] = []
+        self.grid: Grid | None = None
+        reference: Path | None = None
+        try:
+            for scene in scenes:
+                opened = {}
+                for band in BANDS:
+                    path = folder / scene[band]["file"]
+                    ds = self._exit.enter_context(open_raster(path))
+                    if self.grid is None:
+                        self.grid, reference = Grid.of(ds), path
+                    if band != "scl" and not reproject:  # SCL may be 20 m: always resampled (nearest)
+                        require_same_grid(reference, self.grid, path, Grid.of(ds))
+                    opened[band] = (aligned(ds, self.grid), scene[band]["band"], path)
+                self.bands.append(opened)
+                self.scale.append((*scale_offset(opened["red"][2], opened["red"][0].tags()),
+                                   *scale_offset(opened["nir"][2], opened["nir"][0].tags())))
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._exit.close()
+
+    def ndvi(self, window: Window) -> np.ndarray:
+        """(dates, rows, cols) float32 NDVI of one window; NaN where SCL or DN says invalid."""
+        out = np.empty((len(self.bands), int(window.height), int(window.width)), np.float32)
+        for k, (opened, (red_off, red_q, nir_off, nir_q)) in enumerate(zip(self.bands, self.scale)):
+            red_dn, nir_dn, scl = (read_window(ds, band, window, path) for ds, band, path in
+                                   (opened["red"], opened["nir"], opened["scl"]))
+            value = ndvi((nir_dn + nir_off) / nir_q, (red_dn + red_off) / red_q)
+            bad = np.isin(scl, self.mask_scl) | (red_dn == 0) | (nir_dn == 0)
+            bad |= (red_dn == SATURATED) | (nir_dn == SATURATED)
+            out[k] = np.where(bad, np.float32(np.nan), value)
+        return out
+
+
+def date_grid(dates: pd.DatetimeIndex, grid_days: int) -> np.ndarray:
+    """Grid step of each acquisition (nearest step of the regular grid starting at the first date)."""
+    return np.round((dates - dates[0]).days.to_numpy() / grid_days).astype(int)
+
+
+def to_grid(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """(dates, ...) -> (grid steps, ...); NaN where no acquisition, later valid values win on ties."""
+    out = np.full((steps.max() + 1, *values.shape[1:]), np.nan, np.float32)
+    for k, step in enumerate(steps):
+        out[step] = np.where(np.isnan(values[k]), out[step], values[k])
+    return out
+
+
+def fill_short_gaps(series: np.ndarray, max_gap: int) -> np.ndarray:
+    """Linear interpolation along axis 0 of interior NaN runs of at most `max_gap` steps."""
+    t = np.arange(len(series)).reshape(-1, *[1] * (series.ndim - 1))
+    valid = ~np.isnan(series)
+    prev = np.maximum.accumulate(np.where(valid, t, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(valid, t, len(series))[::-1], axis=0)[::-1]
+    fill = ~valid & (prev >= 0) & (nxt < len(series)) & (nxt - prev - 1 <= max_gap)
+    p_idx, n_idx = np.clip(prev, 0, None), np.clip(nxt, None, len(series) - 1)
+    before = np.take_along_axis(series, p_idx, 0)
+    after = np.take_along_axis(series, n_idx, 0)
+    weight = (t - prev) / np.maximum(nxt - prev, 1)
+    return np.where(fill, before + (after - before) * weight, series).astype(np.float32)
+
+
+def windows_of(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From (steps, pixels) gridded NDVI: valid (input, target) pairs as (x, y, [start, pixel] rows).
+
+    Valid: every input step observed or in a filled short gap, and both the last input step and the
+    target real observations, so a gap is only filled from values up to the window's end (no leak).
+    """
+    observed = ~np.isnan(series)
+    filled = fill_short_gaps(series, max_gap)
+    n = len(series) - window
+    complete = sliding_windows(~np.isnan(filled), window).all(axis=1)[:n]
+    valid = complete & observed[window - 1:-1] & observed[window:]
+    starts, pixels = np.nonzero(valid)
+    x = sliding_windows(filled, window)[starts, :, pixels]
+    return x.astype(np.float32), series[starts + window, pixels], np.stack([starts, pixels], 1)
+
+
+def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+    scenes = read_scenes(raw_dir)
+    with Stack(raw_dir, scenes, p.mask_scl, p.reproject) as stack:
+        grid, steps = stack.grid, date_grid(stack.dates, p.grid_days)
+        n_steps = int(steps.max()) + 1
+        if n_steps < p.window + 2:
+            raise SeqpipeError(f"{raw_dir / INDEX}: {len(scenes)} dates span {n_steps} grid steps of "
+                               f"{p.grid_days} days; need at least window + 2 = {p.window + 2}")
+        fraction = min(1.0, p.max_pixels / (grid.width * grid.height))
+        splits = _block_splits(grid, p, seed)
+        parts: dict[str, list[tuple[np.ndarray, ...]]] = {s: [] for s in ("train", "val", "test")}
+        masked, total = np.zeros(len(scenes)), 0
+        for win in iter_windows(grid.height, grid.width, p.block_size):
+            values = stack.ndvi(win)
+            masked += np.isnan(values).sum(axis=(1, 2))
+            total += values[0].size
+            rows, cols = _pixel_coords(win)
+            pick = pixel_uniform(seed, rows, cols) < fraction
+            x, y, index = windows_of(to_grid(values, steps).reshape(n_steps, -1)[:, pick], p.window, p.max_gap_steps)
+            r, c = rows[pick][index[:, 1]], cols[pick][index[:, 1]]
+            split = splits[(r // p.split_block_px) * _blocks(grid.width, p) + c // p.split_block_px]
+            meta = np.stack([r, c, index[:, 0] + p.window], 1).astype(np.int32)
+            for code, name in enumerate(parts):
+                here = split == code
+                parts[name].append((x[here], y[here], meta[here]))
+        maps = _map_arrays(stack, steps, p)
+    arrays: dict[str, np.ndarray] = {}
+    scaler = None
+    for name, chunks in parts.items():
+        x, y, meta = (np.concatenate([c[k] for c in chunks]) for k in range(3))
+        if len(x) < 10:
+            raise SeqpipeError(f"{raw_dir}: only {len(x)} {name} windows; use a larger raster, more dates "
+                               f"or a higher models.crop_ndvi.preprocess.max_pixels")
+        scaler = scaler or Standardizer.fit(x.reshape(-1, 1))   # NDVI mean/std of the train inputs
+        arrays[f"x_{name}"], arrays[f"y_{name}"] = scaler.transform(x[..., None]), scaler.transform(y[:, None])
+        if name == "test":
+            arrays["meta_test"] = meta   # row, col, grid step of the target (for plots)
+    maps["arrays"]["map_x"] = scaler.transform(maps["arrays"]["map_x"])
+    arrays.update(maps.pop("arrays"))
+    train_y = scaler.inverse(arrays["y_train"])
+    return {"window": p.window, "grid_days": p.grid_days, "max_gap_steps": p.max_gap_steps,
+            "feature_columns": ["ndvi"], "target_columns": ["ndvi"], "mask_scl": p.mask_scl,
+            "scaler": scaler.to_dict(),   # x and y are (NDVI - mean) / std
+            "dates": [d.strftime("%Y-%m-%d") for d in stack.dates], "date_steps": steps.tolist(),
+            "grid_start": stack.dates[0].strftime("%Y-%m-%d"), "n_steps": n_steps,
+            "masked_fraction": (masked / max(total, 1)).round(4).tolist(),
+            "crs": grid.crs.to_wkt(), "transform": list(grid.transform)[:6], "shape": [grid.height, grid.width],
+            "pixel_fraction": fraction, "ndvi_train_range": [float(train_y.min()), float(train_y.max())],
+            **maps, "arrays": save_splits(out_dir, arrays)}
+
+
+def _map_arrays(stack: Stack, steps: np.ndarray, p: CropPreprocessParams) -> dict:
+    """The top-left map_size square: every pixel's window before the clearest pair of grid steps."""
+    size_r, size_c = min(p.map_size, stack.grid.height), min(p.map_size, stack.grid.width)
+    series = to_grid(stack.ndvi(Window(0, 0, size_c, size_r)), steps)
+    observed = ~np.isnan(series).reshape(len(series), -1)
+    clear = observed[p.window - 1:-1].mean(1) + observed[p.window:].mean(1)
+    target = p.window + int(len(clear) - 1 - np.argmax(clear[::-1]))  # clearest pair, latest on ties
+    filled = fill_short_gaps(series[target - p.window:target], p.max_gap_steps)
+    valid = ~np.isnan(filled).any(0) & ~np.isnan(series[target - 1])
+    x = np.nan_to_num(filled.reshape(p.window, -1).T, nan=0.0)[..., None]
+    start = pd.Timestamp(stack.dates[0])
+    return {"map_target_date": (start + pd.Timedelta(days=int(target * p.grid_days))).strftime("%Y-%m-%d"),
+            "map_last_date": (start + pd.Timedelta(days=int((target - 1) * p.grid_days))).strftime("%Y-%m-%d"),
+            "arrays": {"map_x": x.astype(np.float32), "map_valid": valid.astype(np.uint8),
+                       "map_last": series[target - 1], "map_actual": series[target]}}
+
+
+def _blocks(width: int, p: CropPreprocessParams) -> int:
+    return -(-width // p.split_block_px)
+
+
+def _block_splits(grid: Grid, p: CropPreprocessParams, seed: int) -> np.ndarray:
+    """Split code per spatial block (0 train, 1 val, 2 test), by a seeded permutation."""
+    n = _blocks(grid.width, p) * -(-grid.height // p.split_block_px)
+    rank = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = max(1, round(n * p.test_fraction)), max(1, round(n * p.val_fraction))
+    return np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)
+
+
+def _pixel_coords(win: Window) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.mgrid[int(win.row_off):int(win.row_off + win.height), int(win.col_off):int(win.col_off + win.width)]
+    return rows.ravel().astype(np.int64), cols.ravel().astype(np.int64)
+
+
+def pixel_uniform(seed: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A uniform [0, 1) number per pixel from (seed, row, col) alone, so sampling ignores block size."""
+    z = rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + cols.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    z ^= np.uint64(seed * 0x165667B19E3779F9 % 2**64)
+    for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        z = (z ^ (z >> np.uint64(shift))) * np.uint64(mult)
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53

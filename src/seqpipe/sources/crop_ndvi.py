@@ -1,0 +1,264 @@
+"""Synthetic source for crop_ndvi: Sentinel-2 L2A red/NIR/SCL GeoTIFFs per date, as they lie on disk.
+
+Fields (Voronoi cells) carry crop-specific double-logistic NDVI seasons with varying sowing dates,
+plus bare, urban and water cells. Each acquisition (about every `revisit_days`) is written as
+`T33XXX_<YYYYMMDD>_{B04,B08,SCL}.tif`: uint16 DN with nodata 0 in a UTM CRS at 10 m, reflectance
+= (DN + BOA_ADD_OFFSET) / BOA_QUANTIFICATION_VALUE (baseline >= 04.00), clouds, shadows and cirrus
+marked in SCL, a swath edge of nodata on some dates and a few saturated pixels. Seeded: same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+from scipy import ndimage
+
+from seqpipe import SeqpipeError
+from seqpipe.data.rasters import Grid, geotiff_profile, open_raster, write_geotiff
+from seqpipe.io import write_json
+from seqpipe.params import ParamsError, check
+from seqpipe.sources.local import LocalParams, copy_local
+
+TILE = "T33UVP"
+# name: (share of fields, base NDVI, peak NDVI, green-up day, senescence day) in days after `start`
+CLASSES = {"wheat": (0.25, 0.25, 0.82, -5, 95), "maize": (0.22, 0.18, 0.88, 50, 145),
+           "soybean": (0.15, 0.18, 0.80, 60, 150), "sugar_beet": (0.13, 0.16, 0.85, 40, 170),
+           "grassland": (0.10, 0.45, 0.72, 10, 160), "bare": (0.05, 0.12, 0.12, 0, 0),
+           "urban": (0.05, 0.06, 0.06, 0, 0), "water": (0.05, -0.35, -0.35, 0, 0)}
+INDEX = "scenes.json"   # date -> (file, band) of red, NIR and SCL: what preprocess and predict read
+BANDS = ("red", "nir", "scl")
+SCL = {"nodata": 0, "saturated": 1, "shadow": 3, "vegetation": 4, "not_vegetated": 5, "water": 6,
+       "cloud_medium": 8, "cloud_high": 9, "cirrus": 10}
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """How a folder of GeoTIFFs is organised: file-name regex, where the date is, which band is which."""
+
+    pattern: str       # regex matched against file names; named groups `date` and `band` (both optional)
+    date_format: str   # strptime format of the `date` group (or of the tag)
+    date_tag: str      # read the date from this GeoTIFF tag instead of the `date` group ("" = use the group)
+    red: str           # band name matched by the `band` group, or a 1-based band index without it
+    nir: str
+    scl: str
+
+    def __post_init__(self) -> None:
+        try:
+            groups = re.compile(self.pattern).groupindex
+        except re.error as exc:
+            raise ParamsError(f"pattern: not a valid regex ({exc})") from None
+        check("date" in groups or self.date_tag, "pattern", "needs a (?P<date>...) group unless date_tag is set")
+        if "band" not in groups:
+            check(all(b.isdigit() and int(b) >= 1 for b in (self.red, self.nir, self.scl)), "red",
+                  "without a (?P<band>...) group, red/nir/scl must be 1-based band indexes")
+
+
+@dataclass(frozen=True)
+class CropLocalParams(StackLayout):
+    path: str          # the folder of GeoTIFFs; relative paths are taken from the repository root
+
+
+SYNTHETIC_LAYOUT = StackLayout(pattern=r"T\w+_(?P<date>\d{8})_(?P<band>B04|B08|SCL)\.tif", date_format="%Y%m%d",
+                               date_tag="", red="B04", nir="B08", scl="SCL")
+
+
+def copy_local_stack(p: CropLocalParams, out_dir: Path) -> dict:
+    """Source `local`: copy the folder, then index it (a bad layout fails here, before preprocess)."""
+    fields = copy_local(LocalParams(path=p.path), None, out_dir)
+    if not Path(p.path).expanduser().is_dir():
+        raise SeqpipeError(f"{p.path}: not a folder (download.local.path must name a folder of GeoTIFFs)")
+    scenes = index_stack(out_dir, p)
+    return {**fields, "dates": [s["date"] for s in scenes]}
+
+
+def index_stack(folder: Path, layout: StackLayout) -> list[dict]:
+    """Find every date's red/NIR/SCL (file, band) in `folder` and write scenes.json there."""
+    scenes = find_scenes(folder, layout)
+    write_json(folder / INDEX, {"scenes": scenes})
+    return scenes
+
+
+def find_scenes(folder: Path, layout: StackLayout) -> list[dict]:
+    """Every date's red/NIR/SCL as {"date", "red": {"file", "band"}, ...}, sorted by date."""
+    regex = re.compile(layout.pattern)
+    by_date: dict[str, dict] = {}
+    files = sorted(f for f in folder.iterdir() if f.is_file() and regex.fullmatch(f.name))
+    if not files:
+        raise SeqpipeError(f"{folder}: no file name matches the pattern {layout.pattern!r}")
+    for f in files:
+        match = regex.fullmatch(f.name)
+        date = _date_of(f, match, layout)
+        scene = by_date.setdefault(date, {"date": date})
+        if "band" in regex.groupindex:
+            wanted = {getattr(layout, b): b for b in BANDS}
+            role = wanted.get(match.group("band"))
+            if role is None:
+                continue
+            if role in scene:
+                raise SeqpipeError(f"{f}: a second {role} file for {date} (also {scene[role]['file']})")
+            scene[role] = {"file": f.name, "band": 1}
+        else:
+            if "red" in scene:
+                raise SeqpipeError(f"{f}: a second file for {date} (also {scene['red']['file']})")
+            scene.update({b: {"file": f.name, "band": int(getattr(layout, b))} for b in BANDS})
+    scenes = [by_date[d] for d in sorted(by_date)]
+    for scene in scenes:
+        missing = [b for b in BANDS if b not in scene]
+        if missing:
+            raise SeqpipeError(f"{folder}: date {scene['date']} has no {', '.join(missing)} file "
+                               f"(bands {layout.red}/{layout.nir}/{layout.scl})")
+    return scenes
+
+
+def _date_of(path: Path, match: re.Match, layout: StackLayout) -> str:
+    if layout.date_tag:
+        with open_raster(path) as ds:
+            text = ds.tags().get(layout.date_tag)
+        if text is None:
+            raise SeqpipeError(f"{path}: no {layout.date_tag!r} tag (download.local.date_tag)")
+    else:
+        text = match.group("date")
+    try:
+        return pd.to_datetime(text, format=layout.date_format).strftime("%Y-%m-%d")
+    except ValueError:
+        raise SeqpipeError(f"{path}: date {text!r} does not match date_format {layout.date_format!r}") from None
+
+
+@dataclass(frozen=True)
+class CropSyntheticParams:
+    width: int
+    height: int
+    start: str                  # first acquisition date (ISO)
+    n_dates: int                # acquisitions over the season
+    revisit_days: int
+    missing_acquisitions: float  # fraction of revisit slots with no acquisition
+    epsg: int                   # a UTM zone, e.g. 32633
+    origin_x: float             # upper-left corner, metres
+    origin_y: float
+    pixel_size: float           # metres (10 for B04/B08)
+    field_size_px: int          # mean field spacing in pixels
+    cloud_fraction: float       # mean cloud cover per date
+    baseline: str               # processing baseline written in the tags, e.g. "05.09"
+
+    def __post_init__(self) -> None:
+        check(self.width >= 8 and self.height >= 8, "width", "width and height must be >= 8")
+        check(self.n_dates >= 4, "n_dates", "must be >= 4")
+        check(self.revisit_days >= 1, "revisit_days", "must be >= 1")
+        check(0 <= self.missing_acquisitions < 0.5, "missing_acquisitions", "must be in [0, 0.5)")
+        check(self.pixel_size > 0, "pixel_size", "must be > 0")
+        check(self.field_size_px >= 2, "field_size_px", "must be >= 2")
+        check(0 <= self.cloud_fraction < 0.9, "cloud_fraction", "must be in [0, 0.9)")
+        try:
+            pd.Timestamp(self.start)
+            CRS.from_epsg(self.epsg)
+        except Exception:  # noqa: BLE001 - either failure is a params error
+            check(False, "start", f"start {self.start!r} or epsg {self.epsg} is not valid")
+        check(_baseline_number(self.baseline) is not None, "baseline", f"not like '05.09': {self.baseline!r}")
+
+
+def write_synthetic(p: CropSyntheticParams, seed: int, out_dir: Path) -> dict:
+    """Write every date's B04/B08/SCL GeoTIFFs into `out_dir`; returns the manifest fields."""
+    rng = np.random.default_rng(seed)
+    grid = Grid(CRS.from_epsg(p.epsg), from_origin(p.origin_x, p.origin_y, p.pixel_size, p.pixel_size),
+                p.width, p.height)
+    classes, shift, amplitude = _fields(rng, p)
+    slots = np.arange(p.n_dates + int(np.ceil(p.n_dates * p.missing_acquisitions)) + 1)
+    keep = np.sort(rng.permutation(len(slots) - 1)[: p.n_dates - 1] + 1)  # the first slot is always kept
+    days = np.concatenate([[0], keep]) * p.revisit_days
+    start = pd.Timestamp(p.start)
+    offset = -1000 if _baseline_number(p.baseline) >= 4.0 else 0
+    names = list(CLASSES)
+    dates = []
+    for k, day in enumerate(days):
+        truth = _ndvi(classes, shift, amplitude, float(day), names)
+        truth = np.clip(truth + rng.normal(0, 0.015, truth.shape), -0.6, 0.95)
+        red, nir, scl = _bands(rng, p, truth, classes, names)
+        date = (start + pd.Timedelta(days=int(day))).strftime("%Y%m%d")
+        tags = {"PROCESSING_BASELINE": p.baseline, "BOA_ADD_OFFSET": str(offset),
+                "BOA_QUANTIFICATION_VALUE": "10000", "DATATAKE_SENSING_DATE": date,
+                "SPACECRAFT_NAME": "Sentinel-2A" if k % 2 == 0 else "Sentinel-2B"}
+        for band, reflectance in (("B04", red), ("B08", nir)):
+            dn = np.clip(np.round(reflectance * 10000 - offset), 1, 65535).astype(np.uint16)
+            dn[scl == SCL["nodata"]] = 0
+            dn[scl == SCL["saturated"]] = 65535
+            write_geotiff(out_dir / f"{TILE}_{date}_{band}.tif", dn, geotiff_profile(grid, "uint16", 0),
+                          {**tags, "BAND": band})
+        write_geotiff(out_dir / f"{TILE}_{date}_SCL.tif", scl, geotiff_profile(grid, "uint8", 0),
+                      {**tags, "BAND": "SCL"})
+        dates.append(date)
+    index_stack(out_dir, SYNTHETIC_LAYOUT)
+    return {"synthetic": True, "generator": "sentinel2_l2a_fields", "seed": seed, "dates": dates,
+            "crs": f"EPSG:{p.epsg}", "shape": [p.height, p.width]}
+
+
+def _fields(rng: np.random.Generator, p: CropSyntheticParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel: class index, sowing shift (days) and a smooth within-field vigour factor."""
+    n_fields = max(4, round(p.width * p.height / p.field_size_px**2))
+    seeds = rng.uniform(0, 1, (n_fields, 2)) * (p.height, p.width)
+    shares = np.array([v[0] for v in CLASSES.values()])
+    field_class = rng.choice(len(CLASSES), n_fields, p=shares / shares.sum())
+    field_shift = rng.normal(0, 8, n_fields)
+    rows, cols = np.mgrid[0:p.height, 0:p.width].astype(np.float32)
+    nearest = np.zeros((p.height, p.width), np.int32)
+    best = np.full((p.height, p.width), np.inf, np.float32)
+    for i, (r, c) in enumerate(seeds):  # one field at a time keeps memory at a few rasters
+        d = (rows - r) ** 2 + (cols - c) ** 2
+        closer = d < best
+        nearest[closer], best[closer] = i, d[closer]
+    vigour = 1 + 0.06 * ndimage.gaussian_filter(rng.normal(0, 1, (p.height, p.width)), 3) * 3
+    return field_class[nearest], field_shift[nearest], vigour.astype(np.float32)
+
+
+def _ndvi(classes: np.ndarray, shift: np.ndarray, vigour: np.ndarray, day: float, names: list[str]) -> np.ndarray:
+    """Double-logistic season: base + (peak - base) * (rise(day) - fall(day)), per class."""
+    out = np.empty(classes.shape, np.float32)
+    for k, name in enumerate(names):
+        _, base, peak, green_up, senescence = CLASSES[name]
+        here = classes == k
+        t = day - shift[here]
+        rise = 1 / (1 + np.exp(-(t - green_up) / 7.0))
+        fall = 1 / (1 + np.exp(-(t - senescence) / 9.0))
+        out[here] = base + (peak - base) * vigour[here] * (rise - fall) if peak != base else base
+    return out
+
+
+def _bands(rng: np.random.Generator, p: CropSyntheticParams, truth: np.ndarray, classes: np.ndarray,
+           names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Red and NIR reflectance with clouds/shadows/cirrus, and the matching SCL classes."""
+    water = classes == names.index("water")
+    brightness = np.where(water, 0.06, 0.30 + 0.15 * np.clip(truth, 0, 1))
+    red, nir = brightness * (1 - truth) / 2, brightness * (1 + truth) / 2
+    scl = np.where(water, SCL["water"], np.where(truth > 0.3, SCL["vegetation"], SCL["not_vegetated"]))
+    cover = rng.beta(0.6, 0.6 * (1 - p.cloud_fraction) / max(p.cloud_fraction, 1e-3)) if p.cloud_fraction else 0
+    field = ndimage.gaussian_filter(rng.normal(0, 1, truth.shape), max(truth.shape) / 10, mode="wrap")
+    if cover > 0.01:
+        level = np.quantile(field, 1 - cover)
+        cloud = field >= level
+        core = field >= level + 0.5 * (field.max() - level)
+        cirrus = (field >= level - 0.15 * field.std()) & ~cloud
+        shadow = np.roll(cloud, (max(2, truth.shape[0] // 12), max(2, truth.shape[1] // 10)), (0, 1)) & ~cloud
+        haze = rng.uniform(0.35, 0.7)
+        red, nir = np.where(cloud, haze, red), np.where(cloud, haze * 1.03, nir)
+        red, nir = np.where(cirrus, red + 0.08, red), np.where(cirrus, nir + 0.08, nir)
+        red, nir = np.where(shadow, red * 0.35, red), np.where(shadow, nir * 0.35, nir)
+        scl = np.select([core, cloud, cirrus, shadow], [SCL["cloud_high"], SCL["cloud_medium"], SCL["cirrus"],
+                                                        SCL["shadow"]], scl)
+    saturated = rng.random(truth.shape) < 0.0005
+    scl = np.where(saturated, SCL["saturated"], scl)
+    if rng.random() < 0.1:  # swath edge: a corner without data
+        rows, cols = np.mgrid[0:truth.shape[0], 0:truth.shape[1]]
+        scl = np.where(rows + cols < rng.uniform(0.2, 0.6) * truth.shape[0], SCL["nodata"], scl)
+    return red, nir, scl.astype(np.uint8)
+
+
+def _baseline_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
