@@ -95,7 +95,7 @@ class Stack:
         reference: Path | None = None
         try:
             for scene in scenes:
-                opened = {}
+                opened, tags = {}, {}
                 for band in BANDS:
                     path = folder / scene[band]["file"]
                     ds = self._exit.enter_context(open_raster(path))
@@ -103,10 +103,10 @@ class Stack:
                         self.grid, reference = Grid.of(ds), path
                     if band != "scl" and not reproject:  # SCL may be 20 m: always resampled (nearest)
                         require_same_grid(reference, self.grid, path, Grid.of(ds))
-                    opened[band] = (aligned(ds, self.grid), scene[band]["band"], path)
+                    opened[band], tags[band] = (aligned(ds, self.grid), scene[band]["band"], path), ds.tags()
                 self.bands.append(opened)
-                self.scale.append((*scale_offset(opened["red"][2], opened["red"][0].tags()),
-                                   *scale_offset(opened["nir"][2], opened["nir"][0].tags())))
+                self.scale.append((*scale_offset(opened["red"][2], tags["red"]),
+                                   *scale_offset(opened["nir"][2], tags["nir"])))
         except BaseException:
             self.close()
             raise
@@ -209,7 +209,7 @@ def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path)
         if len(x) < 10:
             raise SeqpipeError(f"{raw_dir}: only {len(x)} {name} windows; use a larger raster, more dates "
                                f"or a higher models.crop_ndvi.preprocess.max_pixels")
-        scaler = scaler or Standardizer.fit(x.reshape(-1, 1))   # NDVI mean/std of the train inputs
+        scaler = scaler or Standardizer.fit(np.sort(x.ravel())[:, None])  # train NDVI; sorted: order-free
         arrays[f"x_{name}"], arrays[f"y_{name}"] = scaler.transform(x[..., None]), scaler.transform(y[:, None])
         if name == "test":
             arrays["meta_test"] = meta   # row, col, grid step of the target (for plots)
