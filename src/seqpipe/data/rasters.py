@@ -57,6 +57,11 @@ def open_raster(path: str | Path) -> Iterator[Any]:
         ds.close()
 
 
+def bounded_cache(megabytes: int = 64) -> Any:
+    """rasterio.Env capping GDAL's block cache (default 5% of RAM), so memory does not grow with the raster."""
+    return rasterio.Env(GDAL_CACHEMAX=megabytes)
+
+
 def aligned(ds: Any, grid: Grid, resampling: Resampling = Resampling.nearest) -> Any:
     """`ds` as is when it is on `grid`, else a WarpedVRT reprojecting it onto `grid` (same windows apply)."""
     if Grid.of(ds).matches(grid):

@@ -18,6 +18,7 @@ import pandas as pd
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from seqpipe import SeqpipeError
 from seqpipe.data.rasters import Grid, geotiff_profile, open_raster, write_geotiff
@@ -204,13 +205,9 @@ def _fields(rng: np.random.Generator, p: CropSyntheticParams) -> tuple[np.ndarra
     shares = np.array([v[0] for v in CLASSES.values()])
     field_class = rng.choice(len(CLASSES), n_fields, p=shares / shares.sum())
     field_shift = rng.normal(0, 8, n_fields)
-    rows, cols = np.mgrid[0:p.height, 0:p.width].astype(np.float32)
-    nearest = np.zeros((p.height, p.width), np.int32)
-    best = np.full((p.height, p.width), np.inf, np.float32)
-    for i, (r, c) in enumerate(seeds):  # one field at a time keeps memory at a few rasters
-        d = (rows - r) ** 2 + (cols - c) ** 2
-        closer = d < best
-        nearest[closer], best[closer] = i, d[closer]
+    rows, cols = np.mgrid[0:p.height, 0:p.width]
+    _, nearest = cKDTree(seeds).query(np.stack([rows.ravel(), cols.ravel()], 1))
+    nearest = nearest.reshape(p.height, p.width)
     vigour = 1 + 0.06 * ndimage.gaussian_filter(rng.normal(0, 1, (p.height, p.width)), 3) * 3
     return field_class[nearest], field_shift[nearest], vigour.astype(np.float32)
 

@@ -17,7 +17,7 @@ import pandas as pd
 from rasterio.windows import Window
 
 from seqpipe import SeqpipeError
-from seqpipe.data.rasters import Grid, aligned, iter_windows, ndvi, open_raster, read_window, require_same_grid
+from seqpipe.data.rasters import Grid, aligned, bounded_cache, iter_windows, ndvi, open_raster, read_window, require_same_grid
 from seqpipe.data.series import Standardizer, save_splits, sliding_windows
 from seqpipe.io import read_json
 from seqpipe.params import check
@@ -94,6 +94,7 @@ class Stack:
         self.grid: Grid | None = None
         reference: Path | None = None
         try:
+            self._exit.enter_context(bounded_cache())
             for scene in scenes:
                 opened, tags = {}, {}
                 for band in BANDS:
