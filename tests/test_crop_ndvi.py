@@ -18,7 +18,8 @@ from seqpipe import SeqpipeError, registry  # noqa: F401 - the registry first: p
 from seqpipe.data.rasters import iter_windows
 from seqpipe.params import load_params
 from seqpipe.pipelines.crop_ndvi.preprocess import Stack, preprocess
-from seqpipe.sources.crop_ndvi import SYNTHETIC_LAYOUT, CropSyntheticParams, index_stack, write_synthetic
+from seqpipe.sources.crop_ndvi import (SYNTHETIC_LAYOUT, CropSyntheticParams, StackLayout, index_stack,
+                                      write_synthetic)
 from tests.conftest import REPO, run_env, tiny_overrides, write_params
 
 SIZE = 16
@@ -74,6 +75,26 @@ def test_ndvi_is_the_hand_computation_with_and_without_offset(tmp_path: Path) ->
     assert dates[0]["offset"] == 1000 and dates[1]["offset"] == 0
     red, nir = (int(dates[0][b][3, 5]) for b in ("red", "nir"))  # one pixel spelled out
     assert values[0][3, 5] == pytest.approx(((nir - 1000) - (red - 1000)) / ((nir - 1000) + (red - 1000)), rel=1e-5)
+
+
+def test_local_multiband_files_with_band_indexes_and_date_from_a_tag(tmp_path: Path) -> None:
+    layout = StackLayout(pattern=r"scene_\w+\.tif", date_format="%Y-%m-%d", date_tag="ACQ_DATE",
+                         red="3", nir="1", scl="2")
+    profile = {"driver": "GTiff", "width": SIZE, "height": SIZE, "count": 3, "dtype": "uint16",
+               "crs": CRS.from_epsg(32633), "transform": from_origin(399960.0, 5300040.0, 10.0, 10.0)}
+    nir, scl, red = np.full((SIZE, SIZE), 4000), np.full((SIZE, SIZE), 4), np.full((SIZE, SIZE), 1500)
+    for name, date in (("scene_b", "2023-06-06"), ("scene_a", "2023-06-01")):
+        with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+            dst.write(np.stack([nir, scl, red]).astype(np.uint16))
+            dst.update_tags(ACQ_DATE=date, BOA_ADD_OFFSET="-1000", BOA_QUANTIFICATION_VALUE="10000")
+    scenes = index_stack(tmp_path, layout)
+    assert [(s["date"], s["red"]["file"], s["red"]["band"]) for s in scenes] == [
+        ("2023-06-01", "scene_a.tif", 3), ("2023-06-06", "scene_b.tif", 3)]
+    with Stack(tmp_path, scenes, [3, 8, 9, 10], False) as stack:
+        assert stack.ndvi(Window(0, 0, 4, 4)) == pytest.approx((3000 - 500) / (3000 + 500))
+    bad = StackLayout(pattern=r"scene_\w+\.tif", date_format="%Y%m%d", date_tag="ACQ_DATE", red="3", nir="1", scl="2")
+    with pytest.raises(SeqpipeError, match="scene_a.tif: date '2023-06-01' does not match date_format"):
+        index_stack(tmp_path, bad)
 
 
 def test_cloud_shadow_cirrus_nodata_and_saturated_pixels_are_masked(tmp_path: Path) -> None:
