@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +19,9 @@ from seqpipe.params import load_params
 from seqpipe.pipelines.crop_ndvi.preprocess import Stack, preprocess
 from seqpipe.sources.crop_ndvi import (SYNTHETIC_LAYOUT, CropSyntheticParams, StackLayout, index_stack,
                                       write_synthetic)
-from tests.conftest import REPO, run_env, tiny_overrides, write_params
+from tests.conftest import run, tiny_overrides, write_params
 
 SIZE = 16
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """The CLI in `cwd` with this checkout's sources (conftest.run would import `cwd`/src, absent here)."""
-    proc = subprocess.run(cmd, cwd=cwd, env=run_env(REPO), capture_output=True, text=True, timeout=300)
-    assert not check or proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def write_stack(folder: Path, n_dates: int = 12, seed: int = 0, baselines: tuple[str, ...] = ("05.09",),

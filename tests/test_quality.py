@@ -40,12 +40,20 @@ def ice_change_ok(m: dict) -> bool:
     return test["f1"] >= 0.9 and test["f1"] >= baseline["f1"] + 0.1 and test["iou"] > baseline["iou"]
 
 
+def crop_ndvi_ok(m: dict) -> bool:
+    test, baselines = m["test"], m["baselines"]
+    return (test["r2"] >= 0.9 and m["min_accuracy"]["passed"]
+            and test["rmse"] < 0.75 * baselines["persistence"]["rmse"]
+            and all(test["rmse"] < b["rmse"] for b in baselines.values()))
+
+
 AIMS: dict[str, Callable[[dict], bool]] = {
     "freq_filter": freq_filter_ok,
     "bandwidth": bandwidth_ok,
     "ice_type": ice_type_ok,
     "ice_forecast": ice_forecast_ok,
     "ice_change": ice_change_ok,
+    "crop_ndvi": crop_ndvi_ok,
 }
 
 

@@ -1,6 +1,7 @@
 """Generic rasterio helpers: safe opening, grid checks, block windows, NDVI, deterministic GeoTIFF writes.
 
 Every read error names the file; nothing here holds more than one window of a raster in memory.
+rasterio is imported on use: the registry imports the modules that import this one for every stage.
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rasterio
-from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 
 from seqpipe import SeqpipeError
 from seqpipe.io import atomic_path
+
+if TYPE_CHECKING:
+    from rasterio.windows import Window
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,9 @@ class Grid:
 @contextlib.contextmanager
 def open_raster(path: str | Path) -> Iterator[Any]:
     """rasterio.open with any failure (missing, not a GeoTIFF, truncated header) as one SeqpipeError line."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
     try:
         ds = rasterio.open(path)
     except RasterioError as exc:
@@ -59,15 +61,20 @@ def open_raster(path: str | Path) -> Iterator[Any]:
 
 def bounded_cache(megabytes: int = 64) -> Any:
     """rasterio.Env capping GDAL's block cache (default 5% of RAM), so memory does not grow with the raster."""
+    import rasterio
+
     return rasterio.Env(GDAL_CACHEMAX=megabytes)
 
 
-def aligned(ds: Any, grid: Grid, resampling: Resampling = Resampling.nearest) -> Any:
-    """`ds` as is when it is on `grid`, else a WarpedVRT reprojecting it onto `grid` (same windows apply)."""
+def aligned(ds: Any, grid: Grid) -> Any:
+    """`ds` as is when it is on `grid`, else a nearest-neighbour WarpedVRT onto `grid` (same windows apply)."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
     if Grid.of(ds).matches(grid):
         return ds
     return WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                     resampling=resampling, nodata=ds.nodata)
+                     resampling=Resampling.nearest, nodata=ds.nodata)
 
 
 def require_same_grid(reference: Path, ref_grid: Grid, path: Path, grid: Grid) -> None:
@@ -78,6 +85,8 @@ def require_same_grid(reference: Path, ref_grid: Grid, path: Path, grid: Grid) -
 
 def read_window(ds: Any, band: int, window: Window, path: str | Path) -> np.ndarray:
     """One band of one window; a damaged file (e.g. truncated data) raises naming `path`."""
+    from rasterio.errors import RasterioError
+
     try:
         return ds.read(band, window=window)
     except RasterioError as exc:
@@ -87,6 +96,8 @@ def read_window(ds: Any, band: int, window: Window, path: str | Path) -> np.ndar
 
 def iter_windows(height: int, width: int, size: int) -> Iterator[Window]:
     """Square `size` x `size` windows (smaller at the right/bottom edges), row-major."""
+    from rasterio.windows import Window
+
     for row in range(0, height, size):
         for col in range(0, width, size):
             yield Window(col, row, min(size, width - col), min(size, height - row))
@@ -115,6 +126,8 @@ def geotiff_profile(grid: Grid, dtype: str, nodata: float | int | None, block: i
 @contextlib.contextmanager
 def geotiff_writer(path: str | Path, profile: dict[str, Any], tags: dict[str, str] | None = None) -> Iterator[Any]:
     """An open dataset writing to a temp file that replaces `path` only when the block exits cleanly."""
+    import rasterio
+
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         if tags:
             dst.update_tags(**tags)

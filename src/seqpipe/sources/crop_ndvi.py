@@ -15,10 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rasterio.crs import CRS
-from rasterio.transform import from_origin
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from seqpipe import SeqpipeError
 from seqpipe.data.rasters import Grid, geotiff_profile, open_raster, write_geotiff
@@ -32,6 +28,7 @@ CLASSES = {"wheat": (0.25, 0.25, 0.82, -5, 95), "maize": (0.22, 0.18, 0.88, 50, 
            "soybean": (0.15, 0.18, 0.80, 60, 150), "sugar_beet": (0.13, 0.16, 0.85, 40, 170),
            "grassland": (0.10, 0.45, 0.72, 10, 160), "bare": (0.05, 0.12, 0.12, 0, 0),
            "urban": (0.05, 0.06, 0.06, 0, 0), "water": (0.05, -0.35, -0.35, 0, 0)}
+# rasterio and scipy are imported inside the functions: the registry imports this module for every stage.
 INDEX = "scenes.json"   # date -> (file, band) of red, NIR and SCL: what preprocess and predict read
 BANDS = ("red", "nir", "scl")
 SCL = {"nodata": 0, "saturated": 1, "shadow": 3, "vegetation": 4, "not_vegetated": 5, "water": 6,
@@ -157,14 +154,18 @@ class CropSyntheticParams:
         check(0 <= self.cloud_fraction < 0.9, "cloud_fraction", "must be in [0, 0.9)")
         try:
             pd.Timestamp(self.start)
-            CRS.from_epsg(self.epsg)
-        except Exception:  # noqa: BLE001 - either failure is a params error
-            check(False, "start", f"start {self.start!r} or epsg {self.epsg} is not valid")
+        except ValueError:
+            check(False, "start", f"not an ISO date: {self.start!r}")
+        check(32601 <= self.epsg <= 32660 or 32701 <= self.epsg <= 32760, "epsg",
+              f"must be a WGS 84 / UTM zone (326xx or 327xx, as Sentinel-2 tiles), got {self.epsg}")
         check(_baseline_number(self.baseline) is not None, "baseline", f"not like '05.09': {self.baseline!r}")
 
 
 def write_synthetic(p: CropSyntheticParams, seed: int, out_dir: Path) -> dict:
     """Write every date's B04/B08/SCL GeoTIFFs into `out_dir`; returns the manifest fields."""
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
     rng = np.random.default_rng(seed)
     grid = Grid(CRS.from_epsg(p.epsg), from_origin(p.origin_x, p.origin_y, p.pixel_size, p.pixel_size),
                 p.width, p.height)
@@ -200,6 +201,9 @@ def write_synthetic(p: CropSyntheticParams, seed: int, out_dir: Path) -> dict:
 
 def _fields(rng: np.random.Generator, p: CropSyntheticParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per pixel: class index, sowing shift (days) and a smooth within-field vigour factor."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
     n_fields = max(4, round(p.width * p.height / p.field_size_px**2))
     seeds = rng.uniform(0, 1, (n_fields, 2)) * (p.height, p.width)
     shares = np.array([v[0] for v in CLASSES.values()])
@@ -228,6 +232,8 @@ def _ndvi(classes: np.ndarray, shift: np.ndarray, vigour: np.ndarray, day: float
 def _bands(rng: np.random.Generator, p: CropSyntheticParams, truth: np.ndarray, classes: np.ndarray,
            names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Red and NIR reflectance with clouds/shadows/cirrus, and the matching SCL classes."""
+    from scipy import ndimage
+
     water = classes == names.index("water")
     brightness = np.where(water, 0.06, 0.30 + 0.15 * np.clip(truth, 0, 1))
     red, nir = brightness * (1 - truth) / 2, brightness * (1 + truth) / 2

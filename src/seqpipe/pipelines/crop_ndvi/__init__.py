@@ -38,7 +38,7 @@ def network(p: CropModelParams, stats: dict) -> tuple[str, dict]:
 
 SPEC = ModelSpec(
     name="crop_ndvi",
-    summary="next NDVI per pixel from 10 steps of Sentinel-2 red/NIR (cloud-masked); BiLSTM 2x128, FC 256-64-1",
+    summary="next NDVI per pixel from a window of cloud-masked Sentinel-2 red/NIR GeoTIFFs; (Bi)LSTM + FC head",
     task="regression",
     network_module="lstm",
     download_params=CropDownloadParams,

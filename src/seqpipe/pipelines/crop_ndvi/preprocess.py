@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from rasterio.windows import Window
 
 from seqpipe import SeqpipeError
 from seqpipe.data.rasters import Grid, aligned, bounded_cache, iter_windows, ndvi, open_raster, read_window, require_same_grid
@@ -22,6 +21,9 @@ from seqpipe.data.series import Standardizer, save_splits, sliding_windows
 from seqpipe.io import read_json
 from seqpipe.params import check
 from seqpipe.sources.crop_ndvi import BANDS, INDEX
+
+if TYPE_CHECKING:
+    from rasterio.windows import Window
 
 SATURATED = 65535
 
@@ -230,6 +232,8 @@ def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path)
 
 def _map_arrays(stack: Stack, steps: np.ndarray, p: CropPreprocessParams) -> dict:
     """The top-left map_size square: every pixel's window before the clearest pair of grid steps."""
+    from rasterio.windows import Window
+
     size_r, size_c = min(p.map_size, stack.grid.height), min(p.map_size, stack.grid.width)
     series = to_grid(stack.ndvi(Window(0, 0, size_c, size_r)), steps)
     observed = ~np.isnan(series).reshape(len(series), -1)
