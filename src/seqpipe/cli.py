@@ -19,6 +19,7 @@ examples:
   seqpipe predict bandwidth --input metrics.csv --output forecast.csv
   seqpipe predict ice_forecast --input daily_tifs/ --output forecast.tif
   seqpipe predict ice_change --before A.tif --after B.tif --output change.tif
+  seqpipe predict crop_ndvi --input s2_stack/ --output next_ndvi.tif
   seqpipe export bandwidth                  models/bandwidth/model.onnx, checked with onnxruntime
 
 Stages are normally run by `dvc repro`; every hyperparameter lives in params.yaml."""
@@ -32,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list registered models")
     for stage, text in (("download", "fetch or generate raw data into data/raw/MODEL/"),
-                        ("preprocess", "raw data -> train/val/test arrays in data/processed/MODEL/"),
-                        ("evaluate", "test metrics and baselines -> metrics/MODEL.json, plots/MODEL/eval/")):
+                        ("preprocess", "raw data -> train/val/test arrays in data/processed/MODEL/")):
         sub.add_parser(stage, help=text).add_argument("model")
     train = sub.add_parser("train", help="train MODEL -> models/MODEL/model.pt (resumes a matching checkpoint)")
     train.add_argument("model")
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--fresh", action="store_true", help="delete checkpoints and start from scratch")
     mode.add_argument("--validate-only", action="store_true",
                       help="check params, data and network with one batch and a validation pass; write nothing")
+    sub.add_parser("evaluate", help="test metrics and baselines -> metrics/MODEL.json, plots/MODEL/eval/"
+                   ).add_argument("model")
     predict = sub.add_parser("predict", help="run a trained model on new input")
     predict.add_argument("model")
     predict.add_argument("--input", type=Path, help="input file or folder (format depends on the model)")
