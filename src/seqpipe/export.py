@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import torch
 from seqpipe import SeqpipeError, checkpoint, layout
 from seqpipe.io import atomic_path
 
-log = logging.getLogger(__name__)
 
 
 def export_onnx(name: str, output: Path | None = None, check_samples: int = 256) -> dict:
@@ -40,6 +38,4 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256)
             raise SeqpipeError(f"{output}: onnxruntime output differs from torch (max abs diff {max_abs_diff:.3g})")
     report = {"path": str(output), "bytes": output.stat().st_size, "checked_samples": len(x),
               "max_abs_diff": max_abs_diff, "onnxruntime": ort.__version__}
-    log.info("export %s: %s (%d bytes), onnxruntime vs torch max abs diff %.3g over %d samples",
-             name, output, report["bytes"], max_abs_diff, len(x))
     return report
