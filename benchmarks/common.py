@@ -54,15 +54,26 @@ def sh(cmd: list[str], cwd: Path, timeout: float = 3600) -> subprocess.Completed
     return proc
 
 
+# Linux counts the parent's memory in a child's ru_maxrss when the child is spawned straight from a
+# big process (exec takes over the high-water mark of the forked or vforked image), so the command
+# runs under a small wrapper interpreter and the wrapper reports its own child's peak.
+_WRAPPER = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss_of(cmd: list[str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of a child process, from wait4's rusage."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env(cwd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], cwd=cwd, env=env(cwd),
+                          capture_output=True, text=True)
     wall = time.perf_counter() - start
-    if status != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    rss_kb, code = (int(v) for v in proc.stdout.split()[-2:])
+    if proc.returncode != 0 or code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+    return wall, rss_kb / 1024
 
 
 def self_peak_rss_mib() -> float:

@@ -16,6 +16,7 @@ from seqpipe.tasks import TASKS, build_task, step
 from seqpipe.data.series import load_split_tensors
 from seqpipe import layout
 from seqpipe.params import Params
+from seqpipe.quality import AIMS
 from tests.conftest import REPO, TINY
 
 MODELS = list(registry.MODELS)
@@ -30,6 +31,7 @@ def test_dvc_yaml_lists_every_model_with_its_network_file() -> None:
         assert (REPO / "src/seqpipe/models" / f"{spec.network_module}.py").exists()
         assert spec.task in TASKS
         assert name in TINY, f"tests/tiny_params.yaml has no entry for {name}"
+        assert name in AIMS, f"seqpipe.quality.AIMS has no quality aim for {name}"
 
 
 @pytest.mark.parametrize("name", MODELS)
