@@ -14,7 +14,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from seqpipe import SeqpipeError, registry  # noqa: F401 - the registry first: pipelines import it
-from seqpipe.data.rasters import iter_windows
+from seqpipe.data.rasters import iter_windows, tile_aligned
 from seqpipe.params import load_params
 from seqpipe.pipelines.crop_ndvi.preprocess import Stack, preprocess
 from seqpipe.sources.crop_ndvi import (SYNTHETIC_LAYOUT, CropSyntheticParams, StackLayout, index_stack,
@@ -143,6 +143,16 @@ def test_windowed_reading_equals_the_whole_array_and_preprocess_ignores_block_si
     assert len(order[0]) > 20
     for key in ("x", "y", "meta"):
         np.testing.assert_array_equal(small[key][order[0]], large[key][order[1]])
+
+
+def test_read_windows_round_up_to_whole_tiles(tmp_path: Path) -> None:
+    for name, layout, expected in (("tiled", {"tiled": True, "blockxsize": 32, "blockysize": 32}, 64),
+                                   ("striped", {}, 40)):
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=96, height=96, count=1, dtype="uint16", **layout) as dst:
+            dst.write(np.zeros((96, 96), np.uint16), 1)
+        with rasterio.open(path) as ds:
+            assert tile_aligned(40, ds) == expected, name
 
 
 def test_synthetic_download_is_byte_deterministic(tmp_path: Path) -> None:

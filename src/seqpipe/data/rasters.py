@@ -103,6 +103,15 @@ def iter_windows(height: int, width: int, size: int) -> Iterator[Window]:
             yield Window(col, row, min(size, width - col), min(size, height - row))
 
 
+def tile_aligned(size: int, ds: Any) -> int:
+    """`size` rounded up to a multiple of `ds`'s internal tile, so a pass over many files decodes each
+    tile once (windows smaller than a tile re-decode it once the block cache has moved on)."""
+    block_h, block_w = ds.block_shapes[0]
+    if block_h != block_w or block_w >= ds.width:  # striped or odd layouts: keep the requested size
+        return size
+    return -(-size // block_w) * block_w
+
+
 def ndvi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
     """(NIR - red) / (NIR + red) as float32; NaN where the sum is not positive."""
     nir = nir.astype(np.float32)

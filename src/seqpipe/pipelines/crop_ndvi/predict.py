@@ -52,7 +52,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
         tags = {"MODEL": "crop_ndvi", "LAST_INPUT_DATE": last.strftime("%Y-%m-%d"),
                 "FORECAST_DATE": (last + pd.Timedelta(days=grid_days)).strftime("%Y-%m-%d")}
         with geotiff_writer(output, geotiff_profile(stack.grid, "float32", NODATA), tags) as dst:
-            for win in iter_windows(stack.grid.height, stack.grid.width, block):
+            for win in iter_windows(stack.grid.height, stack.grid.width, stack.window_size(block)):
                 series = to_grid(stack.ndvi(win), steps)
                 filled = fill_short_gaps(series, max_gap)[-window:].reshape(window, -1)
                 valid = ~np.isnan(filled).any(0) & ~np.isnan(series[-1].ravel())

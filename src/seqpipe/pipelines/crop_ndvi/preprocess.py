@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from seqpipe import SeqpipeError
-from seqpipe.data.rasters import Grid, aligned, bounded_cache, iter_windows, ndvi, open_raster, read_window, require_same_grid
+from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, open_raster, read_window,
+                                  require_same_grid, tile_aligned)
 from seqpipe.data.series import Standardizer, save_splits, sliding_windows
 from seqpipe.io import read_json
 from seqpipe.params import check
@@ -35,7 +36,7 @@ class CropPreprocessParams:
     window: int              # input steps per sample; the target is the next step
     mask_scl: list[int]      # SCL classes treated as invalid (nodata, saturated, shadow, clouds, cirrus)
     reproject: bool          # dates on another grid: reproject onto the first date's grid (else an error)
-    block_size: int          # pixels per side of the read windows (bounds memory)
+    block_size: int          # pixels per side of the read windows (bounds memory; rounded up to whole file tiles)
     max_pixels: int          # about this many pixels are sampled for the train/val/test windows
     split_block_px: int      # side of the spatial blocks assigned whole to train, val or test
     val_fraction: float
@@ -123,6 +124,10 @@ class Stack:
     def close(self) -> None:
         self._exit.close()
 
+    def window_size(self, requested: int) -> int:
+        """The read window side: `requested`, rounded up to whole tiles of the first date's red band."""
+        return tile_aligned(requested, self.bands[0]["red"][0])
+
     def ndvi(self, window: Window) -> np.ndarray:
         """(dates, rows, cols) float32 NDVI of one window; NaN where SCL or DN says invalid."""
         out = np.empty((len(self.bands), int(window.height), int(window.width)), np.float32)
@@ -191,7 +196,7 @@ def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path)
         splits = _block_splits(grid, p, seed)
         parts: dict[str, list[tuple[np.ndarray, ...]]] = {s: [] for s in ("train", "val", "test")}
         masked, total = np.zeros(len(scenes)), 0
-        for win in iter_windows(grid.height, grid.width, p.block_size):
+        for win in iter_windows(grid.height, grid.width, stack.window_size(p.block_size)):
             values = stack.ndvi(win)
             masked += np.isnan(values).sum(axis=(1, 2))
             total += values[0].size
