@@ -67,6 +67,47 @@ def test_resume_fingerprint_covers_exactly_the_train_stage_code() -> None:
         assert hashed == declared
 
 
+def _data_imports(module: str) -> set[str]:
+    """seqpipe.sources.* and seqpipe.data.* modules `module` imports, transitively (any nesting level)."""
+    import ast
+
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = REPO / "src" / (name.replace(".", "/") + ".py")
+        if not path.exists():
+            path = path.with_suffix("") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            todo += [t for t in targets if t.startswith(("seqpipe.sources.", "seqpipe.data."))
+                     and (REPO / "src" / (t.replace(".", "/") + ".py")).exists()]
+    return seen
+
+
+@pytest.mark.parametrize("stage, entry_points", [
+    ("download", ["seqpipe.sources", "seqpipe.sources.local", "seqpipe.sources.{name}"]),
+    ("preprocess", ["seqpipe.preprocess", "seqpipe.pipelines.{name}.preprocess"]),
+    ("evaluate", ["seqpipe.evaluate", "seqpipe.pipelines.{name}.evaluate"]),
+])
+def test_data_stage_deps_cover_the_data_code_they_import(stage: str, entry_points: list[str]) -> None:
+    """Shared readers/writers in seqpipe.data that a stage's code imports (at any depth) are its deps."""
+    deps = set(DVC["stages"][stage]["do"]["deps"])
+    for name in MODELS:
+        needed = set().union(*(_data_imports(e.format(name=name)) for e in entry_points))
+        declared = {d.replace("${key}", name) for d in deps}
+        missing = {f"src/{m.replace('.', '/')}.py" for m in needed if m.startswith("seqpipe.data.")} - declared
+        assert not missing, f"{stage}@{name} does not list {sorted(missing)} in dvc.yaml"
+
+
 def test_default_network_sizes_match_the_original_scripts() -> None:
     from seqpipe.params import load_params
 

@@ -1,8 +1,9 @@
-"""Strict reading of time-series CSVs: every problem is one error naming the file and column."""
+"""Strict reading of CSVs: every problem is one error naming the file (and the column and row)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,23 +11,28 @@ import pandas as pd
 from seqpipe import SeqpipeError
 
 
-def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], min_rows: int) -> pd.DataFrame:
-    """Read `path`; return a frame with a parsed, strictly increasing `timestamp_column` index-free
-    column and float64 `columns`. Refuses empty files, missing columns, bad timestamps, unsorted or
-    duplicated times, non-numeric values, NaN/inf and fewer than `min_rows` rows."""
+def read_csv_with_columns(path: Path, required: list[str], **read_csv: Any) -> pd.DataFrame:
+    """`pd.read_csv(path, **read_csv)`, refusing a missing, empty or unparseable file and missing columns."""
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, **read_csv)
     except FileNotFoundError:
         raise SeqpipeError(f"{path}: not found") from None
     except pd.errors.EmptyDataError:
         raise SeqpipeError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise SeqpipeError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    wanted = [timestamp_column, *columns]
-    missing = [c for c in wanted if c not in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise SeqpipeError(f"{path}: missing column(s) {', '.join(missing)} "
                            f"(found: {', '.join(map(str, frame.columns))})")
+    return frame
+
+
+def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], min_rows: int) -> pd.DataFrame:
+    """Read `path`; return a frame with a parsed, strictly increasing `timestamp_column` index-free
+    column and float64 `columns`. Refuses empty files, missing columns, bad timestamps, unsorted or
+    duplicated times, non-numeric values, NaN/inf and fewer than `min_rows` rows."""
+    frame = read_csv_with_columns(path, [timestamp_column, *columns])
     if len(frame) < min_rows:
         raise SeqpipeError(f"{path}: {len(frame)} data rows, need at least {min_rows}")
     stamps = pd.to_datetime(frame[timestamp_column], errors="coerce", utc=True, format="ISO8601")

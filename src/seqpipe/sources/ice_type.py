@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from seqpipe import SeqpipeError
+from seqpipe.data.tables import read_csv_with_columns
 from seqpipe.io import atomic_path
 from seqpipe.params import check
 
@@ -135,18 +136,7 @@ def write_patch(path: Path, image: np.ndarray, transform: Affine) -> None:
 
 def read_labels(path: Path, patch_dir: Path) -> pd.DataFrame:
     """labels.csv as a frame (file, label, class index `y`); every problem is one line naming the file."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise SeqpipeError(f"{path}: not found") from None
-    except pd.errors.EmptyDataError:
-        raise SeqpipeError(f"{path}: empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SeqpipeError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in ("file", "label") if c not in frame.columns]
-    if missing:
-        raise SeqpipeError(f"{path}: missing column(s) {', '.join(missing)} "
-                           f"(found: {', '.join(map(str, frame.columns))})")
+    frame = read_csv_with_columns(path, ["file", "label"], dtype=str, keep_default_na=False)
     if frame.empty:
         raise SeqpipeError(f"{path}: no data rows")
     unknown = ~frame["label"].isin(CLASSES)
