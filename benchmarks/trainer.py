@@ -73,18 +73,19 @@ def run(params: Params, data_dir: Path, network: tuple[str, dict], epochs: int, 
     identity = {"model": "freq_filter", "network": network[0], "network_args": network[1],
                 "fingerprint": "bench", "params": {}}
     ours, reference = [], []
-    for _ in range(repeats):  # alternate, so drift in machine load hits both alike
-        torch.manual_seed(params.seed)
+    for repeat in range(repeats):  # alternate, so drift in machine load hits both alike
+        seed = params.seed + repeat  # a new init and shuffle per repeat: the loss medians are over seeds
+        torch.manual_seed(seed)
         model = build_network(*network)
         with tempfile.TemporaryDirectory() as tmp:
-            seconds, _ = timed(lambda: fit(model, Regression(), train, val, tp, seed=params.seed,
+            seconds, _ = timed(lambda: fit(model, Regression(), train, val, tp, seed=seed,
                                            device=torch.device("cpu"), checkpoint_dir=Path(tmp),
                                            identity=identity, resume="fresh", name="bench"))
         ours.append((n / seconds, evaluate_loss(model, Regression(), val, 256, None, torch.device("cpu"))))
-        torch.manual_seed(params.seed)
+        torch.manual_seed(seed)
         model = build_network(*network)
         seconds, _ = timed(lambda: reference_loop(model, train, val, epochs, tp.lr, tp.weight_decay,
-                                                  tp.batch_size, params.seed))
+                                                  tp.batch_size, seed))
         reference.append((n / seconds, evaluate_loss(model, Regression(), val, 256, None, torch.device("cpu"))))
     ours_sps, ref_sps = median([s for s, _ in ours]), median([s for s, _ in reference])
     step_flops = lstm_train_flops(network[1], tp.batch_size, train["x"].shape[1])
