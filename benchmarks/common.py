@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -74,10 +73,6 @@ def peak_rss_of(cmd: list[str], cwd: Path) -> tuple[float, float]:
     if proc.returncode != 0 or code != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
     return wall, rss_kb / 1024
-
-
-def self_peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def matmul_flops(size: int = 2048, repeats: int = 5) -> float:

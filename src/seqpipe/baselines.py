@@ -59,10 +59,6 @@ def day_of_year_climatology(maps: np.ndarray, doy: np.ndarray, valid: np.ndarray
     return table[query.ravel()].reshape(*query.shape, *maps.shape[1:])
 
 
-def tuned_threshold(score: np.ndarray, truth: np.ndarray, candidates: np.ndarray, objective: Any) -> float:
-    """The candidate threshold t maximizing objective(truth, score >= t) (e.g. F1 on the val split)."""
-    values = [objective(truth, score >= t) for t in candidates]
-    return float(candidates[int(np.argmax(values))])
 def majority_class(y_train: np.ndarray, n_test: int) -> np.ndarray:
     """Predict the most frequent training class for every test sample."""
     return np.full(n_test, np.bincount(np.asarray(y_train)).argmax(), dtype=np.int64)

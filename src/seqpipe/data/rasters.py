@@ -34,13 +34,26 @@ class Grid:
     def of(cls, ds: Any) -> Grid:
         return cls(ds.crs, ds.transform, ds.width, ds.height)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
     def describe(self) -> str:
         t = self.transform
         return f"{self.crs} {self.width}x{self.height} origin ({t.c:g}, {t.f:g}) pixel ({t.a:g}, {t.e:g})"
 
-    def matches(self, other: Grid, tolerance: float = 1e-6) -> bool:
-        return (self.crs == other.crs and (self.width, self.height) == (other.width, other.height)
-                and self.transform.almost_equals(other.transform, precision=tolerance))
+    def difference(self, other: Grid) -> str | None:
+        """A short phrase naming what differs from `other`, or None when the grids match."""
+        if self.crs != other.crs:
+            return f"CRS {self.crs.to_string()} != {other.crs.to_string()}"
+        if self.shape != other.shape:
+            return f"shape {self.height}x{self.width} != {other.height}x{other.width}"
+        if not self.transform.almost_equals(other.transform, precision=1e-6):
+            return f"transform {tuple(self.transform)[:6]} != {tuple(other.transform)[:6]}"
+        return None
+
+    def matches(self, other: Grid) -> bool:
+        return self.difference(other) is None
 
 
 @contextlib.contextmanager

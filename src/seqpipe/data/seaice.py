@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqpipe import SeqpipeError
-from seqpipe.io import atomic_path
+from seqpipe.data.rasters import Grid, geotiff_writer
 
 if TYPE_CHECKING:
     from affine import Affine
@@ -52,25 +52,6 @@ def window_transform(row_off: int, col_off: int) -> Affine:
                   NORTH_ORIGIN[1] - row_off * PIXEL_M)
 
 
-@dataclass(frozen=True)
-class Grid:
-    """Where a raster lies: CRS, affine transform and (rows, columns)."""
-
-    crs: CRS
-    transform: Affine
-    shape: tuple[int, int]
-
-    def difference(self, other: Grid) -> str | None:
-        """A short phrase naming what differs from `other`, or None when the grids match."""
-        if self.crs != other.crs:
-            return f"CRS {self.crs.to_string()} != {other.crs.to_string()}"
-        if self.shape != other.shape:
-            return f"shape {self.shape[0]}x{self.shape[1]} != {other.shape[0]}x{other.shape[1]}"
-        if not self.transform.almost_equals(other.transform, precision=1e-6):
-            return f"transform {tuple(self.transform)[:6]} != {tuple(other.transform)[:6]}"
-        return None
-
-
 def check_g02135_grid(path: Path, grid: Grid) -> None:
     """EPSG:3411, north-up 25 km pixels aligned with the NSIDC northern grid."""
     if grid.crs is None or grid.crs.to_epsg() != EPSG:
@@ -93,7 +74,7 @@ def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
         with rasterio.open(path) as src:
             if src.count != 1 or src.dtypes[0] != "uint16":
                 raise SeqpipeError(f"{path}: expected 1 uint16 band, found {src.count} x {src.dtypes[0]}")
-            grid = Grid(src.crs, src.transform, (src.height, src.width))
+            grid = Grid.of(src)
             raw = src.read(1)
     except RasterioError as exc:
         raise SeqpipeError(f"{path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
@@ -233,14 +214,13 @@ def write_geotiff(path: Path, bands: np.ndarray, grid: Grid, nodata: float | Non
     import rasterio
 
     data = bands[None] if bands.ndim == 2 else bands
-    profile = {"driver": "GTiff", "dtype": data.dtype.name, "count": len(data), "height": grid.shape[0],
-               "width": grid.shape[1], "crs": grid.crs, "transform": grid.transform,
+    profile = {"driver": "GTiff", "dtype": data.dtype.name, "count": len(data), "height": grid.height,
+               "width": grid.width, "crs": grid.crs, "transform": grid.transform,
                "compress": "deflate", "nodata": nodata}
-    with atomic_path(path) as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data)
-            for i, text in enumerate(descriptions or [], start=1):
-                dst.set_band_description(i, text)
-            if valid is not None:
-                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), geotiff_writer(path, profile) as dst:
+        dst.write(data)
+        for i, text in enumerate(descriptions or [], start=1):
+            dst.set_band_description(i, text)
+        if valid is not None:
+            dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from seqpipe.io import save_npy
+from seqpipe.io import save_npy, write_json
 from seqpipe.params import check
 
 
@@ -46,5 +45,5 @@ def write_synthetic(p: FreqSyntheticParams, seed: int, out_dir: Path) -> dict:
     save_npy(out_dir / "signals.npy", signals.astype(np.float32))
     save_npy(out_dir / "components.npy", components.astype(np.float32))
     meta = {"sample_rate_hz": p.sample_rate_hz, "frequencies_hz": list(map(float, freqs))}
-    (out_dir / "signal_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_json(out_dir / "signal_meta.json", meta)
     return {"synthetic": True, "generator": "sinusoid_mix", "seed": seed}

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from seqpipe import SeqpipeError
+from seqpipe.data.rasters import geotiff_writer
 from seqpipe.data.tables import read_csv_with_columns
 from seqpipe.io import atomic_path
 from seqpipe.params import check
@@ -124,14 +125,12 @@ def north_up(west: float, north: float, pixel_size: float) -> Affine:
 
 def write_patch(path: Path, image: np.ndarray, transform: Affine) -> None:
     """One (bands, h, w) array as a GeoTIFF in EPSG:3411, written atomically."""
-    import rasterio
     from rasterio.crs import CRS
 
     profile = {"driver": "GTiff", "height": image.shape[1], "width": image.shape[2], "count": image.shape[0],
                "dtype": image.dtype.name, "crs": CRS.from_epsg(CRS_EPSG), "transform": transform}
-    with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(image)
+    with geotiff_writer(path, profile) as dst:
+        dst.write(image)
 
 
 def read_labels(path: Path, patch_dir: Path) -> pd.DataFrame:

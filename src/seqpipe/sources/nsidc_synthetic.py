@@ -65,7 +65,7 @@ class IceField:
         self.p, self.seed = p, seed
         self.start = dt.date.fromisoformat(p.start)
         rng = np.random.default_rng([seed, 3411])
-        self.grid = seaice.Grid(seaice.crs(), seaice.window_transform(p.row_off, p.col_off), (p.height, p.width))
+        self.grid = seaice.Grid(seaice.crs(), seaice.window_transform(p.row_off, p.col_off), p.width, p.height)
         rows, cols = np.mgrid[0:p.height, 0:p.width].astype(np.float64)
         pole_row, pole_col = seaice.NORTH_ORIGIN[1] / seaice.PIXEL_M, -seaice.NORTH_ORIGIN[0] / seaice.PIXEL_M
         self.y, self.x = rows + p.row_off - pole_row, cols + p.col_off - pole_col   # pixels from the pole

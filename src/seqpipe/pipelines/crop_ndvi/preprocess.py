@@ -89,7 +89,7 @@ class Stack:
     """Open red/NIR/SCL datasets of every date on one grid; `ndvi(window)` reads only that window."""
 
     def __init__(self, folder: Path, scenes: list[dict], mask_scl: list[int], reproject: bool) -> None:
-        self.folder, self.mask_scl = folder, np.asarray(mask_scl, np.uint8)
+        self.mask_scl = np.asarray(mask_scl, np.uint8)
         self.dates = pd.to_datetime([s["date"] for s in scenes])
         self._exit = contextlib.ExitStack()
         self.bands: list[dict[str, tuple[Any, int, Path]]] = []
@@ -202,7 +202,8 @@ def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path)
             total += values[0].size
             rows, cols = _pixel_coords(win)
             pick = pixel_uniform(seed, rows, cols) < fraction
-            x, y, index = windows_of(to_grid(values, steps).reshape(n_steps, -1)[:, pick], p.window, p.max_gap_steps)
+            picked = values.reshape(len(values), -1)[:, pick]  # gridding is per pixel: only the sampled ones
+            x, y, index = windows_of(to_grid(picked, steps), p.window, p.max_gap_steps)
             r, c = rows[pick][index[:, 1]], cols[pick][index[:, 1]]
             split = splits[(r // p.split_block_px) * _blocks(grid.width, p) + c // p.split_block_px]
             meta = np.stack([r, c, index[:, 0] + p.window], 1).astype(np.int32)

@@ -47,7 +47,8 @@ def evaluate(ctx: EvalContext) -> dict:
                                                       signals[rows], p.linear_alpha)
     scores = {}
     for name, pred in candidates.items():
-        section = {"mse": regression_metrics(y, pred)["mse"], "mae": regression_metrics(y, pred)["mae"]}
+        overall = regression_metrics(y, pred)
+        section = {"mse": overall["mse"], "mae": overall["mae"]}
         for k, freq in enumerate(freqs):
             section[f"mse_{label(freq)}"] = regression_metrics(y[selector == k], pred[selector == k])["mse"]
         scores[name] = section

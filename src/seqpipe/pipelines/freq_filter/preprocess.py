@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from seqpipe import SeqpipeError
 from seqpipe.data.series import save_splits
+from seqpipe.io import read_json
 from seqpipe.params import check
 
 
@@ -28,7 +28,7 @@ def load_raw(raw_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     for name in ("signals.npy", "components.npy", "signal_meta.json"):
         if not (raw_dir / name).exists():
             raise SeqpipeError(f"{raw_dir / name}: missing")
-    meta = json.loads((raw_dir / "signal_meta.json").read_text())
+    meta = read_json(raw_dir / "signal_meta.json")
     signals = np.load(raw_dir / "signals.npy")
     components = np.load(raw_dir / "components.npy")
     n_freq = len(meta["frequencies_hz"])

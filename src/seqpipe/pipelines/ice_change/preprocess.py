@@ -51,7 +51,7 @@ def read_pair(folder: Path) -> dict:
     mask_path = folder / MASK_NAME
     try:
         with rasterio.open(mask_path) as src:
-            mask_grid, mask = seaice.Grid(src.crs, src.transform, (src.height, src.width)), src.read(1)
+            mask_grid, mask = seaice.Grid.of(src), src.read(1)
     except RasterioError as exc:
         raise SeqpipeError(f"{mask_path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
     if (diff := mask_grid.difference(grid)) is not None:

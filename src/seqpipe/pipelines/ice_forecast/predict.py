@@ -57,5 +57,5 @@ def _padded(series: seaice.Series, multiple: int) -> seaice.Series:
     if pad == ((0, 0), (0, 0)):
         return series
     days = [None if d is None else np.pad(d, pad, constant_values=seaice.LAND) for d in series.days]
-    grid = seaice.Grid(series.grid.crs, series.grid.transform, (height + pad[0][1], width + pad[1][1]))
+    grid = seaice.Grid(series.grid.crs, series.grid.transform, width + pad[1][1], height + pad[0][1])
     return seaice.Series(series.folder, series.start, days, grid)
