@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalContext:
-    """What a model's evaluate function gets: params, preprocessing stats, predictions, a plots folder."""
+    """What a model's evaluate function gets: params, preprocessing stats, the loaded network and its
+    test predictions, a plots folder."""
 
     name: str
     cfg: ModelConfig
     stats: dict[str, Any]
     data_dir: Path
+    network: nn.Module
     predictions: np.ndarray
     plots_dir: Path
     seed: int
@@ -51,7 +53,8 @@ def run_evaluate(name: str, cfg: ModelConfig, seed: int, evaluate_fn: Any) -> di
     x_test = torch.from_numpy(np.load(data_dir / "x_test.npy"))
     predictions = predict_batches(network, x_test, cfg.evaluate.batch_size)
     with atomic_dir(layout.eval_plots_dir(name)) as plots_tmp:
-        ctx = EvalContext(name=name, cfg=cfg, stats=stats, data_dir=data_dir, predictions=predictions,
+        ctx = EvalContext(name=name, cfg=cfg, stats=stats, data_dir=data_dir, network=network,
+                          predictions=predictions,
                           plots_dir=plots_tmp, seed=seed)
         metrics = evaluate_fn(ctx)
     write_json(layout.metrics_file(name), metrics)

@@ -22,19 +22,19 @@ def pyplot() -> Any:
     return plt
 
 
-def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence]) -> None:
+def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_format: str = "%.6g") -> None:
+    """Columns as a CSV, atomically (also used by `seqpipe predict` for its tables)."""
     with atomic_path(path) as tmp:
-        pd.DataFrame(columns).to_csv(tmp, index=False, float_format="%.6g")
+        pd.DataFrame(columns).to_csv(tmp, index=False, float_format=float_format)
 
 
 def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.ndarray]]],
-                xlabel: str) -> None:
-    """One subplot per (title, {label: y}) panel, stacked vertically."""
+                xlabel: str, faint: tuple[str, ...] = ()) -> None:
+    """One subplot per (title, {label: y}) panel, stacked vertically; `faint` labels drawn thin and pale."""
     fig, axes = pyplot().subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True, squeeze=False)
     for ax, (title, lines) in zip(axes[:, 0], panels):
         for name, y in lines.items():
-            ax.plot(x, y, label=name, lw=1.6 if name != "input mix" else 0.8,
-                    alpha=1.0 if name != "input mix" else 0.4)
+            ax.plot(x, y, label=name, lw=0.8 if name in faint else 1.6, alpha=0.4 if name in faint else 1.0)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, loc="upper right", ncol=len(lines))
     axes[-1, 0].set_xlabel(xlabel)

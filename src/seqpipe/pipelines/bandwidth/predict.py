@@ -12,7 +12,8 @@ from torch import nn
 
 from seqpipe.data.series import Standardizer, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
-from seqpipe.io import atomic_path
+from seqpipe.evaluate import predict_batches
+from seqpipe.plotting import write_csv
 from seqpipe.predicting import require_input
 
 
@@ -25,14 +26,10 @@ def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
     frame = read_timeseries_csv(input_path, params["timestamp_column"], features, window)
     scaler = Standardizer.from_dict(stats["scaler"])
     x = np.ascontiguousarray(sliding_windows(scaler.transform(frame[features].to_numpy()), window))
-    with torch.inference_mode():
-        scaled = np.concatenate([network(torch.from_numpy(x[i:i + 4096])).numpy()
-                                 for i in range(0, len(x), 4096)])
+    scaled = predict_batches(network, torch.from_numpy(x), 4096)
     index = stats["target_index"]
     forecast = scaled * scaler.std[index] + scaler.mean[index]
     stamps = frame[params["timestamp_column"]].iloc[window - 1:] + pd.to_timedelta(stats["cadence_s"], unit="s")
-    out = pd.DataFrame({"timestamp": stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(),
-                        **{t: forecast[:, k] for k, t in enumerate(targets)}})
-    with atomic_path(output_path) as tmp:
-        out.to_csv(tmp, index=False, float_format="%.4f")
+    write_csv(output_path, {"timestamp": stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(),
+                            **{t: forecast[:, k] for k, t in enumerate(targets)}}, float_format="%.4f")
     return output_path

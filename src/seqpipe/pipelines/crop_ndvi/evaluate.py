@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import SeqpipeError, baselines, checkpoint, layout, plotting
+from seqpipe import SeqpipeError, baselines, plotting
 from seqpipe.data.series import Standardizer
 from seqpipe.evaluate import EvalContext, predict_batches
 from seqpipe.metrics import regression_metrics
@@ -68,7 +68,7 @@ def evaluate(ctx: EvalContext) -> dict:
     _curves(ctx, test["meta"], actual, candidates, p.sample_pixels)
     plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
                             [("BiLSTM", actual, candidates["model"]), ("persistence", actual, candidates["persistence"])])
-    _maps(ctx, p.batch_size)
+    _maps(ctx, scaler, p.batch_size)
     if not passed and p.fail_below_min_accuracy:
         raise SeqpipeError(f"test accuracy {model['accuracy']:.4f} < models.{ctx.name}.evaluate.min_accuracy "
                            f"{p.min_accuracy} (R2 {model['r2']:.4f}, RMSE {model['rmse']:.4f})")
@@ -99,14 +99,12 @@ def _curves(ctx: EvalContext, meta: np.ndarray, actual: np.ndarray, candidates: 
                          xlabel=f"days after {ctx.stats['grid_start']}")
 
 
-def _maps(ctx: EvalContext, batch_size: int) -> None:
+def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int) -> None:
     """ndvi_maps.png: NDVI of the last input date, the forecast of the next, and what was observed."""
     import torch
 
-    network, _ = checkpoint.load_model(layout.model_file(ctx.name), expected_model=ctx.name)
     load = {k: np.load(ctx.data_dir / f"map_{k}.npy") for k in ("x", "valid", "last", "actual")}
-    scaler = Standardizer.from_dict(ctx.stats["scaler"])
-    forecast = scaler.inverse(predict_batches(network, torch.from_numpy(load["x"]), batch_size)[:, 0])
+    forecast = scaler.inverse(predict_batches(ctx.network, torch.from_numpy(load["x"]), batch_size)[:, 0])
     forecast = np.where(load["valid"].ravel() > 0, forecast, np.nan).reshape(load["valid"].shape)
     stats = ctx.stats
     plotting.map_panels(ctx.plots_dir / "ndvi_maps.png",

@@ -14,6 +14,7 @@ from torch import nn
 from seqpipe import SeqpipeError
 from seqpipe.data.series import Standardizer
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
+from seqpipe.evaluate import predict_batches
 from seqpipe.pipelines.crop_ndvi.preprocess import Stack, fill_short_gaps, read_scenes, to_grid
 from seqpipe.predicting import require_input
 from seqpipe.sources.crop_ndvi import INDEX, StackLayout, find_scenes
@@ -59,8 +60,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
                 out = np.full(filled.shape[1], NODATA, np.float32)
                 if valid.any():
                     x = torch.from_numpy(scaler.transform(filled[:, valid].T[..., None]))
-                    with torch.inference_mode():
-                        y = torch.cat([network(x[i:i + 8192]) for i in range(0, len(x), 8192)])[:, 0].numpy()
+                    y = predict_batches(network, x, 8192)[:, 0]
                     out[valid] = scaler.inverse(y)
                 dst.write(out.reshape(int(win.height), int(win.width)), 1, window=win)
     return output

@@ -70,4 +70,4 @@ def _plots(ctx: EvalContext, freqs: list[float], fs: float, signals: np.ndarray,
         panels.append((f"{freq:g} Hz", {"input mix": signals[row], "clean": y[row],
                                         "LSTM": candidates["model"][row], "band-pass": candidates["bandpass"][row]}))
     plotting.write_csv(ctx.plots_dir / "traces.csv", columns)
-    plotting.line_panels(ctx.plots_dir / "traces.png", t, panels, xlabel="time (s)")
+    plotting.line_panels(ctx.plots_dir / "traces.png", t, panels, xlabel="time (s)", faint=("input mix",))

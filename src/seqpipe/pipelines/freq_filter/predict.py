@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from seqpipe import SeqpipeError
-from seqpipe.io import atomic_path
+from seqpipe.data.tables import read_csv_with_columns
+from seqpipe.plotting import write_csv
 from seqpipe.predicting import require_input
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
 
@@ -19,12 +20,7 @@ from seqpipe.pipelines.freq_filter.preprocess import make_inputs
 def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
     """Input: a CSV with a `signal` column sampled at the training rate. Output: `<f>hz` columns."""
     input_path, output_path = require_input(args), args.output
-    try:
-        frame = pd.read_csv(input_path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SeqpipeError(f"{input_path}: cannot read CSV ({exc})") from None
-    if "signal" not in frame.columns:
-        raise SeqpipeError(f"{input_path}: missing column 'signal' (found: {', '.join(frame.columns)})")
+    frame = read_csv_with_columns(input_path, ["signal"])
     signal = pd.to_numeric(frame["signal"], errors="coerce").to_numpy(np.float32)
     if not np.isfinite(signal).all():
         raise SeqpipeError(f"{input_path}: column 'signal' has NaN, inf or non-numeric values")
@@ -33,7 +29,5 @@ def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
     x = make_inputs(np.repeat(signal[None, :], n, axis=0), np.arange(n), n)
     with torch.inference_mode():
         filtered = network(torch.from_numpy(np.ascontiguousarray(x)))[..., 0].numpy()
-    out = pd.DataFrame({"signal": signal, **{f"{f:g}hz": filtered[k] for k, f in enumerate(freqs)}})
-    with atomic_path(output_path) as tmp:
-        out.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(output_path, {"signal": signal, **{f"{f:g}hz": filtered[k] for k, f in enumerate(freqs)}})
     return output_path

@@ -5,13 +5,12 @@ from __future__ import annotations
 from argparse import Namespace
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
 from seqpipe import SeqpipeError
 from seqpipe.evaluate import predict_batches
-from seqpipe.io import atomic_path
+from seqpipe.plotting import write_csv
 from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
 from seqpipe.predicting import require_input
 
@@ -34,8 +33,6 @@ def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     classes = stats["classes"]
     names = [p.relative_to(input_path).as_posix() if input_path.is_dir() else p.name for p in paths]
-    out = pd.DataFrame({"file": names, "predicted": [classes[k] for k in probs.argmax(axis=1)],
-                        **{f"p_{c}": probs[:, k] for k, c in enumerate(classes)}})
-    with atomic_path(output_path) as tmp:
-        out.to_csv(tmp, index=False, float_format="%.4f")
+    write_csv(output_path, {"file": names, "predicted": [classes[k] for k in probs.argmax(axis=1)],
+                            **{f"p_{c}": probs[:, k] for k, c in enumerate(classes)}}, float_format="%.4f")
     return output_path
