@@ -46,9 +46,11 @@ def test_http_source_end_to_end_through_dvc_repro(repo_copy: Path, served: Path)
     raw = repo_copy / "data" / "raw" / "bandwidth"
     manifest = json.loads((raw / "manifest.json").read_text())
     assert manifest["source"] == "http" and manifest["synthetic"] is False
-    assert manifest["downloads"] == [{"url": url, "path": FILE_NAME, "sha256": sha}]
+    assert manifest["urls"] == {FILE_NAME: url}
     assert manifest["files"] == {FILE_NAME: sha}
     assert (raw / FILE_NAME).read_bytes() == (served / FILE_NAME).read_bytes()
+    stats = json.loads((repo_copy / "data" / "processed" / "bandwidth" / "stats.json").read_text())
+    assert stats["provenance"] == {"source": "http", "synthetic": False, "urls": {FILE_NAME: url}}
     metrics = json.loads((repo_copy / "metrics" / "bandwidth.json").read_text())
     assert "correlation" in metrics["test"]["mean"]
     assert not [p.name for p in raw.parent.iterdir() if p.name.startswith(".bandwidth")]   # no temp folders left
@@ -62,7 +64,7 @@ def test_file_urls_are_copied_and_checked_and_manifests_repeat_byte_for_byte(wor
     first = (raw / "manifest.json").read_bytes()
     assert main(["download", "bandwidth"]) == 0
     assert (raw / "manifest.json").read_bytes() == first and b"time" not in first
-    assert json.loads(first)["downloads"][0]["url"] == url
+    assert json.loads(first)["urls"] == {FILE_NAME: url}
 
 
 def test_5xx_is_retried_with_backoff_and_then_succeeds(workdir: Path, served: Path) -> None:

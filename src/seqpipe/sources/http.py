@@ -52,7 +52,7 @@ def download_http(p: HttpParams, out_dir: Path, validate: Callable[[Path], objec
         fetch(f.url, out_dir / f.path, p, f.sha256)
     if validate is not None:
         validate(out_dir)
-    return {"synthetic": False, "downloads": [{"url": f.url, "path": f.path, "sha256": f.sha256} for f in p.files]}
+    return {"synthetic": False, "urls": {f.path: f.url for f in p.files}}   # run_source adds every file's sha256
 
 
 def require(*names: str) -> Callable[[Path], None]:

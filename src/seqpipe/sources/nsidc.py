@@ -130,5 +130,5 @@ def crop_file(path: Path, window: PixelWindow) -> None:
                            f"{grid.height}x{grid.width} pixels")
     rows = slice(window.row_off, window.row_off + window.height)
     cols = slice(window.col_off, window.col_off + window.width)
-    transform = grid.transform * Affine.translation(window.col_off, window.row_off)
+    transform = grid.transform @ Affine.translation(window.col_off, window.row_off)
     seaice.write_geotiff(path, raw[rows, cols], seaice.Grid(grid.crs, transform, window.width, window.height))
