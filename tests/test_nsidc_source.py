@@ -152,3 +152,24 @@ def test_a_failing_index_page_names_its_url(workdir: Path, nsidc_tree: Path, cap
                       "HTTP 500 Internal Server Error (2 attempts)"]
     raw = workdir / "data" / "raw"
     assert not raw.exists() or not any(raw.iterdir())
+
+
+def test_southern_files_are_found_and_checked_on_the_southern_grid(workdir: Path, tmp_path: Path) -> None:
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    south = seaice.Grid(CRS.from_epsg(3412), Affine(25000, 0, -3_950_000 + 150 * 25000, 0, -25000,
+                                                    4_350_000 - 160 * 25000), 16, 16)
+    folder = tmp_path / "srv" / "G02135/south/daily/geotiff/2023/09_Sep"
+    folder.mkdir(parents=True)
+    codes = np.full((16, 16), 500, np.uint16)
+    for day in (1, 2, 3):
+        seaice.write_geotiff(folder / f"S_202309{day:02d}_concentration_v4.0.tif", codes, south)
+    with FileServer(tmp_path / "srv") as server:
+        write_params(workdir / "params.yaml", {**tiny_overrides(), **nsidc_params(
+            "ice_forecast", server.url, base_url=f"{server.url}/G02135", hemisphere="south", start="2023-09-01",
+            end="2023-09-03", crop=None)})
+        assert main(["download", "ice_forecast"]) == 0
+    manifest = json.loads((workdir / "data/raw/ice_forecast/manifest.json").read_text())
+    assert sorted(manifest["files"]) == [f"S_202309{d:02d}_concentration_v4.0.tif" for d in (1, 2, 3)]
+    assert manifest["hemisphere"] == "south" and manifest["missing_days"] == []
