@@ -58,7 +58,8 @@ def test_http_source_end_to_end_through_dvc_repro(repo_copy: Path, served: Path)
 
 def test_file_urls_are_copied_and_checked_and_manifests_repeat_byte_for_byte(workdir: Path, served: Path) -> None:
     url = (served / FILE_NAME).as_uri()
-    write_params(workdir / "params.yaml", {**tiny_overrides(), **http_params(one_file(url, sha256_file(served / FILE_NAME)))})
+    sha = sha256_file(served / FILE_NAME)
+    write_params(workdir / "params.yaml", {**tiny_overrides(), **http_params(one_file(url, sha))})
     raw = workdir / "data" / "raw" / "bandwidth"
     assert main(["download", "bandwidth"]) == 0
     first = (raw / "manifest.json").read_bytes()
@@ -110,7 +111,8 @@ def test_failures_are_one_line_naming_the_url_and_keep_the_old_raw_folder(
     assert code == 1 and len(errors) == 1 and "Traceback" not in err, err
     expected = {"stall": f"{url}: no answer within timeout_s=1 s (2 attempts)",
                 "truncate": f"{url}: the connection broke before the whole body arrived (2 attempts)",
-                "mismatch": f"{url}: sha256 mismatch: expected {'0' * 64}, got {sha} (2 attempts; the file was deleted)",
+                "mismatch": f"{url}: sha256 mismatch: expected {'0' * 64}, got {sha} "
+                            "(2 attempts; the file was deleted)",
                 "500": f"{url}: HTTP 500 Internal Server Error (2 attempts)"}[case]
     assert errors[0] == f"seqpipe: error: {expected}"
     assert elapsed < 10

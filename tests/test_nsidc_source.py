@@ -136,7 +136,8 @@ def test_too_many_missing_days_fail_in_one_line(workdir: Path, nsidc_tree: Path,
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seqpipe: error:")]
     assert errors == [f"seqpipe: error: {server.url}/NOAA/G02135/north/daily/geotiff/2023/04_Apr/: 22 of 39 days "
                       "from 2023-03-25 to 2023-05-02 are not on the server, more than "
-                      "download.nsidc.max_missing_days=1 (2023-04-11, 2023-04-12, 2023-04-13, 2023-04-14, 2023-04-15, ...)"]
+                      "download.nsidc.max_missing_days=1 "
+                      "(2023-04-11, 2023-04-12, 2023-04-13, 2023-04-14, 2023-04-15, ...)"]
     assert not [p for p in server.paths_requested() if p.endswith(".tif")]   # decided from the indexes alone
     raw = workdir / "data" / "raw"
     assert not raw.exists() or not any(raw.iterdir())

@@ -27,8 +27,8 @@ class HttpFile:
     def __post_init__(self) -> None:
         check_url(self.url, "url")
         check(bool(SHA256.match(self.sha256)), "sha256", f"must be 64 lowercase hex digits, got {self.sha256!r}")
-        parts = PurePosixPath(self.path).parts
-        check(bool(parts) and not PurePosixPath(self.path).is_absolute() and ".." not in parts and "\\" not in self.path,
+        path = PurePosixPath(self.path)
+        check(bool(path.parts) and not path.is_absolute() and ".." not in path.parts and "\\" not in self.path,
               "path", f"must be a relative path without '..', got {self.path!r}")
         check(self.path != "manifest.json", "path", "manifest.json is written by the download stage")
 

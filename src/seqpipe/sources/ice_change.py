@@ -109,11 +109,10 @@ def nsidc_pairs(p: IceChangeNsidcParams, out_dir: Path) -> dict:
     staging = out_dir / ".days"
     fields = download_series(p, staging)
     files = seaice.list_files(staging)
-    first_day = dt.date.fromisoformat(p.start)
     count = 0
-    for offset in range(0, len(p.days), p.stride_days):
+    for first in p.days[::p.stride_days]:
         for gap in p.gap_days:
-            pair = first_day + dt.timedelta(days=offset), first_day + dt.timedelta(days=offset + gap)
+            pair = first, first + dt.timedelta(days=gap)
             if not all(d in files for d in pair):
                 continue
             (before, grid), (after, _) = (seaice.read_raw(files[d]) for d in pair)

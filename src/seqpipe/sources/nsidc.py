@@ -70,19 +70,18 @@ class NsidcParams(Transfer):
 def download_series(p: NsidcParams, out_dir: Path) -> dict:
     """One G02135 file per available day of [start, end] into `out_dir`; returns the manifest fields."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    days = p.days
     listed: dict[dt.date, tuple[str, str]] = {}
-    for year, month in sorted({(d.year, d.month) for d in p.days}):
+    for year, month in sorted({(d.year, d.month) for d in days}):
         listed.update(list_month(p, year, month, out_dir))
-    missing = [d for d in p.days if d not in listed]
+    missing = [d for d in days if d not in listed]
     if len(missing) > p.max_missing_days:
         shown = ", ".join(d.isoformat() for d in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise SeqpipeError(f"{p.month_url(missing[0].year, missing[0].month)}: {len(missing)} of {len(p.days)} "
+        raise SeqpipeError(f"{p.month_url(missing[0].year, missing[0].month)}: {len(missing)} of {len(days)} "
                            f"days from {p.start} to {p.end} are not on the server, more than "
                            f"download.nsidc.max_missing_days={p.max_missing_days} ({shown})")
     downloaded = {}
-    for day in sorted(listed):
-        if not p.days[0] <= day <= p.days[-1]:
-            continue
+    for day in (d for d in days if d in listed):
         url, version = listed[day]
         path = fetch(url, out_dir / url.rsplit("/", 1)[1], p)
         downloaded[path.name] = {"url": url, "version": version, "sha256": sha256_file(path)}
