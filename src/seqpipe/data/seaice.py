@@ -1,8 +1,9 @@
 """Sea Ice Index (NSIDC G02135) daily concentration GeoTIFFs: grid checks, flag decoding, gap filling.
 
-A file is `N_YYYYMMDD_concentration_v3.0.tif`: one uint16 band on the 25 km EPSG:3411 northern
-polar stereographic grid, concentration x10 (0..1000) plus flag values for the pole hole, coast,
-land and missing data. Every reader checks CRS, pixel grid and shape and names the file it rejects.
+A file is `N_YYYYMMDD_concentration_v3.0.tif` (`S_` in the south; v4.0 too): one uint16 band on the
+25 km polar stereographic grid of its hemisphere (EPSG:3411 north, EPSG:3412 south), concentration
+x10 (0..1000) plus flag values for the pole hole, coast, land and missing data. Every reader checks
+CRS, pixel grid and shape and names the file it rejects.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ EPSG = 3411
 PIXEL_M = 25_000.0
 NORTH_ORIGIN = (-3_850_000.0, 5_850_000.0)   # top-left corner of the 304 x 448 northern grid
 NORTH_SHAPE = (448, 304)                      # rows, columns
-FILE_PATTERN = re.compile(r"^N_(\d{8})_concentration_v3\.0\.tif$")
+# EPSG code -> top-left corner of that hemisphere's 25 km grid (south: 316 x 332)
+ORIGINS = {EPSG: NORTH_ORIGIN, 3412: (-3_950_000.0, 4_350_000.0)}
+FILE_PATTERN = re.compile(r"^[NS]_(\d{8})_concentration_v(\d+\.\d+)\.tif$")
+NAME_HINT = "N_YYYYMMDD_concentration_vX.Y.tif, S_ in the south"
 
 
 def crs() -> CRS:
@@ -53,16 +57,19 @@ def window_transform(row_off: int, col_off: int) -> Affine:
 
 
 def check_g02135_grid(path: Path, grid: Grid) -> None:
-    """EPSG:3411, north-up 25 km pixels aligned with the NSIDC northern grid."""
-    if grid.crs is None or grid.crs.to_epsg() != EPSG:
+    """EPSG:3411 (or 3412 in the south), north-up 25 km pixels aligned with that NSIDC grid."""
+    epsg = grid.crs.to_epsg() if grid.crs is not None else None
+    if epsg not in ORIGINS:
         found = grid.crs.to_string() if grid.crs else "none"
-        raise SeqpipeError(f"{path}: CRS is {found}, expected EPSG:{EPSG} (NSIDC polar stereographic north)")
+        raise SeqpipeError(f"{path}: CRS is {found}, expected EPSG:{EPSG} (NSIDC polar stereographic north) "
+                           "or EPSG:3412 (south)")
     t = grid.transform
     if (t.a, t.b, t.d, t.e) != (PIXEL_M, 0.0, 0.0, -PIXEL_M):
         raise SeqpipeError(f"{path}: pixel size/rotation {t.a, t.b, t.d, t.e} is not the 25 km north-up grid")
-    cols, rows = (t.c - NORTH_ORIGIN[0]) / PIXEL_M, (NORTH_ORIGIN[1] - t.f) / PIXEL_M
+    origin = ORIGINS[epsg]
+    cols, rows = (t.c - origin[0]) / PIXEL_M, (origin[1] - t.f) / PIXEL_M
     if not (float(cols).is_integer() and float(rows).is_integer()):
-        raise SeqpipeError(f"{path}: origin ({t.c}, {t.f}) is not on the NSIDC 25 km northern grid")
+        raise SeqpipeError(f"{path}: origin ({t.c}, {t.f}) is not on the NSIDC 25 km grid of EPSG:{epsg}")
 
 
 def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
@@ -115,13 +122,16 @@ def list_files(folder: Path, ignore: tuple[str, ...] = ()) -> dict[dt.date, Path
             continue
         match = FILE_PATTERN.match(path.name)
         if not match:
-            raise SeqpipeError(f"{path}: not a G02135 name (N_YYYYMMDD_concentration_v3.0.tif)")
+            raise SeqpipeError(f"{path}: not a G02135 name ({NAME_HINT})")
         try:
-            files[dt.datetime.strptime(match.group(1), "%Y%m%d").date()] = path
+            day = dt.datetime.strptime(match.group(1), "%Y%m%d").date()
         except ValueError:
             raise SeqpipeError(f"{path}: invalid date in file name") from None
+        if day in files:
+            raise SeqpipeError(f"{path}: a second file for {day} (also {files[day].name})")
+        files[day] = path
     if not files:
-        raise SeqpipeError(f"{folder}: no G02135 concentration GeoTIFFs (N_YYYYMMDD_concentration_v3.0.tif)")
+        raise SeqpipeError(f"{folder}: no G02135 concentration GeoTIFFs ({NAME_HINT})")
     return files
 
 

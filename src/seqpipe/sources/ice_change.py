@@ -1,13 +1,15 @@
-"""Sources for ice_change: pairs of G02135 rasters (t1, t2) with a change mask, synthetic or local.
+"""Sources for ice_change: pairs of G02135 rasters (t1, t2) with a change mask: synthetic, local, http or nsidc.
 
 Layout of the raw folder (and of a `local` folder): one sub-folder per pair holding the two dated
 G02135 files (the earlier is `before`) and `change_mask.tif`: uint8 on the same grid, 1 where the
 ice edge moved across the pixel (concentration crossed 15%: melt, freeze-up or drift), 0 where it
-did not, 255 (nodata) on land, coast and the pole hole.
+did not, 255 (nodata) on land, coast and the pole hole (and, for real data, where either day is missing).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,11 +19,14 @@ import numpy as np
 from seqpipe import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.params import check
+from seqpipe.sources.http import HttpParams, download_http
 from seqpipe.sources.local import LocalParams, copy_local
+from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
 
 MASK_NAME = "change_mask.tif"
 NOT_EVALUATED = 255
+EDGE = 0.15   # the ice edge: concentration 15%
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,29 @@ class IceChangeSyntheticParams:
 
 
 @dataclass(frozen=True)
+class IceChangeNsidcParams(NsidcParams):
+    gap_days: list[int]   # a pair is (day, day + gap) for every gap in this list ...
+    stride_days: int      # ... and every stride_days-th day from start, where both files exist
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.gap_days) and all(g >= 1 for g in self.gap_days), "gap_days", "needs gaps >= 1")
+        check(self.stride_days >= 1, "stride_days", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class IceChangeDownloadParams:
-    source: Literal["synthetic", "local"]
+    source: Literal["synthetic", "local", "http", "nsidc"]
     synthetic: IceChangeSyntheticParams
     local: LocalParams   # a folder of pair folders laid out as above
+    http: HttpParams     # files whose paths rebuild that layout (pair_0000/N_..., pair_0000/change_mask.tif)
+    nsidc: IceChangeNsidcParams
+
+
+def change_mask(before: np.ndarray, after: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
+    """1 where concentration crossed the 15% edge between the two maps, 0 where not, 255 outside `evaluated`."""
+    change = (before >= EDGE) != (after >= EDGE)
+    return np.where(evaluated, change, NOT_EVALUATED).astype(np.uint8)
 
 
 def write_pairs(p: IceChangeSyntheticParams, seed: int, out_dir: Path) -> dict:
@@ -55,8 +79,7 @@ def write_pairs(p: IceChangeSyntheticParams, seed: int, out_dir: Path) -> dict:
         folder = out_dir / f"pair_{k:04d}"
         field.write_day(first, folder)
         field.write_day(first + gap, folder)
-        change = (field.clean(first) >= 0.15) != (field.clean(first + gap) >= 0.15)
-        mask = np.where(evaluated, change, NOT_EVALUATED).astype(np.uint8)
+        mask = change_mask(field.clean(first), field.clean(first + gap), evaluated)
         seaice.write_geotiff(folder / MASK_NAME, mask, field.grid, nodata=NOT_EVALUATED)
     return {"synthetic": True, "generator": "nsidc_g02135_synthetic_pairs", "seed": seed, "pairs": p.n_pairs}
 
@@ -80,5 +103,35 @@ def copy_local_pairs(p: LocalParams, out_dir: Path) -> dict:
     return fields
 
 
+def nsidc_pairs(p: IceChangeNsidcParams, out_dir: Path) -> dict:
+    """Download the series, then one pair folder per (day, day + gap); the mask compares the observed
+    maps at 15% where both days have a concentration (not land, coast, pole hole or missing)."""
+    staging = out_dir / ".days"
+    fields = download_series(p, staging)
+    files = seaice.list_files(staging)
+    count = 0
+    for first in p.days[::p.stride_days]:
+        for gap in p.gap_days:
+            pair = first, first + dt.timedelta(days=gap)
+            if not all(d in files for d in pair):
+                continue
+            (before, grid), (after, _) = (seaice.read_raw(files[d]) for d in pair)
+            folder = out_dir / f"pair_{count:04d}"
+            folder.mkdir()
+            for d in pair:
+                shutil.copyfile(files[d], folder / files[d].name)
+            (c1, _), (c2, _) = seaice.decode(before), seaice.decode(after)
+            mask = change_mask(c1, c2, np.isfinite(c1) & np.isfinite(c2))
+            seaice.write_geotiff(folder / MASK_NAME, mask, grid, nodata=NOT_EVALUATED)
+            count += 1
+    shutil.rmtree(staging)
+    if count == 0:
+        raise SeqpipeError(f"{p.base_url}: no pair of days {p.gap_days} apart between {p.start} and {p.end} "
+                           "(download.nsidc.gap_days)")
+    return {**fields, "pairs": count, "gap_days": p.gap_days, "stride_days": p.stride_days}
+
+
 SOURCES = {"synthetic": lambda p, seed, out: write_pairs(p.synthetic, seed, out),
-           "local": lambda p, seed, out: copy_local_pairs(p.local, out)}
+           "local": lambda p, seed, out: copy_local_pairs(p.local, out),
+           "http": lambda p, seed, out: download_http(p.http, out, pair_folders),
+           "nsidc": lambda p, seed, out: nsidc_pairs(p.nsidc, out)}

@@ -1,4 +1,4 @@
-"""Sources for ice_forecast: synthetic G02135 daily concentration GeoTIFFs, or a local folder of them."""
+"""Sources for ice_forecast: G02135 daily concentration GeoTIFFs, synthetic, local, from URLs or from NSIDC."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ from pathlib import Path
 from typing import Literal
 
 from seqpipe.data import seaice
+from seqpipe.sources.http import HttpParams, download_http
 from seqpipe.sources.local import LocalParams, copy_local
+from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import SeaIceSyntheticParams, write_series
 
 
 @dataclass(frozen=True)
 class IceForecastDownloadParams:
-    source: Literal["synthetic", "local"]
+    source: Literal["synthetic", "local", "http", "nsidc"]
     synthetic: SeaIceSyntheticParams
     local: LocalParams   # a folder of N_YYYYMMDD_concentration_v3.0.tif files
+    http: HttpParams
+    nsidc: NsidcParams
 
 
 def copy_local_series(p: LocalParams, out_dir: Path) -> dict:
@@ -26,4 +30,6 @@ def copy_local_series(p: LocalParams, out_dir: Path) -> dict:
 
 
 SOURCES = {"synthetic": lambda p, seed, out: write_series(p.synthetic, seed, out),
-           "local": lambda p, seed, out: copy_local_series(p.local, out)}
+           "local": lambda p, seed, out: copy_local_series(p.local, out),
+           "http": lambda p, seed, out: download_http(p.http, out, seaice.read_series),
+           "nsidc": lambda p, seed, out: download_series(p.nsidc, out)}

@@ -11,14 +11,16 @@ from seqpipe.pipelines.bandwidth.predict import predict
 from seqpipe.pipelines.bandwidth.preprocess import BandwidthPreprocessParams, preprocess
 from seqpipe.registry import ModelSpec
 from seqpipe.sources.bandwidth import FILE_NAME, BandwidthSyntheticParams, write_synthetic
+from seqpipe.sources.http import HttpParams, download_http, require
 from seqpipe.sources.local import LocalParams, copy_local
 
 
 @dataclass(frozen=True)
 class BandwidthDownloadParams:
-    source: Literal["synthetic", "local"]
+    source: Literal["synthetic", "local", "http"]
     synthetic: BandwidthSyntheticParams
     local: LocalParams  # a CSV; its columns are named in the preprocess section
+    http: HttpParams    # that CSV from a URL, landing at bandwidth.csv
 
 
 def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
@@ -37,7 +39,8 @@ SPEC = ModelSpec(
     model_params=LSTMParams,
     evaluate_params=BandwidthEvaluateParams,
     sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
-             "local": lambda p, seed, out: copy_local(p.local, FILE_NAME, out)},
+             "local": lambda p, seed, out: copy_local(p.local, FILE_NAME, out),
+             "http": lambda p, seed, out: download_http(p.http, out, require(FILE_NAME))},
     preprocess=preprocess,
     network=network,
     evaluate=evaluate,

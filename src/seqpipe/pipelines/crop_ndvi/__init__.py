@@ -11,14 +11,17 @@ from seqpipe.pipelines.crop_ndvi.evaluate import CropEvaluateParams, evaluate
 from seqpipe.pipelines.crop_ndvi.predict import predict
 from seqpipe.pipelines.crop_ndvi.preprocess import CropPreprocessParams, preprocess
 from seqpipe.registry import ModelSpec
-from seqpipe.sources.crop_ndvi import CropLocalParams, CropSyntheticParams, copy_local_stack, write_synthetic
+from seqpipe.sources.crop_ndvi import (CropLocalParams, CropSyntheticParams, copy_local_stack, index_stack,
+                                       write_synthetic)
+from seqpipe.sources.http import HttpParams, download_http
 
 
 @dataclass(frozen=True)
 class CropDownloadParams:
-    source: Literal["synthetic", "local"]
+    source: Literal["synthetic", "local", "http"]
     synthetic: CropSyntheticParams
     local: CropLocalParams   # a folder of GeoTIFFs; its layout (file pattern, bands, date) is named here
+    http: HttpParams         # GeoTIFFs from URLs, indexed with the layout keys of `local`
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ SPEC = ModelSpec(
     model_params=CropModelParams,
     evaluate_params=CropEvaluateParams,
     sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
-             "local": lambda p, seed, out: copy_local_stack(p.local, out)},
+             "local": lambda p, seed, out: copy_local_stack(p.local, out),
+             "http": lambda p, seed, out: download_http(p.http, out, lambda d: index_stack(d, p.local))},
     preprocess=preprocess,
     network=network,
     evaluate=evaluate,

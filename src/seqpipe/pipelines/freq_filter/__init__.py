@@ -11,14 +11,16 @@ from seqpipe.pipelines.freq_filter.predict import predict
 from seqpipe.pipelines.freq_filter.preprocess import FreqPreprocessParams, preprocess
 from seqpipe.registry import ModelSpec
 from seqpipe.sources.freq_filter import FreqSyntheticParams, write_synthetic
+from seqpipe.sources.http import HttpParams, download_http, require
 from seqpipe.sources.local import LocalParams, copy_local
 
 
 @dataclass(frozen=True)
 class FreqDownloadParams:
-    source: Literal["synthetic", "local"]
+    source: Literal["synthetic", "local", "http"]
     synthetic: FreqSyntheticParams
     local: LocalParams  # a folder holding signals.npy, components.npy, signal_meta.json
+    http: HttpParams    # the same three files from URLs
 
 
 def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
@@ -37,7 +39,9 @@ SPEC = ModelSpec(
     model_params=LSTMParams,
     evaluate_params=FreqEvaluateParams,
     sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
-             "local": lambda p, seed, out: copy_local(p.local, None, out)},
+             "local": lambda p, seed, out: copy_local(p.local, None, out),
+             "http": lambda p, seed, out: download_http(
+                 p.http, out, require("signals.npy", "components.npy", "signal_meta.json"))},
     preprocess=preprocess,
     network=network,
     evaluate=evaluate,

@@ -10,14 +10,17 @@ from seqpipe.pipelines.ice_type.evaluate import IceTypeEvaluateParams, evaluate
 from seqpipe.pipelines.ice_type.predict import predict
 from seqpipe.pipelines.ice_type.preprocess import IceTypePreprocessParams, preprocess
 from seqpipe.registry import ModelSpec
-from seqpipe.sources.ice_type import IceTypeLocalParams, IceTypeSyntheticParams, copy_local, write_synthetic
+from seqpipe.sources.http import HttpParams, download_http
+from seqpipe.sources.ice_type import (LABELS_FILE, PATCH_DIR, IceTypeLocalParams, IceTypeSyntheticParams, copy_local,
+                                      read_labels, write_synthetic)
 
 
 @dataclass(frozen=True)
 class IceTypeDownloadParams:
-    source: Literal["synthetic", "local"]
+    source: Literal["synthetic", "local", "http"]
     synthetic: IceTypeSyntheticParams
     local: IceTypeLocalParams
+    http: HttpParams    # labels.csv and patches/<file>.tif from URLs
 
 
 def network(p: ResNetParams, stats: dict) -> tuple[str, dict]:
@@ -36,7 +39,9 @@ SPEC = ModelSpec(
     model_params=ResNetParams,
     evaluate_params=IceTypeEvaluateParams,
     sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
-             "local": lambda p, seed, out: copy_local(p.local, out)},
+             "local": lambda p, seed, out: copy_local(p.local, out),
+             "http": lambda p, seed, out: download_http(p.http, out,
+                                                        lambda d: read_labels(d / LABELS_FILE, d / PATCH_DIR))},
     preprocess=preprocess,
     network=network,
     evaluate=evaluate,

@@ -1,0 +1,125 @@
+"""Downloads through pooch: timeouts, retries with backoff, sha256 checks, one-line errors.
+
+pooch's `Pooch.fetch(retry_if_failed=n)` streams every file to a temp file beside its target,
+checks the hash, and retries on connection errors, timeouts, 5xx answers, broken bodies and hash
+mismatches (waiting 1 s, 2 s, ... up to 10 s between attempts). A 4xx answer is final and not
+retried. Targets are inside the download stage's temp folder, so nothing lands in a cache or in
+data/raw/ until the whole download succeeded. `file://` URLs are copied and checked the same way.
+Credentials, where a server wants them, come from ~/.netrc (read by requests), never from params.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from seqpipe import SeqpipeError
+from seqpipe.params import check
+
+SCHEMES = ("http", "https", "file")
+
+
+class HttpStatusError(SeqpipeError):
+    """A final (4xx) HTTP answer; `status` lets a caller treat 404 as 'not there'."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Shared by the http and nsidc sources: how long to wait for a server and how often to retry."""
+
+    timeout_s: float   # per connect and per read (a stalled server fails after this long)
+    retries: int       # further attempts after the first, with 1 s, 2 s, ... waits
+
+    def __post_init__(self) -> None:
+        check(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s}")
+        check(0 <= self.retries <= 10, "retries", f"must be in [0, 10], got {self.retries}")
+
+
+def check_url(url: str, key: str) -> None:
+    """A ParamsError naming `key` unless `url` is an http, https or file URL."""
+    parts = urlsplit(url)
+    check(parts.scheme in SCHEMES, key, f"{url!r}: scheme must be one of {', '.join(SCHEMES)}")
+    check(bool(parts.netloc) or parts.scheme == "file", key, f"{url!r}: no host")
+
+
+def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None) -> Path:
+    """Download `url` to `target` (verified against `sha256` when given); one-line SeqpipeError on failure."""
+    import pooch
+    import requests
+
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise SeqpipeError(f"{url}: scheme must be one of {', '.join(SCHEMES)}")
+    store = pooch.Pooch(path=target.parent, base_url="", registry={target.name: f"sha256:{sha256}" if sha256 else None},
+                        urls={target.name: url}, retry_if_failed=transfer.retries)
+    downloader = _copy_file if scheme == "file" else _Downloader(timeout=transfer.timeout_s)
+    attempts = f"{transfer.retries + 1} attempt{'s' if transfer.retries else ''}"
+    try:
+        store.fetch(target.name, downloader=downloader)
+    except ValueError as exc:   # pooch's hash check; it has deleted the file
+        got = re.search(r"but got (\w+)", str(exc))
+        raise SeqpipeError(f"{url}: sha256 mismatch: expected {sha256}, got {got.group(1) if got else '?'} "
+                           f"({attempts}; the file was deleted)") from None
+    except requests.Timeout:
+        raise SeqpipeError(f"{url}: no answer within timeout_s={transfer.timeout_s:g} s ({attempts})") from None
+    except requests.HTTPError as exc:
+        raise SeqpipeError(f"{url}: HTTP {exc.response.status_code} {exc.response.reason} ({attempts})") from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise SeqpipeError(f"{url}: the connection broke before the whole body arrived ({attempts})") from None
+    except requests.ConnectionError as exc:
+        raise SeqpipeError(f"{url}: cannot connect to {urlsplit(url).netloc} ({attempts})") from None
+    except requests.RequestException as exc:
+        raise SeqpipeError(f"{url}: download failed ({_first_line(exc)}; {attempts})") from None
+    return target
+
+
+def fetch_text(url: str, folder: Path, transfer: Transfer) -> str:
+    """The body of `url` as text (an index page), fetched like any file; nothing is left in `folder`."""
+    target = folder / ".index.html"
+    try:
+        return fetch(url, target, transfer).read_text(errors="replace")
+    finally:
+        target.unlink(missing_ok=True)
+
+
+class _Downloader:
+    """pooch's HTTPDownloader; a 4xx answer raises HttpStatusError, which pooch does not retry."""
+
+    def __init__(self, timeout: float) -> None:
+        import pooch
+
+        self._http = pooch.HTTPDownloader(timeout=timeout)
+
+    def __call__(self, url: str, output_file: str, pooch: Any) -> None:
+        import requests
+
+        try:
+            self._http(url, output_file, pooch)
+        except requests.HTTPError as exc:
+            status = exc.response.status_code
+            if status < 500 and status not in (408, 429):
+                raise HttpStatusError(f"{url}: HTTP {status} {exc.response.reason}", status) from None
+            raise
+
+
+def _copy_file(url: str, output_file: str, pooch: Any) -> None:
+    """pooch downloader for file:// URLs."""
+    source = Path(url2pathname(urlsplit(url).path))
+    try:
+        shutil.copyfile(source, output_file)
+    except OSError as exc:
+        raise SeqpipeError(f"{url}: cannot read {source} ({exc.strerror})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
