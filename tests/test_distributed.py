@@ -98,7 +98,7 @@ def test_sigterm_to_two_processes_saves_and_the_rerun_resumes_exactly(
     assert "resuming from" in resumed.stderr
     weights = checkpoint.load(tmp_path / "models/bandwidth/model.pt")["state_dict"]
     straight = checkpoint.load(runs[2][0] / "models/bandwidth/model.pt")["state_dict"]
-    assert all(torch.equal(weights[k], straight[k]) for k in straight)  # bit-identical to the uninterrupted run
+    assert all(torch.equal(weights[k], straight[k]) for k in straight)  # = the uninterrupted run, bit for bit
 
 
 def test_nproc_per_node_is_checked_with_the_key_named(tmp_path: Path) -> None:

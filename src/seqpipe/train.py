@@ -110,10 +110,11 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     train = {k: v.to(device) for k, v in train.items()}
     val = ranks.shard({k: v.to(device) for k, v in val.items()})
     n_train = len(train["x"])
-    n_batches = math.ceil(math.ceil(n_train / ranks.world) / tp.batch_size)
+    per_rank = math.ceil(n_train / ranks.world)
+    n_batches = math.ceil(per_rank / tp.batch_size)
     if ranks.world > 1:
         log.info("%s: each of %d ranks takes %d of %d samples per epoch (%d batches of %d)", name,
-                 ranks.world, math.ceil(n_train / ranks.world), n_train, n_batches, tp.batch_size)
+                 ranks.world, per_rank, n_train, n_batches, tp.batch_size)
     live = _open_live(live_dir if ranks.is_main else None, state.history)
     interactive = sys.stderr.isatty() and ranks.is_main
     epoch_bar = tqdm(total=tp.epochs, initial=min(state.epoch, tp.epochs), desc=name, unit="epoch",
@@ -136,9 +137,9 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                     loss = _train_step(net, task, batch, optimizer, scaler, tp, amp_dtype, device)
                     loss_sum, seen, signum = ranks.totals(loss * len(index), len(index), stop.signum or 0)
                     if not math.isfinite(loss_sum):
-                        raise SeqpipeError(f"{name}: train loss is {loss_sum / seen} at epoch {state.epoch + 1} "
-                                           f"batch {state.step + 1}; lower models.{name}.train.lr "
-                                           "or check the data")
+                        raise SeqpipeError(f"{name}: train loss is {loss_sum / seen} at epoch "
+                                           f"{state.epoch + 1} batch {state.step + 1}; lower "
+                                           f"models.{name}.train.lr or check the data")
                     state.loss_sum += loss_sum
                     state.seen += seen
                     state.step += 1
