@@ -62,10 +62,20 @@ def launch(args: list[str], nproc: int) -> int:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, torch.get_num_threads() // nproc)))
     log.info("launching %d processes: %s", nproc, " ".join(cmd[1:]))
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    previous = {sig: signal.signal(sig, lambda signum, frame: proc.send_signal(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    proc: subprocess.Popen | None = None
+    pending: list[int] = []  # a signal that comes before torchrun has started
+
+    def forward(signum: int, frame: object) -> None:
+        if proc is None:
+            pending.append(signum)
+        else:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        for signum in pending:
+            proc.send_signal(signum)
         code = proc.wait()
     finally:
         for sig, handler in previous.items():
