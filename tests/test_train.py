@@ -16,7 +16,8 @@ from seqpipe.train import fit
 
 BASE = TrainParams(epochs=4, batch_size=16, lr=0.01, weight_decay=1e-5, optimizer="adam", scheduler="plateau",
                    scheduler_factor=0.5, scheduler_patience=1, grad_clip=1.0, early_stop_patience=10,
-                   keep_checkpoints=2, amp=True, num_threads=0, require_real_data=False)
+                   keep_checkpoints=2, amp=True, num_threads=0, nproc_per_node=1,
+                   require_real_data=False)
 IDENTITY = {"model": "toy", "network": "LSTMRegressor", "network_args": {}, "fingerprint": "abc", "params": {}}
 
 

@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except SeqpipeError as exc:
-        print(f"seqpipe: error: {exc}", file=sys.stderr)
+        from seqpipe.distributed import rank
+        from seqpipe.train import TrainingInterrupted
+        if rank() == 0 or not isinstance(exc, TrainingInterrupted):  # rank 0 reports the interrupt
+            print(f"seqpipe: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         print("seqpipe: interrupted", file=sys.stderr)
@@ -82,7 +85,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     spec = registry.get(args.model)
     params = load_params(args.params)
     if args.command == "train" and not args.validate_only:
-        _log_to_file(layout.model_dir(spec.name) / "train.log")
+        from seqpipe import distributed
+        if distributed.rank() != 0:  # under DDP, rank 0 alone logs
+            logging.getLogger().setLevel(logging.WARNING)
+        else:
+            _log_to_file(layout.model_dir(spec.name) / "train.log")
+        nproc = params.model(spec.name).train.nproc_per_node
+        if nproc > 1 and distributed.world_size() == 1:
+            from seqpipe.train import select_device
+            distributed.check_launch(spec.name, nproc, select_device(params.device))
+            mode = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
+            return distributed.launch(["--params", str(args.params), "train", spec.name, *mode], nproc)
     if args.command == "download":
         from seqpipe.sources import run_download
         run_download(spec.name, params)

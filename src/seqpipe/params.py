@@ -50,6 +50,7 @@ class TrainParams:
     keep_checkpoints: int
     amp: bool
     num_threads: int
+    nproc_per_node: int
     require_real_data: bool
 
     def __post_init__(self) -> None:
@@ -63,6 +64,7 @@ class TrainParams:
         check(self.early_stop_patience >= 1, "early_stop_patience", "must be >= 1")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
         check(self.num_threads >= 0, "num_threads", "must be >= 0 (0 = all cores)")
+        check(self.nproc_per_node >= 1, "nproc_per_node", f"must be >= 1 (1 = no DDP), got {self.nproc_per_node}")
 
 
 @dataclass(frozen=True)

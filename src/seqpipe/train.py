@@ -4,7 +4,8 @@ It knows a network, a task (batch -> loss) and tensors; nothing about any partic
 Features: Adam/AdamW, plateau/cosine schedules, gradient clipping, early stopping that restores the
 best weights, atomic best/last/epoch checkpoints, exact resume (mid-epoch too), SIGINT/SIGTERM ->
 checkpoint + non-zero exit, AMP on CUDA, tqdm bars on a terminal and periodic log lines otherwise,
-DVCLive per-epoch metrics.
+DVCLive per-epoch metrics. Under torchrun the same loop runs on every rank through the hooks of
+`distributed.Ranks` (DDP module, sharded sample order, summed losses); rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from seqpipe import SeqpipeError, checkpoint
+from seqpipe.distributed import Ranks
 from seqpipe.params import TrainParams
 from seqpipe.tasks import Task, step
 
@@ -83,10 +85,12 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     """Train `model` in place and leave it holding the best weights (lowest validation loss).
 
     `identity` is stored in every checkpoint (model name, network class and args, params,
-    `fingerprint`); a checkpoint resumes only when its fingerprint matches.
+    `fingerprint`); a checkpoint resumes only when its fingerprint matches. In a process group
+    (see `seqpipe.distributed`) every rank calls this; `model` stays the unwrapped module.
     """
     started = time.perf_counter()
     checkpoint_dir = Path(checkpoint_dir)
+    ranks = Ranks.current(device)
     model.to(device)
     optimizer = _optimizer(model, tp)
     scheduler = _scheduler(optimizer, tp)
@@ -94,57 +98,73 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     torch.manual_seed(seed)
     state = _State()
-    resumed = _restore(checkpoint_dir, identity, resume, model, optimizer, scheduler, scaler, state)
+    if ranks.is_main:  # may delete a stale folder; the other ranks then load what it kept
+        resumed = _restore(checkpoint_dir, identity, resume, model, optimizer, scheduler, scaler, state)
+    ranks.barrier()
+    if not ranks.is_main:
+        resumed = _restore(checkpoint_dir, identity, "auto", model, optimizer, scheduler, scaler, state,
+                           owner=False)
+    net = ranks.wrap(model)
     if state.stopped_early or state.epoch >= tp.epochs and state.step == 0:
         log.info("%s: checkpoint already complete (%d epochs)", name, state.epoch)
     train = {k: v.to(device) for k, v in train.items()}
-    val = {k: v.to(device) for k, v in val.items()}
+    val = ranks.shard({k: v.to(device) for k, v in val.items()})
     n_train = len(train["x"])
-    n_batches = math.ceil(n_train / tp.batch_size)
-    live = _open_live(live_dir, state.history)
-    interactive = sys.stderr.isatty()
+    per_rank = math.ceil(n_train / ranks.world)
+    n_batches = math.ceil(per_rank / tp.batch_size)
+    if ranks.world > 1:
+        log.info("%s: each of %d ranks takes %d of %d samples per epoch (%d batches of %d)", name,
+                 ranks.world, per_rank, n_train, n_batches, tp.batch_size)
+    live = _open_live(live_dir if ranks.is_main else None, state.history)
+    interactive = sys.stderr.isatty() and ranks.is_main
     epoch_bar = tqdm(total=tp.epochs, initial=min(state.epoch, tp.epochs), desc=name, unit="epoch",
                      disable=not interactive, dynamic_ncols=True)
     try:
         with _StopOnSignal() as stop:
             while not state.stopped_early and state.epoch < tp.epochs:
                 epoch_start = time.perf_counter()
-                order = _epoch_order(n_train, seed, state.epoch, device)
+                order = ranks.epoch_order(n_train, seed, state.epoch)
                 batch_bar = tqdm(total=n_batches, initial=state.step, leave=False, unit="batch",
                                  desc=f"epoch {state.epoch + 1}", disable=not interactive,
                                  dynamic_ncols=True)
                 last_log = time.monotonic()
-                model.train()
+                net.train()
                 while state.step < n_batches:
                     index = order[state.step * tp.batch_size:(state.step + 1) * tp.batch_size]
                     batch = {k: v[index] for k, v in train.items()}
                     if hasattr(task, "augment"):  # training-only augmentation, from the checkpointed RNG
                         batch = task.augment(batch)
-                    loss = _train_step(model, task, batch, optimizer, scaler, tp, amp_dtype, device)
-                    if not math.isfinite(loss):
-                        raise SeqpipeError(f"{name}: train loss is {loss} at epoch {state.epoch + 1} "
-                                           f"batch {state.step + 1}; lower models.{name}.train.lr "
-                                           "or check the data")
-                    state.loss_sum += loss * len(index)
-                    state.seen += len(index)
+                    loss = _train_step(net, task, batch, optimizer, scaler, tp, amp_dtype, device)
+                    loss_sum, seen, signum = ranks.totals(loss * len(index), len(index), stop.signum or 0)
+                    if not math.isfinite(loss_sum):
+                        raise SeqpipeError(f"{name}: train loss is {loss_sum / seen} at epoch "
+                                           f"{state.epoch + 1} batch {state.step + 1}; lower "
+                                           f"models.{name}.train.lr or check the data")
+                    state.loss_sum += loss_sum
+                    state.seen += seen
                     state.step += 1
                     batch_bar.update(1)
                     batch_bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4g}", refresh=False)
-                    if stop.signum is not None:
-                        _save_last(checkpoint_dir, identity, model, optimizer, scheduler, scaler, state)
-                        sig = signal.Signals(stop.signum).name
+                    if signum:  # on any rank: all stop after the same batch
+                        if ranks.is_main:
+                            _save_last(checkpoint_dir, identity, model, optimizer, scheduler, scaler, state)
+                        ranks.barrier()
                         raise TrainingInterrupted(
-                            f"{name}: {sig} at epoch {state.epoch + 1} batch {state.step}/{n_batches}; "
-                            f"checkpoint saved to {checkpoint_dir / 'last.pt'}; run again to resume",
-                            stop.signum)
+                            f"{name}: {signal.Signals(signum).name} at epoch {state.epoch + 1} batch "
+                            f"{state.step}/{n_batches}; checkpoint saved to {checkpoint_dir / 'last.pt'}; "
+                            "run again to resume", signum)
                     if not interactive and time.monotonic() - last_log > LOG_EVERY_S:
                         last_log = time.monotonic()
                         log.info("%s: epoch %d batch %d/%d train_loss %.5g", name, state.epoch + 1,
                                  state.step, n_batches, state.loss_sum / state.seen)
                 batch_bar.close()
                 val_loss = evaluate_loss(model, task, val, tp.batch_size * 4, amp_dtype, device)
+                if ranks.world > 1:
+                    val_sum, val_count, _ = ranks.totals(val_loss * len(val["x"]), len(val["x"]))
+                    val_loss = val_sum / val_count
                 _end_epoch(state, val_loss, optimizer, scheduler, tp)
-                _save_epoch(checkpoint_dir, identity, model, optimizer, scheduler, scaler, state, tp)
+                if ranks.is_main:
+                    _save_epoch(checkpoint_dir, identity, model, optimizer, scheduler, scaler, state, tp)
                 record = state.history[-1]
                 _log_live(live, record)
                 epoch_bar.update(1)
@@ -161,6 +181,7 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
         epoch_bar.close()
         if live is not None:
             live.end()
+    ranks.barrier()  # best.pt is on disk for every rank
     best = checkpoint.load(checkpoint_dir / "best.pt")
     model.load_state_dict(best["state_dict"])
     model.eval()
@@ -219,12 +240,6 @@ def _end_epoch(state: _State, val_loss: float, optimizer: torch.optim.Optimizer,
     state.step, state.loss_sum, state.seen = 0, 0.0, 0
 
 
-def _epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
-    """The shuffle of one epoch depends only on (seed, epoch), so a resumed epoch replays exactly."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=generator).to(device)
-
-
 def _optimizer(model: nn.Module, tp: TrainParams) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if tp.optimizer == "adamw" else torch.optim.Adam
     return cls(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
@@ -271,12 +286,14 @@ def _save_epoch(folder: Path, identity: dict[str, Any], model: nn.Module, optimi
 
 
 def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn.Module,
-             optimizer: Any, scheduler: Any, scaler: Any, state: _State) -> int | None:
-    """Load last.pt into the live objects when it matches; returns the epoch resumed from."""
+             optimizer: Any, scheduler: Any, scaler: Any, state: _State, owner: bool = True) -> int | None:
+    """Load last.pt into the live objects when it matches; returns the epoch resumed from.
+    Only the `owner` (rank 0) deletes a folder it will not resume."""
     last = folder / "last.pt"
     if mode == "fresh" or (mode == "auto" and not last.exists()):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
+        if owner:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
         return None
     if mode == "resume" and not last.exists():
         raise checkpoint.CheckpointError(f"{last}: not found; nothing to resume (drop --resume)")

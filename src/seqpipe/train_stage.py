@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from seqpipe import SeqpipeError, checkpoint, layout
+from seqpipe import SeqpipeError, checkpoint, distributed, layout
 from seqpipe.data.series import load_split_tensors
 from seqpipe.io import read_json, sha256_file, write_json
 from seqpipe.models import build_network, count_parameters
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 # The modules whose code shapes a trained model: the same files dvc.yaml lists as train deps.
-TRAIN_CODE = ("seqpipe.train", "seqpipe.train_stage", "seqpipe.tasks", "seqpipe.checkpoint")
+TRAIN_CODE = ("seqpipe.train", "seqpipe.train_stage", "seqpipe.tasks", "seqpipe.checkpoint",
+              "seqpipe.distributed")
 
 
 def code_digests(network_module: str, model: str) -> dict[str, str]:
@@ -46,7 +47,7 @@ def training_fingerprint(seed: int, cfg: ModelConfig, stats: dict, code: dict[st
 
 
 def run_train(name: str, params: Params, resume: ResumeMode = "auto", validate_only: bool = False) -> dict:
-    """Train, then write models/<name>/model.pt and model_card.json."""
+    """Train, then write models/<name>/model.pt and model_card.json (rank 0; other ranks return {})."""
     spec, cfg = get(name), params.model(name)
     data_dir = layout.processed_dir(name)
     if not (data_dir / "stats.json").exists():
@@ -71,9 +72,12 @@ def run_train(name: str, params: Params, resume: ResumeMode = "auto", validate_o
                 "params": as_dict(cfg)}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, cfg, device, identity)
-    result = fit(model, task, train_data, val_data, cfg.train, seed=params.seed, device=device,
-                 checkpoint_dir=layout.checkpoint_dir(name), identity=identity, resume=resume,
-                 live_dir=layout.train_plots_dir(name), name=name)
+    with distributed.process_group(name, cfg.train.nproc_per_node, device) as device:
+        result = fit(model, task, train_data, val_data, cfg.train, seed=params.seed, device=device,
+                     checkpoint_dir=layout.checkpoint_dir(name), identity=identity, resume=resume,
+                     live_dir=layout.train_plots_dir(name), name=name)
+    if distributed.rank() != 0:
+        return {}
     model_path = layout.model_file(name)
     summary = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
