@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from seqpipe import SeqpipeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -82,6 +84,16 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array))
+
+
+def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+    """np.load of one .npy with pickles refused; a missing, damaged or object array is one SeqpipeError."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except FileNotFoundError:
+        raise SeqpipeError(f"{path}: not found") from None
+    except (ValueError, OSError, EOFError) as exc:  # object arrays (pickles), bad headers, truncated data
+        raise SeqpipeError(f"{path}: not a plain numeric .npy ({str(exc).splitlines()[0][:160]})") from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
