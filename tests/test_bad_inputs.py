@@ -18,32 +18,36 @@ from seqpipe import checkpoint
 from seqpipe.io import read_json, sha256_file, write_json
 from tests.conftest import run, tiny_overrides, write_params
 
-MODELS = ("bandwidth", "crop_ndvi", "ice_forecast", "ice_type", "freq_filter")
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Good tiny raw data of every model (real synthetic downloads) and bandwidth's processed arrays."""
+    """A folder for good tiny data, made on first use by `good` (real synthetic downloads)."""
     root = tmp_path_factory.mktemp("base")
     write_params(root / "params.yaml", tiny_overrides())
-    for model in MODELS:
-        run(["seqpipe", "download", model], root)
-    run(["seqpipe", "preprocess", "bandwidth"], root)
     return root
+
+
+def good(base: Path, stage: str, model: str) -> Path:
+    """data/<raw|processed>/<model> of `base`, running the real stage(s) the first time."""
+    folder = base / "data" / ("raw" if stage == "download" else "processed") / model
+    if not folder.exists():
+        if stage == "preprocess":
+            good(base, "download", model)
+        run(["seqpipe", stage, model], base)
+    return folder
 
 
 # ---- helpers that build bad inputs ----------------------------------------------------------------
 
 def copy_raw(base: Path, work: Path, model: str) -> Path:
     """The good raw folder of `model`, copied into the case's working folder."""
-    shutil.copytree(base / "data/raw" / model, work / "data/raw" / model)
+    shutil.copytree(good(base, "download", model), work / "data/raw" / model)
     return work / "data/raw" / model
 
 
 def g02135_folder(base: Path, work: Path) -> Path:
     """A user's folder of good G02135 daily files (for ice_forecast's `local` source)."""
     folder = work / "g02135"
-    shutil.copytree(base / "data/raw/ice_forecast", folder, ignore=shutil.ignore_patterns("*.json"))
+    shutil.copytree(good(base, "download", "ice_forecast"), folder, ignore=shutil.ignore_patterns("*.json"))
     return folder
 
 
@@ -102,6 +106,7 @@ class Case:
     setup: Callable[[Path, Path], str]   # (base, work) -> text the error line must contain
     output: str                           # the stage output that must not exist (or stay unchanged)
     params: dict = field(default_factory=dict)
+    slow: bool = False                    # a second case of an item the default run already covers
 
 
 def _params_only(text: str) -> Callable[[Path, Path], str]:
@@ -160,9 +165,10 @@ def _patch_not_geotiff(base: Path, work: Path) -> str:
 
 def _labels_missing_file(base: Path, work: Path) -> str:
     patches = work / "patches"
-    shutil.copytree(base / "data/raw/ice_type/patches", patches)
+    raw = good(base, "download", "ice_type")
+    shutil.copytree(raw / "patches", patches)
     labels = work / "labels.csv"
-    labels.write_text((base / "data/raw/ice_type/labels.csv").read_text() + "absent.tif,thin_ice\n")
+    labels.write_text((raw / "labels.csv").read_text() + "absent.tif,thin_ice\n")
     return str(patches / "absent.tif")
 
 
@@ -183,14 +189,14 @@ def _pickled_npy(base: Path, work: Path) -> str:
 
 def _checkpoint_case(**fields: object) -> Callable[[Path, Path], str]:
     def setup(base: Path, work: Path) -> str:
-        shutil.copytree(base / "data/processed/bandwidth", work / "data/processed/bandwidth")
+        shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
         return str(fake_checkpoint(work / "models/bandwidth/checkpoints/last.pt", **fields))
     return setup
 
 
 def _model_file_of(model: str) -> Callable[[Path, Path], str]:
     def setup(base: Path, work: Path) -> str:
-        shutil.copytree(base / "data/processed/bandwidth", work / "data/processed/bandwidth")
+        shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
         return str(fake_checkpoint(work / "models/bandwidth/model.pt", model=model))
     return setup
 
@@ -207,7 +213,7 @@ CASES = [
     Case("params-negative-epochs", DL_BW, _params_only(f"{BW}.train.epochs: must be >= 1, got -3"),
          "data/raw/bandwidth", {f"{BW}.train.epochs": -3}),
     Case("params-unknown-model-section", DL_BW, _params_only("models.bandwith: unknown model"),
-         "data/raw/bandwidth", {"models.bandwith.train.epochs": 1}),
+         "data/raw/bandwidth", {"models.bandwith.train.epochs": 1}, slow=True),
     Case("params-unknown-source-kind", DL_BW,
          _params_only(f"{BW}.download.source: must be one of synthetic, local, got 'ftp'"),
          "data/raw/bandwidth", {f"{BW}.download.source": "ftp"}),
@@ -218,7 +224,7 @@ CASES = [
     Case("cli-unknown-model", ["download", "bandwidht"], _params_only("unknown model 'bandwidht'"),
          "data/raw/bandwidht"),
     Case("local-path-missing", DL_BW, _params_only("no_such.csv: not found (download.local.path)"),
-         "data/raw/bandwidth", {f"{BW}.download.source": "local", f"{BW}.download.local.path": "no_such.csv"}),
+         "data/raw/bandwidth", {f"{BW}.download.source": "local", f"{BW}.download.local.path": "no_such.csv"}, slow=True),
     # CSV (bandwidth: what `local` copies into data/raw/bandwidth/, read by preprocess)
     Case("csv-empty", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, lambda lines: [])) + ": empty file", CSV_OUT),
     Case("csv-header-only", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, lambda lines: lines[:1])) + ": 0 data rows",
@@ -249,34 +255,34 @@ CASES = [
     Case("tif-crs-mismatch-between-dates", ["preprocess", "crop_ndvi"],
          _crop_band("B04", lambda p: rewrite_tif(p, crs=CRS.from_epsg(32634))), "data/processed/crop_ndvi"),
     Case("tif-g02135-wrong-crs", ["download", "ice_forecast"],
-         _ice_forecast_day(lambda p: rewrite_tif(p, crs=CRS.from_epsg(3413))), "data/raw/ice_forecast"),
+         _ice_forecast_day(lambda p: rewrite_tif(p, crs=CRS.from_epsg(3413))), "data/raw/ice_forecast", slow=True),
     Case("tif-shape-mismatch", ["preprocess", "crop_ndvi"],
          _crop_band("B08", lambda p: rewrite_tif(p, width=12, height=12)), "data/processed/crop_ndvi"),
     Case("tif-g02135-shape-mismatch", ["download", "ice_forecast"],
-         _ice_forecast_day(lambda p: rewrite_tif(p, width=8)), "data/raw/ice_forecast"),
+         _ice_forecast_day(lambda p: rewrite_tif(p, width=8)), "data/raw/ice_forecast", slow=True),
     Case("tif-all-nodata-stack", ["preprocess", "crop_ndvi"], _all_nodata_stack, "data/processed/crop_ndvi"),
-    Case("tif-g02135-all-missing", ["download", "ice_forecast"], _all_missing, "data/raw/ice_forecast"),
+    Case("tif-g02135-all-missing", ["download", "ice_forecast"], _all_missing, "data/raw/ice_forecast", slow=True),
     Case("tif-wrong-dtype", ["preprocess", "crop_ndvi"],
          _crop_band("B04", lambda p: rewrite_tif(p, dtype="float32", data=lambda a: a / 10000.0)),
          "data/processed/crop_ndvi"),
     Case("tif-g02135-wrong-dtype", ["download", "ice_forecast"],
-         _ice_forecast_day(lambda p: rewrite_tif(p, dtype="float32")), "data/raw/ice_forecast"),
+         _ice_forecast_day(lambda p: rewrite_tif(p, dtype="float32")), "data/raw/ice_forecast", slow=True),
     Case("tif-single-date-stack", ["preprocess", "crop_ndvi"], _keep_one_date, "data/processed/crop_ndvi"),
-    Case("tif-single-day-series", ["preprocess", "ice_forecast"], _one_g02135_day, "data/processed/ice_forecast"),
-    Case("tif-patch-not-a-geotiff", ["preprocess", "ice_type"], _patch_not_geotiff, "data/processed/ice_type"),
+    Case("tif-single-day-series", ["preprocess", "ice_forecast"], _one_g02135_day, "data/processed/ice_forecast", slow=True),
+    Case("tif-patch-not-a-geotiff", ["preprocess", "ice_type"], _patch_not_geotiff, "data/processed/ice_type", slow=True),
     Case("labels-list-missing-patch", ["download", "ice_type"], _labels_missing_file, "data/raw/ice_type",
          {"models.ice_type.download.source": "local", "models.ice_type.download.local.patches": "patches",
-          "models.ice_type.download.local.labels": "labels.csv"}),
+          "models.ice_type.download.local.labels": "labels.csv"}, slow=True),
     Case("pair-without-change-mask", ["download", "ice_change"], _pair_without_mask, "data/raw/ice_change",
-         {"models.ice_change.download.source": "local", "models.ice_change.download.local.path": "pairs"}),
-    Case("npy-with-pickled-objects", ["preprocess", "freq_filter"], _pickled_npy, "data/processed/freq_filter"),
+         {"models.ice_change.download.source": "local", "models.ice_change.download.local.path": "pairs"}, slow=True),
+    Case("npy-with-pickled-objects", ["preprocess", "freq_filter"], _pickled_npy, "data/processed/freq_filter", slow=True),
     # checkpoints
     Case("checkpoint-from-another-model", ["train", "bandwidth"],
          _checkpoint_case(model="freq_filter"), "models/bandwidth/model.pt"),
     Case("checkpoint-from-other-params", ["train", "bandwidth", "--resume"],
          _checkpoint_case(), "models/bandwidth/model.pt"),
     Case("model-file-from-another-model", ["evaluate", "bandwidth"], _model_file_of("freq_filter"),
-         "metrics/bandwidth.json"),
+         "metrics/bandwidth.json", slow=True),
 ]
 LOCAL_G02135 = {"models.ice_forecast.download.source": "local", "models.ice_forecast.download.local.path": "g02135"}
 for _case in CASES:
@@ -288,7 +294,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else []) for c in CASES])
 def test_bad_input_is_one_error_line(case: Case, base: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
