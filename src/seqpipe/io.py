@@ -33,11 +33,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temps(folder: str | Path, name: str = "*") -> list[Path]:
+    """Delete the `.<name>.*.tmp` files and folders that atomic_path/atomic_dir leave when a process is
+    killed (SIGKILL, power loss) before it could clean up; returns what was removed."""
+    stale = sorted(Path(folder).glob(f".{name}.*.tmp"))
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temp folder beside `path`; on success it replaces `path` whole, on error it is removed."""
+    """Yield a temp folder beside `path`; on success it replaces `path` whole, on error it is removed.
+    Temp folders of an earlier, killed run for the same `path` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, path.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -12,7 +12,7 @@ import torch
 
 from seqpipe import SeqpipeError, checkpoint, layout
 from seqpipe.data.series import load_split_tensors
-from seqpipe.io import read_json, sha256_file, write_json
+from seqpipe.io import read_json, remove_stale_temps, sha256_file, write_json
 from seqpipe.models import build_network, count_parameters
 from seqpipe.params import ModelConfig, Params, as_dict, fingerprint
 from seqpipe.registry import get
@@ -71,6 +71,8 @@ def run_train(name: str, params: Params, resume: ResumeMode = "auto", validate_o
                 "params": as_dict(cfg)}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, cfg, device, identity)
+    for stale in remove_stale_temps(layout.checkpoint_dir(name)):  # a killed save; last.pt itself is whole
+        log.info("removed %s, left by an interrupted run", stale)
     result = fit(model, task, train_data, val_data, cfg.train, seed=params.seed, device=device,
                  checkpoint_dir=layout.checkpoint_dir(name), identity=identity, resume=resume,
                  live_dir=layout.train_plots_dir(name), name=name)
