@@ -58,13 +58,14 @@ def nth_file(folder: Path, pattern: str, n: int = 3) -> Path:
 def rewrite_tif(path: Path, *, data: Callable[[np.ndarray], np.ndarray] | None = None, **profile: object) -> None:
     """Rewrite a GeoTIFF with rasterio, changing its pixels and/or profile keys (crs, dtype, width...)."""
     with rasterio.open(path) as src:
-        array, new = src.read(), {**src.profile}
+        array, new, tags = src.read(), {**src.profile}, src.tags()
     new.update(profile)
     if data is not None:
         array = data(array)
     array = array[:, : new["height"], : new["width"]].astype(new["dtype"])
     path.unlink()
     with rasterio.open(path, "w", **new) as dst:
+        dst.update_tags(**tags)
         dst.write(array)
 
 
@@ -154,7 +155,7 @@ def _all_nodata_stack(base: Path, work: Path) -> str:
     raw = copy_raw(base, work, "crop_ndvi")
     for path in raw.glob("*_B0[48].tif"):
         rewrite_tif(path, data=np.zeros_like)
-    return "data/raw/crop_ndvi"
+    return "data/raw/crop_ndvi: every pixel of every date is nodata or masked"
 
 
 def _patch_not_geotiff(base: Path, work: Path) -> str:

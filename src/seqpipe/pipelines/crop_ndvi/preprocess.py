@@ -212,6 +212,9 @@ def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path)
             for code, name in enumerate(parts):
                 here = split == code
                 parts[name].append((x[here], y[here], meta[here]))
+        if (masked == total).all():
+            raise SeqpipeError(f"{raw_dir}: every pixel of every date is nodata or masked (SCL classes "
+                               f"{p.mask_scl}); no NDVI to learn from")
         maps = _map_arrays(stack, steps, p)
     arrays: dict[str, np.ndarray] = {}
     scaler = None
