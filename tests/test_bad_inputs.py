@@ -216,7 +216,7 @@ CASES = [
     Case("params-unknown-model-section", DL_BW, _params_only("models.bandwith: unknown model"),
          "data/raw/bandwidth", {"models.bandwith.train.epochs": 1}, slow=True),
     Case("params-unknown-source-kind", DL_BW,
-         _params_only(f"{BW}.download.source: must be one of synthetic, local, got 'ftp'"),
+         _params_only(f"{BW}.download.source: must be one of synthetic, local"),
          "data/raw/bandwidth", {f"{BW}.download.source": "ftp"}),
     Case("params-window-longer-than-series", PRE_BW,
          lambda base, work: str(copy_raw(base, work, "bandwidth") / "bandwidth.csv") + ": 400 data rows, need at "
