@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,43 @@ class CheckpointError(SeqpipeError):
     """A checkpoint that cannot be read or does not belong to this model/params."""
 
 
+DIGEST = "sha256"
+
+
+def content_digest(payload: Any) -> str:
+    """sha256 over every tensor's bytes and every plain value, in key order. torch.load does not check
+    the CRCs of tensor data, so a flipped byte there would otherwise load as silently wrong weights."""
+    digest = hashlib.sha256()
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for k in sorted(value, key=str):
+                if not (key == "" and k == DIGEST):
+                    walk(value[k], f"{key}/{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{key}/{i}")
+        elif isinstance(value, torch.Tensor):
+            data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+            digest.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
+            digest.update(data.numpy().tobytes())
+        else:
+            digest.update(f"{key}={value!r}".encode())
+
+    walk(payload, "")
+    return digest.hexdigest()
+
+
 def save(path: str | Path, payload: dict[str, Any]) -> None:
-    """Atomic torch.save. Through a file handle, the zip's inner folder is always `archive/`; given a
-    path, torch names it after the (random) temp file, so equal payloads would differ in bytes."""
+    """Atomic torch.save, with a content digest that `load` checks. Through a file handle, the zip's
+    inner folder is always `archive/`; given a path, torch names it after the (random) temp file, so
+    equal payloads would differ in bytes."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(payload, fh)
+        torch.save({**payload, DIGEST: content_digest(payload)}, fh)
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Load tensors and plain data only; a truncated or foreign file is a CheckpointError."""
+    """Load tensors and plain data only; a truncated, corrupted or foreign file is a CheckpointError."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -39,6 +68,8 @@ def load(path: str | Path) -> dict[str, Any]:
                               f"{str(exc).splitlines()[0][:160]})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not a seqpipe checkpoint")
+    if DIGEST in payload and payload[DIGEST] != content_digest(payload):  # files from before lack it
+        raise CheckpointError(f"{path}: corrupted checkpoint (content does not match its sha256)")
     return payload
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from seqpipe import checkpoint, layout
 from seqpipe.data.series import load_split
-from seqpipe.io import atomic_dir, read_json, write_json
+from seqpipe.io import atomic_dir, load_npy, read_json, write_json
 from seqpipe.params import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def run_evaluate(name: str, cfg: ModelConfig, seed: int, evaluate_fn: Any) -> di
     network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
     data_dir = layout.processed_dir(name)
     stats = read_json(data_dir / "stats.json")
-    x_test = torch.from_numpy(np.load(data_dir / "x_test.npy"))
+    x_test = torch.from_numpy(load_npy(data_dir / "x_test.npy"))
     predictions = predict_batches(network, x_test, cfg.evaluate.batch_size)
     with atomic_dir(layout.eval_plots_dir(name)) as plots_tmp:
         ctx = EvalContext(name=name, cfg=cfg, stats=stats, data_dir=data_dir, network=network,

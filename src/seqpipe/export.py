@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from seqpipe import SeqpipeError, checkpoint, layout
-from seqpipe.io import atomic_path
+from seqpipe.io import atomic_path, load_npy
 
 
 
@@ -22,7 +22,7 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256)
     x_path = layout.processed_dir(name) / "x_test.npy"
     if not x_path.exists():
         raise SeqpipeError(f"{x_path}: missing; run the preprocess stage first")
-    x = torch.from_numpy(np.load(x_path, mmap_mode="r")[:check_samples].copy())
+    x = torch.from_numpy(load_npy(x_path, mmap_mode="r")[:check_samples].copy())
     output = Path(output or layout.model_dir(name) / "model.onnx")
     with atomic_path(output) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from seqpipe import SeqpipeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -31,11 +33,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temps(folder: str | Path, name: str = "*") -> list[Path]:
+    """Delete the `.<name>.*.tmp` files and folders that atomic_path/atomic_dir leave when a process is
+    killed (SIGKILL, power loss) before it could clean up; returns what was removed."""
+    stale = sorted(Path(folder).glob(f".{name}.*.tmp"))
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temp folder beside `path`; on success it replaces `path` whole, on error it is removed."""
+    """Yield a temp folder beside `path`; on success it replaces `path` whole, on error it is removed.
+    Temp folders of an earlier, killed run for the same `path` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, path.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
@@ -82,6 +98,16 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array))
+
+
+def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+    """np.load of one .npy with pickles refused; a missing, damaged or object array is one SeqpipeError."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except FileNotFoundError:
+        raise SeqpipeError(f"{path}: not found") from None
+    except (ValueError, OSError, EOFError) as exc:  # object arrays (pickles), bad headers, truncated data
+        raise SeqpipeError(f"{path}: not a plain numeric .npy ({str(exc).splitlines()[0][:160]})") from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

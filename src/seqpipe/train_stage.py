@@ -12,7 +12,7 @@ import torch
 
 from seqpipe import SeqpipeError, checkpoint, distributed, layout
 from seqpipe.data.series import load_split_tensors
-from seqpipe.io import read_json, sha256_file, write_json
+from seqpipe.io import read_json, remove_stale_temps, sha256_file, write_json
 from seqpipe.models import build_network, count_parameters
 from seqpipe.params import ModelConfig, Params, as_dict, fingerprint
 from seqpipe.registry import get
@@ -72,6 +72,9 @@ def run_train(name: str, params: Params, resume: ResumeMode = "auto", validate_o
                 "params": as_dict(cfg)}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, cfg, device, identity)
+    if distributed.rank() == 0:  # a killed save leaves a temp; last.pt itself is whole
+        for stale in remove_stale_temps(layout.checkpoint_dir(name)):
+            log.info("removed %s, left by an interrupted run", stale)
     with distributed.process_group(name, cfg.train.nproc_per_node, device) as device:
         result = fit(model, task, train_data, val_data, cfg.train, seed=params.seed, device=device,
                      checkpoint_dir=layout.checkpoint_dir(name), identity=identity, resume=resume,

@@ -40,12 +40,12 @@ class Grid:
 
     def describe(self) -> str:
         t = self.transform
-        return f"{self.crs} {self.width}x{self.height} origin ({t.c:g}, {t.f:g}) pixel ({t.a:g}, {t.e:g})"
+        return f"{crs_name(self.crs)} {self.width}x{self.height} origin ({t.c:g}, {t.f:g}) pixel ({t.a:g}, {t.e:g})"
 
     def difference(self, other: Grid) -> str | None:
         """A short phrase naming what differs from `other`, or None when the grids match."""
         if self.crs != other.crs:
-            return f"CRS {self.crs.to_string()} != {other.crs.to_string()}"
+            return f"CRS {crs_name(self.crs)} != {crs_name(other.crs)}"
         if self.shape != other.shape:
             return f"shape {self.height}x{self.width} != {other.height}x{other.width}"
         if not self.transform.almost_equals(other.transform, precision=1e-6):
@@ -54,6 +54,22 @@ class Grid:
 
     def matches(self, other: Grid) -> bool:
         return self.difference(other) is None
+
+
+def crs_name(crs: Any) -> str:
+    """A CRS as short text (EPSG:N where it has one); "no CRS" for a raster without georeferencing."""
+    if not crs:
+        return "no CRS"
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def require_georeferenced(path: str | Path, ds: Any, dtypes: tuple[str, ...]) -> None:
+    """A raster to stack pixel by pixel needs a CRS and one of `dtypes` (e.g. Sentinel-2 DN are uint16)."""
+    if not ds.crs:
+        raise SeqpipeError(f"{path}: no CRS; a georeferenced GeoTIFF is needed to align it with the others")
+    if ds.dtypes[0] not in dtypes:
+        raise SeqpipeError(f"{path}: data type {ds.dtypes[0]}, expected {' or '.join(dtypes)}")
 
 
 @contextlib.contextmanager

@@ -155,6 +155,9 @@ def read_series(folder: Path, last_days: int | None = None) -> Series:
             raise SeqpipeError(f"{path}: {diff} (of {first.name}); every file must share one grid")
         days.append(raw)
     assert grid is not None
+    if not any(day is not None and (day <= 1000).any() for day in days):
+        raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every day is a flag "
+                           "such as 2550 missing)")
     return Series(Path(folder), start, days, grid)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqpipe.io import save_npy, sha256_file
+from seqpipe.io import load_npy, save_npy, sha256_file
 
 SPLITS = ("train", "val", "test")
 
@@ -66,7 +66,7 @@ def save_splits(out_dir: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]
 def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray]:
     """Every `<key>_<split>.npy` of a processed folder, keyed without the suffix: {'x': ..., 'y': ...}."""
     suffix = f"_{split}.npy"
-    return {p.name[: -len(suffix)]: np.load(p) for p in sorted(data_dir.glob(f"*{suffix}"))}
+    return {p.name[: -len(suffix)]: load_npy(p) for p in sorted(data_dir.glob(f"*{suffix}"))}
 
 
 def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor]:

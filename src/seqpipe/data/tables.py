@@ -28,13 +28,15 @@ def read_csv_with_columns(path: Path, required: list[str], **read_csv: Any) -> p
     return frame
 
 
-def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], min_rows: int) -> pd.DataFrame:
+def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], min_rows: int,
+                        min_rows_reason: str = "") -> pd.DataFrame:
     """Read `path`; return a frame with a parsed, strictly increasing `timestamp_column` index-free
     column and float64 `columns`. Refuses empty files, missing columns, bad timestamps, unsorted or
-    duplicated times, non-numeric values, NaN/inf and fewer than `min_rows` rows."""
+    duplicated times, non-numeric values, NaN/inf and fewer than `min_rows` rows (`min_rows_reason` says why)."""
     frame = read_csv_with_columns(path, [timestamp_column, *columns])
     if len(frame) < min_rows:
-        raise SeqpipeError(f"{path}: {len(frame)} data rows, need at least {min_rows}")
+        why = f" ({min_rows_reason})" if min_rows_reason else ""
+        raise SeqpipeError(f"{path}: {len(frame)} data rows, need at least {min_rows}{why}")
     stamps = pd.to_datetime(frame[timestamp_column], errors="coerce", utc=True, format="ISO8601")
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna().to_numpy())[0])

@@ -20,7 +20,7 @@ from seqpipe import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.params import check
 from seqpipe.sources.http import HttpParams, download_http
-from seqpipe.sources.local import LocalParams, copy_local
+from seqpipe.sources.local import LocalParams, copy_local, local_source
 from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
 
@@ -98,9 +98,8 @@ def pair_folders(folder: Path) -> list[Path]:
 
 
 def copy_local_pairs(p: LocalParams, out_dir: Path) -> dict:
-    fields = copy_local(p, None, out_dir)
-    pair_folders(out_dir)
-    return fields
+    pair_folders(local_source(p))   # checked before copying, so errors name the user's files
+    return copy_local(p, None, out_dir)
 
 
 def nsidc_pairs(p: IceChangeNsidcParams, out_dir: Path) -> dict:

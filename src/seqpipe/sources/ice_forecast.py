@@ -8,7 +8,7 @@ from typing import Literal
 
 from seqpipe.data import seaice
 from seqpipe.sources.http import HttpParams, download_http
-from seqpipe.sources.local import LocalParams, copy_local
+from seqpipe.sources.local import LocalParams, copy_local, local_source
 from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import SeaIceSyntheticParams, write_series
 
@@ -23,10 +23,9 @@ class IceForecastDownloadParams:
 
 
 def copy_local_series(p: LocalParams, out_dir: Path) -> dict:
-    """Copy a folder of G02135 files, checking every file's grid first."""
-    fields = copy_local(p, None, out_dir)
-    seaice.read_series(out_dir)
-    return fields
+    """Copy a folder of G02135 files, checking every file's grid first (errors name the user's files)."""
+    seaice.read_series(local_source(p))
+    return copy_local(p, None, out_dir)
 
 
 SOURCES = {"synthetic": lambda p, seed, out: write_series(p.synthetic, seed, out),

@@ -14,13 +14,19 @@ class LocalParams:
     path: str  # a file or a folder; relative paths are taken from the repository root
 
 
-def copy_local(params: LocalParams, target_name: str | None, out_dir: Path) -> dict:
-    """Copy `params.path` into `out_dir` (a file as `target_name`, a folder's files as they are)."""
+def local_source(params: LocalParams) -> Path:
+    """`params.path` as a Path, refusing an empty or missing path."""
     source = Path(params.path).expanduser()
     if not params.path:
         raise SeqpipeError("download.local.path: empty; set it to your file or folder")
     if not source.exists():
         raise SeqpipeError(f"{source}: not found (download.local.path)")
+    return source
+
+
+def copy_local(params: LocalParams, target_name: str | None, out_dir: Path) -> dict:
+    """Copy `params.path` into `out_dir` (a file as `target_name`, a folder's files as they are)."""
+    source = local_source(params)
     if source.is_dir():
         shutil.copytree(source, out_dir, dirs_exist_ok=True)
     else:

@@ -44,7 +44,8 @@ def windows_from_frame(p: BandwidthPreprocessParams, features: np.ndarray, scale
 
 def preprocess(p: BandwidthPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     path = raw_dir / FILE_NAME
-    frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, p.min_rows())
+    frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, p.min_rows(),
+                                f"models.bandwidth.preprocess.window {p.window} + 10 windows per val/test split")
     features = frame[p.feature_columns].to_numpy(np.float64)
     n_windows = len(frame) - p.window
     if n_windows < 30:

@@ -10,6 +10,7 @@ import numpy as np
 from seqpipe import SeqpipeError, baselines, plotting
 from seqpipe.data.series import Standardizer
 from seqpipe.evaluate import EvalContext, predict_batches
+from seqpipe.io import load_npy
 from seqpipe.metrics import regression_metrics
 from seqpipe.params import check
 
@@ -103,7 +104,7 @@ def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int) -> None:
     """ndvi_maps.png: NDVI of the last input date, the forecast of the next, and what was observed."""
     import torch
 
-    load = {k: np.load(ctx.data_dir / f"map_{k}.npy") for k in ("x", "valid", "last", "actual")}
+    load = {k: load_npy(ctx.data_dir / f"map_{k}.npy") for k in ("x", "valid", "last", "actual")}
     forecast = scaler.inverse(predict_batches(ctx.network, torch.from_numpy(load["x"]), batch_size)[:, 0])
     forecast = np.where(load["valid"].ravel() > 0, forecast, np.nan).reshape(load["valid"].shape)
     stats = ctx.stats

@@ -17,7 +17,7 @@ import pandas as pd
 
 from seqpipe import SeqpipeError
 from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, open_raster, read_window,
-                                  require_same_grid, tile_aligned)
+                                  require_georeferenced, require_same_grid, tile_aligned)
 from seqpipe.data.series import Standardizer, save_splits, sliding_windows
 from seqpipe.io import read_json
 from seqpipe.params import check
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from rasterio.windows import Window
 
 SATURATED = 65535
+DN_TYPES = {"red": ("uint16",), "nir": ("uint16",), "scl": ("uint8", "uint16")}   # L2A digital numbers, SCL classes
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Stack:
                 for band in BANDS:
                     path = folder / scene[band]["file"]
                     ds = self._exit.enter_context(open_raster(path))
+                    require_georeferenced(path, ds, DN_TYPES[band])
                     if self.grid is None:
                         self.grid, reference = Grid.of(ds), path
                     if band != "scl" and not reproject:  # SCL may be 20 m: always resampled (nearest)
@@ -210,6 +212,9 @@ def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path)
             for code, name in enumerate(parts):
                 here = split == code
                 parts[name].append((x[here], y[here], meta[here]))
+        if (masked == total).all():
+            raise SeqpipeError(f"{raw_dir}: every pixel of every date is nodata or masked (SCL classes "
+                               f"{p.mask_scl}); no NDVI to learn from")
         maps = _map_arrays(stack, steps, p)
     arrays: dict[str, np.ndarray] = {}
     scaler = None

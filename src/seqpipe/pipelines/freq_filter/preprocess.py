@@ -9,7 +9,7 @@ import numpy as np
 
 from seqpipe import SeqpipeError
 from seqpipe.data.series import save_splits
-from seqpipe.io import read_json
+from seqpipe.io import load_npy, read_json
 from seqpipe.params import check
 
 
@@ -29,8 +29,8 @@ def load_raw(raw_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
         if not (raw_dir / name).exists():
             raise SeqpipeError(f"{raw_dir / name}: missing")
     meta = read_json(raw_dir / "signal_meta.json")
-    signals = np.load(raw_dir / "signals.npy")
-    components = np.load(raw_dir / "components.npy")
+    signals = load_npy(raw_dir / "signals.npy")
+    components = load_npy(raw_dir / "components.npy")
     n_freq = len(meta["frequencies_hz"])
     if signals.ndim != 2 or components.shape != (signals.shape[0], n_freq, signals.shape[1]):
         raise SeqpipeError(f"{raw_dir / 'components.npy'}: shape {components.shape} does not match "

@@ -1,0 +1,320 @@
+"""Bad inputs, table-driven: each case builds one real bad file (CSV, GeoTIFF, npy, checkpoint) or
+params key, runs the real `seqpipe` CLI, and expects one error line naming the file or the dotted
+key, a non-zero exit, no traceback, and no (or an unchanged) stage output."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+
+from seqpipe import checkpoint
+from seqpipe.io import read_json, sha256_file, write_json
+from tests.conftest import run, tiny_overrides, write_params
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for good tiny data, made on first use by `good` (real synthetic downloads)."""
+    root = tmp_path_factory.mktemp("base")
+    write_params(root / "params.yaml", tiny_overrides())
+    return root
+
+
+def good(base: Path, stage: str, model: str) -> Path:
+    """data/<raw|processed>/<model> of `base`, running the real stage(s) the first time."""
+    folder = base / "data" / ("raw" if stage == "download" else "processed") / model
+    if not folder.exists():
+        if stage == "preprocess":
+            good(base, "download", model)
+        run(["seqpipe", stage, model], base)
+    return folder
+
+
+# ---- helpers that build bad inputs ----------------------------------------------------------------
+
+def copy_raw(base: Path, work: Path, model: str) -> Path:
+    """The good raw folder of `model`, copied into the case's working folder."""
+    shutil.copytree(good(base, "download", model), work / "data/raw" / model)
+    return work / "data/raw" / model
+
+
+def g02135_folder(base: Path, work: Path) -> Path:
+    """A user's folder of good G02135 daily files (for ice_forecast's `local` source)."""
+    folder = work / "g02135"
+    shutil.copytree(good(base, "download", "ice_forecast"), folder, ignore=shutil.ignore_patterns("*.json"))
+    return folder
+
+
+def nth_file(folder: Path, pattern: str, n: int = 3) -> Path:
+    return sorted(folder.glob(pattern))[n]
+
+
+def rewrite_tif(path: Path, *, data: Callable[[np.ndarray], np.ndarray] | None = None, **profile: object) -> None:
+    """Rewrite a GeoTIFF with rasterio, changing its pixels and/or profile keys (crs, dtype, width...)."""
+    with rasterio.open(path) as src:
+        array, new, tags = src.read(), {**src.profile}, src.tags()
+    new.update(profile)
+    if data is not None:
+        array = data(array)
+    array = array[:, : new["height"], : new["width"]].astype(new["dtype"])
+    path.unlink()
+    with rasterio.open(path, "w", **new) as dst:
+        dst.update_tags(**tags)
+        dst.write(array)
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+
+
+def bandwidth_csv(base: Path, work: Path, edit: Callable[[list[str]], list[str]]) -> Path:
+    """data/raw/bandwidth with a CSV edited line by line (line 0 is the header)."""
+    raw = copy_raw(base, work, "bandwidth")
+    csv = raw / "bandwidth.csv"
+    csv.write_text("".join(f"{line}\n" for line in edit(csv.read_text().splitlines())))
+    return csv
+
+
+def set_cell(column: str, row: int, value: str) -> Callable[[list[str]], list[str]]:
+    def edit(lines: list[str]) -> list[str]:
+        header = lines[0].split(",")
+        cells = lines[row].split(",")
+        cells[header.index(column)] = value
+        lines[row] = ",".join(cells)
+        return lines
+    return edit
+
+
+def fake_checkpoint(path: Path, **fields: object) -> Path:
+    """A checkpoint in the real format (torch zip) whose identity fields are `fields`."""
+    checkpoint.save(path, {"model": "bandwidth", "network": "LSTMRegressor", "network_args": {},
+                           "fingerprint": "0" * 16, "state_dict": {}, "epoch": 1, **fields})
+    return path
+
+
+# ---- the table ------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    id: str
+    command: list[str]
+    setup: Callable[[Path, Path], str]   # (base, work) -> text the error line must contain
+    output: str                           # the stage output that must not exist (or stay unchanged)
+    params: dict = field(default_factory=dict)
+    slow: bool = False                    # a second case of an item the default run already covers
+
+
+def _params_only(text: str) -> Callable[[Path, Path], str]:
+    return lambda base, work: text
+
+
+def _ice_forecast_day(edit: Callable[[Path], None]) -> Callable[[Path, Path], str]:
+    def setup(base: Path, work: Path) -> str:
+        path = nth_file(g02135_folder(base, work), "N_*.tif", 10)
+        edit(path)
+        return str(path)
+    return setup
+
+
+def _crop_band(band: str, edit: Callable[[Path], None], date_index: int = 3) -> Callable[[Path, Path], str]:
+    def setup(base: Path, work: Path) -> str:
+        path = nth_file(copy_raw(base, work, "crop_ndvi"), f"*_{band}.tif", date_index)
+        edit(path)
+        return path.name
+    return setup
+
+
+def _keep_one_date(base: Path, work: Path) -> str:
+    raw = copy_raw(base, work, "crop_ndvi")
+    index = raw / "scenes.json"
+    write_json(index, {"scenes": read_json(index)["scenes"][:1]})
+    return str(index)
+
+
+def _one_g02135_day(base: Path, work: Path) -> str:
+    raw = copy_raw(base, work, "ice_forecast")
+    for path in sorted(raw.glob("*.tif"))[1:]:
+        path.unlink()
+    return "data/raw/ice_forecast"
+
+
+def _all_missing(base: Path, work: Path) -> str:
+    folder = g02135_folder(base, work)
+    for path in folder.glob("*.tif"):
+        rewrite_tif(path, data=lambda a: np.full_like(a, 2550))
+    return str(folder)
+
+
+def _all_nodata_stack(base: Path, work: Path) -> str:
+    raw = copy_raw(base, work, "crop_ndvi")
+    for path in raw.glob("*_B0[48].tif"):
+        rewrite_tif(path, data=np.zeros_like)
+    return "data/raw/crop_ndvi: every pixel of every date is nodata or masked"
+
+
+def _patch_not_geotiff(base: Path, work: Path) -> str:
+    path = nth_file(copy_raw(base, work, "ice_type") / "patches", "*.tif")
+    path.write_text("not a GeoTIFF\n")
+    return str(path)
+
+
+def _labels_missing_file(base: Path, work: Path) -> str:
+    patches = work / "patches"
+    raw = good(base, "download", "ice_type")
+    shutil.copytree(raw / "patches", patches)
+    labels = work / "labels.csv"
+    labels.write_text((raw / "labels.csv").read_text() + "absent.tif,thin_ice\n")
+    return str(patches / "absent.tif")
+
+
+def _pair_without_mask(base: Path, work: Path) -> str:
+    pairs = work / "pairs"
+    pair = pairs / "pair_0000"
+    pair.mkdir(parents=True)
+    for path in sorted(g02135_folder(base, work).glob("*.tif"))[:2]:
+        shutil.copy(path, pair)
+    return str(pair / "change_mask.tif")
+
+
+def _pickled_npy(base: Path, work: Path) -> str:
+    raw = copy_raw(base, work, "freq_filter")
+    np.save(raw / "signals.npy", np.array([{"payload": 1}], dtype=object), allow_pickle=True)
+    return str(raw / "signals.npy")
+
+
+def _checkpoint_case(**fields: object) -> Callable[[Path, Path], str]:
+    def setup(base: Path, work: Path) -> str:
+        shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
+        return str(fake_checkpoint(work / "models/bandwidth/checkpoints/last.pt", **fields))
+    return setup
+
+
+def _model_file_of(model: str) -> Callable[[Path, Path], str]:
+    def setup(base: Path, work: Path) -> str:
+        shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
+        return str(fake_checkpoint(work / "models/bandwidth/model.pt", model=model))
+    return setup
+
+
+BW = "models.bandwidth"
+DL_BW, PRE_BW = ["download", "bandwidth"], ["preprocess", "bandwidth"]
+CSV_OUT = "data/processed/bandwidth"
+CASES = [
+    # params.yaml
+    Case("params-unknown-key", DL_BW, _params_only(f"{BW}.train.ephocs: unknown key (did you mean 'epochs'?)"),
+         "data/raw/bandwidth", {f"{BW}.train.ephocs": 3}),
+    Case("params-wrong-type", DL_BW, _params_only(f"{BW}.train.lr: expected a number"), "data/raw/bandwidth",
+         {f"{BW}.train.lr": "fast"}),
+    Case("params-negative-epochs", DL_BW, _params_only(f"{BW}.train.epochs: must be >= 1, got -3"),
+         "data/raw/bandwidth", {f"{BW}.train.epochs": -3}),
+    Case("params-unknown-model-section", DL_BW, _params_only("models.bandwith: unknown model"),
+         "data/raw/bandwidth", {"models.bandwith.train.epochs": 1}, slow=True),
+    Case("params-unknown-source-kind", DL_BW,
+         _params_only(f"{BW}.download.source: must be one of synthetic, local"),
+         "data/raw/bandwidth", {f"{BW}.download.source": "ftp"}),
+    Case("params-window-longer-than-series", PRE_BW,
+         lambda base, work: str(copy_raw(base, work, "bandwidth") / "bandwidth.csv") + ": 400 data rows, need at "
+         "least 1067 (models.bandwidth.preprocess.window 1000 + 10 windows per val/test split)", CSV_OUT,
+         {f"{BW}.preprocess.window": 1000}),
+    Case("cli-unknown-model", ["download", "bandwidht"], _params_only("unknown model 'bandwidht'"),
+         "data/raw/bandwidht"),
+    Case("local-path-missing", DL_BW, _params_only("no_such.csv: not found (download.local.path)"),
+         "data/raw/bandwidth", {f"{BW}.download.source": "local", f"{BW}.download.local.path": "no_such.csv"},
+         slow=True),
+    # CSV (bandwidth: what `local` copies into data/raw/bandwidth/, read by preprocess)
+    Case("csv-empty", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, lambda lines: [])) + ": empty file", CSV_OUT),
+    Case("csv-header-only", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, lambda lines: lines[:1])) + ": 0 data rows",
+         CSV_OUT),
+    Case("csv-missing-target-column", PRE_BW, lambda b, w: str(bandwidth_csv(
+        b, w, lambda lines: [",".join(c for i, c in enumerate(line.split(",")) if i != 2) for line in lines]))
+        + ": missing column(s) rtt_ms", CSV_OUT),
+    Case("csv-unparseable-timestamp", PRE_BW, lambda b, w: str(bandwidth_csv(
+        b, w, set_cell("timestamp", 5, "yesterday"))) + ": unparseable timestamp 'yesterday'", CSV_OUT),
+    Case("csv-unsorted-timestamps", PRE_BW, lambda b, w: str(bandwidth_csv(
+        b, w, lambda lines: lines[:3] + [lines[4], lines[3]] + lines[5:])) + ": timestamps must increase strictly; "
+        "out of order at data row 4", CSV_OUT),
+    Case("csv-duplicated-timestamps", PRE_BW, lambda b, w: str(bandwidth_csv(
+        b, w, lambda lines: lines[:4] + [lines[3]] + lines[5:])) + ": timestamps must increase strictly; "
+        "duplicated at data row 4", CSV_OUT),
+    Case("csv-nan", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, set_cell("jitter_ms", 7, "nan")))
+         + ": column 'jitter_ms' has 1 NaN/inf value(s), first at data row 7", CSV_OUT),
+    Case("csv-inf", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, set_cell("throughput_mbps", 9, "inf")))
+         + ": column 'throughput_mbps' has 1 NaN/inf value(s), first at data row 9", CSV_OUT),
+    Case("csv-non-numeric", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, set_cell("rtt_ms", 2, "12ms")))
+         + ": non-numeric value '12ms' in column 'rtt_ms' at data row 2", CSV_OUT),
+    # GeoTIFF: crop_ndvi stacks (read by preprocess) and G02135 series (checked by the local download)
+    Case("tif-truncated", ["preprocess", "crop_ndvi"], _crop_band("B08", truncate), "data/processed/crop_ndvi"),
+    Case("tif-not-a-geotiff", ["download", "ice_forecast"],
+         _ice_forecast_day(lambda p: p.write_bytes(b"<html>404 not found</html>\n")), "data/raw/ice_forecast"),
+    Case("tif-missing-crs", ["preprocess", "crop_ndvi"], _crop_band("B04", lambda p: rewrite_tif(p, crs=None)),
+         "data/processed/crop_ndvi"),
+    Case("tif-crs-mismatch-between-dates", ["preprocess", "crop_ndvi"],
+         _crop_band("B04", lambda p: rewrite_tif(p, crs=CRS.from_epsg(32634))), "data/processed/crop_ndvi"),
+    Case("tif-g02135-wrong-crs", ["download", "ice_forecast"],
+         _ice_forecast_day(lambda p: rewrite_tif(p, crs=CRS.from_epsg(3413))), "data/raw/ice_forecast", slow=True),
+    Case("tif-shape-mismatch", ["preprocess", "crop_ndvi"],
+         _crop_band("B08", lambda p: rewrite_tif(p, width=12, height=12)), "data/processed/crop_ndvi"),
+    Case("tif-g02135-shape-mismatch", ["download", "ice_forecast"],
+         _ice_forecast_day(lambda p: rewrite_tif(p, width=8)), "data/raw/ice_forecast", slow=True),
+    Case("tif-all-nodata-stack", ["preprocess", "crop_ndvi"], _all_nodata_stack, "data/processed/crop_ndvi"),
+    Case("tif-g02135-all-missing", ["download", "ice_forecast"], _all_missing, "data/raw/ice_forecast", slow=True),
+    Case("tif-wrong-dtype", ["preprocess", "crop_ndvi"],
+         _crop_band("B04", lambda p: rewrite_tif(p, dtype="float32", data=lambda a: a / 10000.0)),
+         "data/processed/crop_ndvi"),
+    Case("tif-g02135-wrong-dtype", ["download", "ice_forecast"],
+         _ice_forecast_day(lambda p: rewrite_tif(p, dtype="float32")), "data/raw/ice_forecast", slow=True),
+    Case("tif-single-date-stack", ["preprocess", "crop_ndvi"], _keep_one_date, "data/processed/crop_ndvi"),
+    Case("tif-single-day-series", ["preprocess", "ice_forecast"], _one_g02135_day, "data/processed/ice_forecast",
+         slow=True),
+    Case("tif-patch-not-a-geotiff", ["preprocess", "ice_type"], _patch_not_geotiff, "data/processed/ice_type",
+         slow=True),
+    Case("labels-list-missing-patch", ["download", "ice_type"], _labels_missing_file, "data/raw/ice_type",
+         {"models.ice_type.download.source": "local", "models.ice_type.download.local.patches": "patches",
+          "models.ice_type.download.local.labels": "labels.csv"}, slow=True),
+    Case("pair-without-change-mask", ["download", "ice_change"], _pair_without_mask, "data/raw/ice_change",
+         {"models.ice_change.download.source": "local", "models.ice_change.download.local.path": "pairs"},
+         slow=True),
+    Case("npy-with-pickled-objects", ["preprocess", "freq_filter"], _pickled_npy, "data/processed/freq_filter",
+         slow=True),
+    # checkpoints
+    Case("checkpoint-from-another-model", ["train", "bandwidth"],
+         _checkpoint_case(model="freq_filter"), "models/bandwidth/model.pt"),
+    Case("checkpoint-from-other-params", ["train", "bandwidth", "--resume"],
+         _checkpoint_case(), "models/bandwidth/model.pt"),
+    Case("model-file-from-another-model", ["evaluate", "bandwidth"], _model_file_of("freq_filter"),
+         "metrics/bandwidth.json", slow=True),
+]
+LOCAL_G02135 = {"models.ice_forecast.download.source": "local", "models.ice_forecast.download.local.path": "g02135"}
+for _case in CASES:
+    if _case.command == ["download", "ice_forecast"]:
+        _case.params = {**LOCAL_G02135, **_case.params}
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else []) for c in CASES])
+def test_bad_input_is_one_error_line(case: Case, base: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    write_params(work / "params.yaml", {**tiny_overrides(), **case.params})
+    expected = case.setup(base, work).replace(f"{work}/", "")  # the CLI runs in `work`: relative paths
+    before = snapshot(work)
+    proc = run(["seqpipe", *case.command], work, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert lines and lines[-1].startswith("seqpipe: error: "), proc.stderr
+    assert expected in lines[-1], f"{expected!r} not in {lines[-1]!r}"
+    assert not (work / case.output).exists(), f"{case.output} was written"
+    after = snapshot(work)
+    assert {k: v for k, v in after.items() if k in before} == before, "an existing file changed"
+    assert set(after) - set(before) <= {"models/bandwidth/train.log"}, set(after) - set(before)
+    print(f"{case.id}: {lines[-1]}")

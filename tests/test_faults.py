@@ -1,0 +1,168 @@
+"""Faults that really happen to a pipeline: `dvc repro` killed (SIGKILL, SIGTERM, Ctrl-C's SIGINT to
+its process group) during train, download and preprocess, and damaged checkpoints. The rerun must
+resume or redo the work and end with exactly the outputs of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from seqpipe.io import sha256_file
+from tests.conftest import run, run_env, tiny_overrides, write_params
+
+# bandwidth, tiny network, but enough epochs that `dvc repro` is still training after the first checkpoint
+TRAIN = {**tiny_overrides("bandwidth"), "models.bandwidth.download.synthetic.n_rows": 1500,
+         "models.bandwidth.train.epochs": 12, "models.bandwidth.train.early_stop_patience": 12,
+         "models.bandwidth.train.num_threads": 1, "device": "cpu"}
+# crop_ndvi large enough that its download and preprocess each run for a few seconds
+DATA = {**tiny_overrides("crop_ndvi"), "models.crop_ndvi.download.synthetic.width": 256,
+        "models.crop_ndvi.download.synthetic.height": 256, "models.crop_ndvi.preprocess.max_pixels": 20000}
+
+
+def repro_until(repo: Path, target: str, ready: Callable[[], bool], sig: signal.Signals,
+                timeout: float = 180) -> subprocess.CompletedProcess:
+    """Start `dvc repro <target>` in its own process group, wait until `ready()`, then deliver `sig` to
+    the whole group (as a terminal's Ctrl-C or a container stop does) and wait for it to end."""
+    proc = subprocess.Popen(["dvc", "repro", target], cwd=repo, env=run_env(repo), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"dvc repro ended before the fault could be injected:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, "the stage never reached the point to interrupt"
+        time.sleep(0.02)
+    os.killpg(proc.pid, sig)
+    out, _ = proc.communicate(timeout=120)
+    _wait_group_gone(proc.pid)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def _wait_group_gone(pgid: int, timeout: float = 60) -> None:
+    """The stage's own process (seqpipe) may outlive dvc by a moment (saving a checkpoint)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process group {pgid} still running {timeout} s after the signal")
+
+
+def lock_outs(repo: Path, *stages: str) -> dict[str, str]:
+    """The md5 that dvc.lock records for each output of `stages`."""
+    lock = yaml_load(repo / "dvc.lock")["stages"]
+    return {out["path"]: out["md5"] for stage in stages for out in lock[stage]["outs"]}
+
+
+def yaml_load(path: Path) -> dict:
+    import yaml
+    return yaml.safe_load(path.read_text())
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temp files/folders of atomic writes (`.NAME.XXXX.tmp`) anywhere under `folder`."""
+    return sorted(p for p in folder.rglob(".*.tmp")) if folder.exists() else []
+
+
+def checkpoint_ready(repo: Path) -> Callable[[], bool]:
+    last = repo / "models/bandwidth/checkpoints/last.pt"
+    return last.exists
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL,
+                                 pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)], ids=lambda s: s.name)
+def test_repro_killed_during_train_resumes_to_identical_metrics(repo_copy: Path, sig: signal.Signals) -> None:
+    repo = repo_copy
+    write_params(repo / "params.yaml", {**tiny_overrides(), **TRAIN})
+    run(["dvc", "repro", "preprocess@bandwidth"], repo)
+    killed = repro_until(repo, "evaluate@bandwidth", checkpoint_ready(repo), sig)
+    assert killed.returncode != 0, killed.stdout
+    assert not (repo / "models/bandwidth/model.pt").exists()
+
+    resumed = run(["dvc", "repro", "evaluate@bandwidth"], repo)
+    assert "resuming from models/bandwidth/checkpoints/last.pt" in resumed.stdout + resumed.stderr, resumed.stdout
+    assert not leftovers(repo / "models"), leftovers(repo / "models")
+    interrupted_metrics = (repo / "metrics/bandwidth.json").read_bytes()
+    card = json.loads((repo / "models/bandwidth/model_card.json").read_text())
+    assert card["training"]["resumed_from_epoch"] is not None
+
+    # the same stages uninterrupted, from no checkpoint at all
+    run(["seqpipe", "train", "bandwidth", "--fresh"], repo)
+    run(["dvc", "repro", "evaluate@bandwidth"], repo)
+    assert (repo / "metrics/bandwidth.json").read_bytes() == interrupted_metrics
+    assert json.loads(run(["dvc", "status", "--json", "evaluate@bandwidth"], repo).stdout) == {}
+
+
+def processed_ready(repo: Path, stage: str) -> Callable[[], bool]:
+    """True once the stage's temp folder (beside data/<raw|processed>/crop_ndvi) holds a file."""
+    parent = repo / "data" / ("raw" if stage == "download" else "processed")
+    return lambda: any(p.is_file() for tmp in parent.glob(".crop_ndvi.*.tmp") for p in tmp.rglob("*"))
+
+
+@pytest.mark.parametrize("stage", ["download", "preprocess"])
+def test_repro_killed_during_data_stage_leaves_nothing_and_reruns_identically(repo_copy: Path, stage: str) -> None:
+    repo = repo_copy
+    write_params(repo / "params.yaml", {**tiny_overrides(), **DATA})
+    if stage == "preprocess":
+        run(["dvc", "repro", "download@crop_ndvi"], repo)
+    out = repo / "data" / ("raw" if stage == "download" else "processed") / "crop_ndvi"
+    killed = repro_until(repo, "preprocess@crop_ndvi", processed_ready(repo, stage), signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert not out.exists(), sorted(out.rglob("*"))   # dvc removed the old output; nothing partial came back
+
+    run(["dvc", "repro", "preprocess@crop_ndvi"], repo)
+    assert not leftovers(repo / "data"), leftovers(repo / "data")
+    stages = ("download@crop_ndvi", "preprocess@crop_ndvi")
+    after_kill = lock_outs(repo, *stages)
+    files = {p.relative_to(repo).as_posix(): sha256_file(p) for p in sorted((repo / "data").rglob("*")) if p.is_file()}
+
+    run(["dvc", "repro", "--force", *stages], repo)   # the uninterrupted run
+    assert lock_outs(repo, *stages) == after_kill
+    assert {p.relative_to(repo).as_posix(): sha256_file(p) for p in sorted((repo / "data").rglob("*"))
+            if p.is_file()} == files
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working folder where tiny bandwidth has been downloaded, preprocessed and trained."""
+    root = tmp_path_factory.mktemp("trained")
+    write_params(root / "params.yaml", {**tiny_overrides("bandwidth"), "device": "cpu"})
+    for stage in ("download", "preprocess", "train"):
+        run(["seqpipe", stage, "bandwidth"], root)
+    return root
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _corrupt(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = b"\xff" * 64     # damage inside the zip, not at the ends
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _corrupt], ids=["truncated", "corrupted"])
+def test_damaged_checkpoint_is_named_and_fresh_starts_over(trained: Path, damage: Callable[[Path], None]) -> None:
+    last = trained / "models/bandwidth/checkpoints/last.pt"
+    damage(last)
+    model_before = sha256_file(trained / "models/bandwidth/model.pt")
+    failed = run(["seqpipe", "train", "bandwidth"], trained, check=False)
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert lines[-1].startswith("seqpipe: error: models/bandwidth/checkpoints/last.pt: unreadable checkpoint"), lines
+    assert lines[-1].endswith("use --fresh to start over"), lines[-1]
+    assert sha256_file(trained / "models/bandwidth/model.pt") == model_before   # nothing was overwritten
+
+    fresh = run(["seqpipe", "train", "bandwidth", "--fresh"], trained)
+    assert "resuming" not in fresh.stderr
+    assert sha256_file(trained / "models/bandwidth/model.pt") == model_before   # same seed: the same model
