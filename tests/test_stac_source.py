@@ -11,10 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 
-from tests.conftest import run, tiny_overrides, write_params
+from seqpipe import SeqpipeError, registry
+from seqpipe.params import ParamsError, load_params
+from seqpipe.sources import run_source
+from seqpipe.sources.stac import StacParams, baseline_of, download_stac
+from tests.conftest import REPO, run, tiny_overrides, write_params
 from tests.servers import FileServer, Response
 
 CRS, ORIGIN, SIZE, BLOCK = "EPSG:32633", (399960.0, 5300040.0), 512, 64   # one 5 km "tile" at 10 m
@@ -24,6 +29,7 @@ BASELINES = ["03.01", "03.01", "04.00"] + ["05.09"] * (N_DATES - 3)
 CLOUDY = "S2B_33UVP_20230603_0_L2A"      # passes the tile cloud filter, but clouds over the AOI
 FILTERED = "S2A_33UVP_20230608_0_L2A"    # eo:cloud_cover 95: the API must not return it
 DUPLICATE = "S2B_33UVQ_20230606_0_L2A"   # a second tile on an already-taken date (sorts after 33UVP)
+REAL_DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())["models"]["crop_ndvi"]["download"]["stac"]
 
 
 def _aoi_bbox() -> list[float]:
@@ -143,7 +149,8 @@ def stac_params(server: FileServer, **extra: object) -> dict:
             f"{base}.stac.http_retry_delay_s": 0.1, **{f"{base}.stac.{k}": v for k, v in extra.items()}}
 
 
-def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(api: FileServer, archive, repo_copy):
+def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(api: FileServer, archive, repo_copy,
+                                                                               tmp_path: Path) -> None:
     _, items = archive
     write_params(repo_copy / "params.yaml", stac_params(api))
     run(["dvc", "repro", "evaluate@crop_ndvi"], repo_copy)
@@ -199,6 +206,11 @@ def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(a
     assert search["query"] == {"eo:cloud_cover": {"lt": 50.0}} and search["datetime"].startswith("2023-06-01")
     assert len(api.searches) == 3   # 12 items in pages of 4: the `next` links were followed
 
+    # the same remote content gives the same bytes (no wall-clock time anywhere)
+    spec, cfg = registry.get("crop_ndvi"), load_params(repo_copy / "params.yaml").model("crop_ndvi")
+    again = run_source("stac", spec.sources, cfg.download, 0, tmp_path / "again")
+    assert json.dumps(again, sort_keys=True) == json.dumps(manifest, sort_keys=True)
+
 
 FAULTY = "S2A_33UVP_20230621_0_L2A"   # the fifth date
 
@@ -251,3 +263,20 @@ def test_asset_500_twice_then_success_is_retried_by_gdal(api: FileServer, archiv
     assert FAULTY in [r["id"] for r in manifest["items"]]
     assert not api.faults[f"/{FAULTY}/B08.tif"]                       # both 500s were served ...
     assert len([p for _, p, _ in api.requests if p == f"/{FAULTY}/B08.tif"]) >= 3   # ... and retried past
+
+
+def test_no_usable_item_is_one_error_listing_why(api: FileServer, tmp_path: Path) -> None:
+    values = {k.rsplit(".", 1)[1]: v for k, v in stac_params(api, max_aoi_cloud=0.0).items() if ".stac." in k}
+    with pytest.raises(SeqpipeError) as info:
+        download_stac(StacParams(**{**REAL_DEFAULTS, **values}), tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"STAC search at {api.url}/: none of the 12 items is usable (") and "\n" not in message
+    assert f"{CLOUDY}: cloud over the AOI 0.680 > max_aoi_cloud 0.0" in message and list(tmp_path.iterdir()) == []
+
+
+def test_params_and_baseline_rules() -> None:
+    with pytest.raises(ParamsError, match="bbox: must be .west, south, east, north. with west < east"):
+        StacParams(**{**REAL_DEFAULTS, "bbox": [16.62, 48.2, 16.6, 48.215]})
+    assert baseline_of({"s2:processing_baseline": "05.09"}) == "05.09"
+    assert baseline_of({"s2:product_uri": "S2A_MSIL2A_20210601T100031_N0300_R122_T33UVP_20210601T120543.SAFE"}) == "03.00"
+    assert baseline_of({"s2:processing_baseline": "n/a"}) is None
