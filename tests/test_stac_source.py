@@ -4,6 +4,7 @@ range reads of tiled GeoTIFFs on the same server, the real CLI and `dvc repro`."
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import rasterio
 import yaml
 from rasterio.transform import from_origin
-from rasterio.warp import transform_bounds
+from rasterio.warp import transform, transform_bounds
 
 from seqpipe import SeqpipeError, registry
 from seqpipe.params import ParamsError, load_params
@@ -39,10 +40,10 @@ def _aoi_bbox() -> list[float]:
     return [round(v, 6) for v in bounds]
 
 
-def _write_tif(path: Path, data: np.ndarray, pixel: float) -> None:
+def _write_tif(path: Path, data: np.ndarray, pixel: float, crs: str = CRS, origin: tuple = ORIGIN) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1, "dtype": data.dtype,
-               "crs": CRS, "transform": from_origin(*ORIGIN, pixel, pixel), "nodata": 0, "tiled": True,
+               "crs": crs, "transform": from_origin(*origin, pixel, pixel), "nodata": 0, "tiled": True,
                "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate"}
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data, 1)
@@ -147,6 +148,12 @@ def stac_params(server: FileServer, **extra: object) -> dict:
             f"{base}.stac.max_cloud_cover": 50.0, f"{base}.stac.max_aoi_cloud": 0.3,
             f"{base}.stac.http_timeout_s": 5, f"{base}.stac.http_max_retry": 2,
             f"{base}.stac.http_retry_delay_s": 0.1, **{f"{base}.stac.{k}": v for k, v in extra.items()}}
+
+
+def direct_params(server: FileServer, **extra: object) -> StacParams:
+    """The same settings as a StacParams, for calling the source in-process."""
+    values = {k.rsplit(".", 1)[1]: v for k, v in stac_params(server, **extra).items() if ".stac." in k}
+    return StacParams(**{**REAL_DEFAULTS, **values})
 
 
 def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(api: FileServer, archive, repo_copy,
@@ -266,9 +273,8 @@ def test_asset_500_twice_then_success_is_retried_by_gdal(api: FileServer, archiv
 
 
 def test_no_usable_item_is_one_error_listing_why(api: FileServer, tmp_path: Path) -> None:
-    values = {k.rsplit(".", 1)[1]: v for k, v in stac_params(api, max_aoi_cloud=0.0).items() if ".stac." in k}
     with pytest.raises(SeqpipeError) as info:
-        download_stac(StacParams(**{**REAL_DEFAULTS, **values}), tmp_path)
+        download_stac(direct_params(api, max_aoi_cloud=0.0), tmp_path)
     message = str(info.value)
     assert message.startswith(f"STAC search at {api.url}/: none of the 12 items is usable (") and "\n" not in message
     assert f"{CLOUDY}: cloud over the AOI 0.680 > max_aoi_cloud 0.0" in message and list(tmp_path.iterdir()) == []
@@ -280,3 +286,32 @@ def test_params_and_baseline_rules() -> None:
     assert baseline_of({"s2:processing_baseline": "05.09"}) == "05.09"
     assert baseline_of({"s2:product_uri": "S2A_MSIL2A_20210601T100031_N0300_R122_T33UVP_20210601T120543.SAFE"}) == "03.00"
     assert baseline_of({"s2:processing_baseline": "n/a"}) is None
+
+
+def test_an_item_in_another_utm_zone_is_reprojected_onto_the_first_items_grid(archive, tmp_path: Path) -> None:
+    root, items = archive
+    first = next(iter(items))
+    shutil.copytree(root / first, tmp_path / "api" / first)
+    west, south, east, north = transform_bounds("EPSG:4326", "EPSG:32632", *_aoi_bbox())
+    origin = (np.floor(west / 10) * 10 - 200, np.ceil(north / 10) * 10 + 200)
+    shape = (int((origin[1] - south) // 10) + 20, int((east - origin[0]) // 10) + 20)
+    dn = (1000 + 10 * np.arange(shape[0])[:, None] + np.arange(shape[1])).astype(np.uint16)
+    other = "S2A_32UQU_20230602_0_L2A"
+    _write_tif(tmp_path / "api" / other / "B04.tif", dn, 10.0, "EPSG:32632", origin)
+    _write_tif(tmp_path / "api" / other / "B08.tif", dn, 10.0, "EPSG:32632", origin)
+    _write_tif(tmp_path / "api" / other / "SCL.tif", np.full((shape[0] // 2 + 1, shape[1] // 2 + 1), 4, np.uint8),
+               20.0, "EPSG:32632", origin)
+    props = {**items[first]["properties"], "datetime": "2023-06-02T10:16:21Z", "proj:epsg": 32632,
+             "grid:code": "MGRS-32UQU"}
+    with FileServer(tmp_path / "api") as server:
+        server.routes.update(api_routes(server, {first: items[first], other: {"properties": props}}, []))
+        fields = download_stac(direct_params(server), tmp_path / "out")
+    assert [r["id"] for r in fields["items"]] == [first, other] and fields["crs"] == CRS
+    with rasterio.open(tmp_path / "out/T33UVP_20230601_B04.tif") as ref, \
+            rasterio.open(tmp_path / "out/T32UQU_20230602_B04.tif") as got:
+        assert got.crs == ref.crs and got.transform == ref.transform and got.shape == ref.shape
+        rows, cols = np.mgrid[0:got.height, 0:got.width]
+        xs, ys = rasterio.transform.xy(got.transform, rows.ravel(), cols.ravel())
+        xs, ys = transform(CRS, "EPSG:32632", xs, ys)
+        expected = 1000 + 10 * ((origin[1] - np.array(ys)) // 10) + (np.array(xs) - origin[0]) // 10
+        np.testing.assert_array_equal(got.read(1).ravel(), expected)   # the source pixel under each centre
