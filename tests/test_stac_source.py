@@ -315,3 +315,19 @@ def test_an_item_in_another_utm_zone_is_reprojected_onto_the_first_items_grid(ar
         xs, ys = transform(CRS, "EPSG:32632", xs, ys)
         expected = 1000 + 10 * ((origin[1] - np.array(ys)) // 10) + (np.array(xs) - origin[0]) // 10
         np.testing.assert_array_equal(got.read(1).ravel(), expected)   # the source pixel under each centre
+
+
+def test_an_offset_the_archive_already_removed_is_flagged(archive, tmp_path: Path, caplog) -> None:
+    """Baseline 05.09 claimed, but DN without the +1000 (as some Earth Search COGs are): the rule still
+    applies -1000 (decided from the baseline), and the manifest and a warning say the data disagree."""
+    root, items = archive
+    first, later = list(items)[0], list(items)[5]          # baselines 03.01 (no offset in DN) and 05.09
+    wrong = {**items[first]["properties"], "s2:processing_baseline": "05.09"}
+    with FileServer(root) as server:
+        server.routes.update(api_routes(server, {first: {"properties": wrong}, later: items[later]}, []))
+        fields = download_stac(direct_params(server), tmp_path)
+    records = {r["id"]: r for r in fields["items"]}
+    assert records[first]["boa_add_offset"] == -1000 and records[first]["red_dn_below_1000"] > 0.2
+    assert records[later]["boa_add_offset"] == -1000 and records[later]["red_dn_below_1000"] == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"stac: {first}: baseline 05.09, but")

@@ -119,7 +119,7 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
             taken[scene.date] = scene.id
             bands = {"scl": scl, "red": read_asset(scene, "red", grid), "nir": read_asset(scene, "nir", grid)}
             _write_scene(out_dir, scene, grid, bands)
-            kept.append(_record(scene, cloud))
+            kept.append(_record(scene, cloud, _below_offset(scene, bands["red"][data])))
     if not kept:
         reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped)
         raise SeqpipeError(f"STAC search at {p.endpoint}: none of the {len(scenes)} items is usable ({reasons})")
@@ -244,9 +244,21 @@ def _write_scene(out_dir: Path, scene: Scene, grid: Grid, bands: dict[str, np.nd
                       {**tags, "BAND": band})
 
 
-def _record(scene: Scene, cloud: float) -> dict:
+def _below_offset(scene: Scene, red: np.ndarray) -> float:
+    """Share of the AOI's red DN under 1000. With the offset in the data these are negative reflectances,
+    ~0 of a scene; more than a tenth means the archive already removed the offset, which the baseline
+    cannot tell (Earth Search has such items): warn, as the rule then subtracts it twice."""
+    share = float((red[red > 0] < 1000).mean()) if (red > 0).any() else 0.0
+    if scene.offset and share > 0.1:
+        log.warning("stac: %s: baseline %s, but %.0f%% of its red DN over the AOI are below 1000: the archive may "
+                    "already have removed the BOA offset; check its reflectances", scene.id, scene.baseline,
+                    100 * share)
+    return share
+
+
+def _record(scene: Scene, cloud: float, below_offset: float) -> dict:
     return {"id": scene.id, "date": scene.date, "processing_baseline": scene.baseline,
             "boa_add_offset": scene.offset, "earthsearch:boa_offset_applied": scene.provider_flag,
-            "aoi_cloud_fraction": round(cloud, 4), "assets": scene.hrefs,
+            "red_dn_below_1000": round(below_offset, 4), "aoi_cloud_fraction": round(cloud, 4), "assets": scene.hrefs,
             "files": [f"{scene.tile}_{scene.date}_{FILE_BANDS[r]}.tif" for r in ("red", "nir", "scl")]}
 
