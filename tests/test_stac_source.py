@@ -50,9 +50,8 @@ def _write_tif(path: Path, data: np.ndarray, pixel: float, crs: str = CRS, origi
 
 
 def write_archive(root: Path) -> dict[str, dict]:
-    """Tiled GeoTIFFs per item (B04/B08 uint16 DN at 10 m with the baseline's offset, SCL uint8 at 20 m)
-    and their STAC items (hrefs relative to the server, filled in by `api_routes`); returns items by id
-    with the true reflectances and SCL kept for checks."""
+    """Tiled GeoTIFFs per item under root/<id>/ (B04/B08 uint16 DN at 10 m with the baseline's offset, SCL
+    uint8 at 20 m); returns per item id its STAC properties, true reflectances and SCL."""
     rng = np.random.default_rng(3)
     cols = np.mgrid[0:SIZE, 0:SIZE][1]
     days = [date(2023, 6, 1) + timedelta(days=5 * k) for k in range(N_DATES)]
@@ -222,30 +221,29 @@ def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(a
 FAULTY = "S2A_33UVP_20230621_0_L2A"   # the fifth date
 
 
-def _malformed(api: FileServer) -> dict:
+def _malformed(api: FileServer, items: dict) -> dict:
     api.routes["/search"] = lambda *_: Response(200, b'{"type": "FeatureCollection", "features": [{"id": ')
     return {}
 
 
-def _missing_nir(api: FileServer) -> dict:
-    api.routes["/search"] = api_routes(api, api.items, [], missing={FAULTY: "nir"})["/search"]
+def _missing_nir(api: FileServer, items: dict) -> dict:
+    api.routes["/search"] = api_routes(api, items, [], missing={FAULTY: "nir"})["/search"]
     return {}
 
 
-@pytest.mark.parametrize("case, setup, expected", [
-    ("malformed STAC JSON", _malformed, "STAC search at {url}/ (collection sentinel-2-l2a): the response is not valid JSON"),
-    ("item without NIR", _missing_nir, f"STAC item {FAULTY}: no 'nir' asset (nir); it has: red, scl"),
-    ("zero items", lambda api: {"max_cloud_cover": 5.0},
+@pytest.mark.parametrize("setup, expected", [
+    (_malformed, "STAC search at {url}/ (collection sentinel-2-l2a): the response is not valid JSON"),
+    (_missing_nir, f"STAC item {FAULTY}: no 'nir' asset (nir); it has: red, scl"),
+    (lambda api, items: {"max_cloud_cover": 5.0},
      "STAC search at {url}/ (collection sentinel-2-l2a): no items in bbox"),
-    ("asset 404", lambda api: api.fail(f"{FAULTY}/B08.tif", "404") or {},
+    (lambda api, items: api.fail(f"{FAULTY}/B08.tif", "404") or {},
      f"STAC item {FAULTY} asset nir ({{url}}/{FAULTY}/B08.tif): cannot read"),
-    ("asset stalls", lambda api: api.fail(f"{FAULTY}/B08.tif", *["stall"] * 8) or
+    (lambda api, items: api.fail(f"{FAULTY}/B08.tif", *["stall"] * 8) or
      {"http_timeout_s": 1, "http_max_retry": 1}, f"STAC item {FAULTY} asset nir ({{url}}/{FAULTY}/B08.tif): cannot read"),
-])
+], ids=["malformed-json", "item-without-nir", "zero-items", "asset-404", "asset-stalls"])
 def test_failures_are_one_error_line_and_leave_the_raw_folder_alone(api: FileServer, archive, tmp_path: Path,
-                                                                    case: str, setup, expected: str) -> None:
-    api.items = archive[1]
-    write_params(tmp_path / "params.yaml", stac_params(api, **setup(api)))
+                                                                    setup, expected: str) -> None:
+    write_params(tmp_path / "params.yaml", stac_params(api, **setup(api, archive[1])))
     raw = tmp_path / "data/raw/crop_ndvi"
     raw.mkdir(parents=True)
     (raw / "previous.txt").write_text("the last good download\n")
@@ -253,7 +251,6 @@ def test_failures_are_one_error_line_and_leave_the_raw_folder_alone(api: FileSer
     proc = run(["seqpipe", "download", "crop_ndvi"], tmp_path, check=False)
     elapsed = time.monotonic() - started
     lines = proc.stderr.strip().splitlines()
-    print(case, f"{elapsed:.1f}s", lines[-1])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert lines[-1].startswith("seqpipe: error: " + expected.format(url=api.url)), lines[-1]
     assert [line for line in lines if "seqpipe: error" in line or " ERROR " in line] == lines[-1:], proc.stderr
