@@ -21,7 +21,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +124,7 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
         reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped)
         raise SeqpipeError(f"STAC search at {p.endpoint}: none of the {len(scenes)} items is usable ({reasons})")
     index_stack(out_dir, SYNTHETIC_LAYOUT)
-    log.info("stac: %d items written, %d skipped, downloaded at %s", len(kept), len(skipped),
-             datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    log.info("stac: %d items written, %d skipped", len(kept), len(skipped))   # run_source logs the time
     return {"synthetic": False, "endpoint": p.endpoint, "collection": p.collection, "bbox": p.bbox,
             "datetime": f"{p.start}/{p.end}", "max_cloud_cover": p.max_cloud_cover,
             "max_aoi_cloud": p.max_aoi_cloud, "cloud_scl_classes": list(CLOUD_SCL), "offset_rule": OFFSET_RULE,
