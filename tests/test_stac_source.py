@@ -145,8 +145,7 @@ def stac_params(server: FileServer, **extra: object) -> dict:
     return {**tiny_overrides("crop_ndvi"), f"{base}.source": "stac", f"{base}.stac.endpoint": f"{server.url}/",
             f"{base}.stac.bbox": _aoi_bbox(), f"{base}.stac.start": "2023-06-01", f"{base}.stac.end": "2023-08-31",
             f"{base}.stac.max_cloud_cover": 50.0, f"{base}.stac.max_aoi_cloud": 0.3,
-            f"{base}.stac.http_timeout_s": 5, f"{base}.stac.http_max_retry": 2,
-            f"{base}.stac.http_retry_delay_s": 0.1, **{f"{base}.stac.{k}": v for k, v in extra.items()}}
+            f"{base}.stac.timeout_s": 5.0, f"{base}.stac.retries": 2, **{f"{base}.stac.{k}": v for k, v in extra.items()}}
 
 
 def direct_params(server: FileServer, **extra: object) -> StacParams:
@@ -239,7 +238,7 @@ def _missing_nir(api: FileServer, items: dict) -> dict:
     (lambda api, items: api.fail(f"{FAULTY}/B08.tif", "404") or {},
      f"STAC item {FAULTY} asset nir ({{url}}/{FAULTY}/B08.tif): cannot read"),
     (lambda api, items: api.fail(f"{FAULTY}/B08.tif", *["stall"] * 8) or
-     {"http_timeout_s": 1, "http_max_retry": 1}, f"STAC item {FAULTY} asset nir ({{url}}/{FAULTY}/B08.tif): cannot read"),
+     {"timeout_s": 0.5, "retries": 1}, f"STAC item {FAULTY} asset nir ({{url}}/{FAULTY}/B08.tif): cannot read"),
 ], ids=["malformed-json", "item-without-nir", "zero-items", "asset-404", "asset-stalls"])
 def test_failures_are_one_error_line_and_leave_the_raw_folder_alone(api: FileServer, archive, tmp_path: Path,
                                                                     setup, expected: str) -> None:
@@ -267,6 +266,13 @@ def test_asset_500_twice_then_success_is_retried_by_gdal(api: FileServer, archiv
     assert FAULTY in [r["id"] for r in manifest["items"]]
     assert not api.faults[f"/{FAULTY}/B08.tif"]                       # both 500s were served ...
     assert len([p for _, p, _ in api.requests if p == f"/{FAULTY}/B08.tif"]) >= 3   # ... and retried past
+
+
+def test_a_stac_api_500_is_retried(api: FileServer, tmp_path: Path) -> None:
+    api.fail("/search", "500")
+    fields = download_stac(direct_params(api), tmp_path)
+    assert len(fields["items"]) == N_DATES and not api.faults["/search"]
+    assert api.paths_requested("POST") == ["/search"] * 4   # the failed first page, then pages 1 to 3
 
 
 def test_no_usable_item_is_one_error_listing_why(api: FileServer, tmp_path: Path) -> None:

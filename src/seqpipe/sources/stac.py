@@ -31,6 +31,7 @@ from seqpipe import SeqpipeError
 from seqpipe.data.rasters import Grid, _first_line, aligned, geotiff_profile, write_geotiff
 from seqpipe.params import check
 from seqpipe.sources.crop_ndvi import SCL, SYNTHETIC_LAYOUT, index_stack
+from seqpipe.sources.fetch import Transfer
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ FILE_BANDS = {"red": "B04", "nir": "B08", "scl": "SCL"}
 
 
 @dataclass(frozen=True)
-class StacParams:
+class StacParams(Transfer):
+    """timeout_s and retries (shared with http and nsidc) apply to the STAC API and to GDAL's range reads."""
+
     endpoint: str            # STAC API root, e.g. https://earth-search.aws.element84.com/v1
     collection: str          # e.g. sentinel-2-l2a
     bbox: list[float]        # west, south, east, north in degrees (EPSG:4326)
@@ -53,11 +56,9 @@ class StacParams:
     red_asset: str           # asset keys (Earth Search v1: red, nir, scl)
     nir_asset: str
     scl_asset: str
-    http_timeout_s: int      # GDAL_HTTP_TIMEOUT per request, and the STAC API request timeout
-    http_max_retry: int      # GDAL_HTTP_MAX_RETRY (429/5xx/timeouts)
-    http_retry_delay_s: float
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(self.endpoint.startswith(("http://", "https://")), "endpoint", f"not an http(s) URL: {self.endpoint!r}")
         check(len(self.bbox) == 4, "bbox", "must be [west, south, east, north] in degrees")
         west, south, east, north = self.bbox
@@ -72,9 +73,6 @@ class StacParams:
         check(0 < self.max_cloud_cover <= 100, "max_cloud_cover", "must be in (0, 100] (percent)")
         check(0 <= self.max_aoi_cloud <= 1, "max_aoi_cloud", "must be in [0, 1] (fraction of the AOI)")
         check(self.max_items >= 1, "max_items", "must be >= 1")
-        check(self.http_timeout_s >= 1, "http_timeout_s", "must be >= 1")
-        check(self.http_max_retry >= 0, "http_max_retry", "must be >= 0")
-        check(self.http_retry_delay_s >= 0, "http_retry_delay_s", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -96,11 +94,11 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
     import rasterio
 
     scenes = search(p)
-    env = rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff",
-                       GDAL_HTTP_TIMEOUT=str(p.http_timeout_s), GDAL_HTTP_MAX_RETRY=str(p.http_max_retry),
-                       GDAL_HTTP_RETRY_DELAY=str(p.http_retry_delay_s), GDAL_HTTP_MERGE_CONSECUTIVE_RANGES="YES",
-                       VSI_CACHE="TRUE", GDAL_CACHEMAX=64)
-    with env:
+    # GDAL retries 429, 5xx and timeouts, waiting 1 s, then about twice as long each time
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff",
+                      GDAL_HTTP_TIMEOUT=str(p.timeout_s), GDAL_HTTP_MAX_RETRY=str(p.retries),
+                      GDAL_HTTP_RETRY_DELAY="1", GDAL_HTTP_MERGE_CONSECUTIVE_RANGES="YES", VSI_CACHE="TRUE",
+                      GDAL_CACHEMAX=64):
         grid = aoi_grid(scenes[0], p.bbox)
         kept, skipped, taken = [], [], {}
         for scene in scenes:
@@ -137,10 +135,14 @@ def search(p: StacParams) -> list[Scene]:
     import pystac
     from pystac_client import Client
     from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
 
     where = f"STAC search at {p.endpoint} (collection {p.collection})"
+    retry = Retry(total=p.retries, backoff_factor=1, status_forcelist=(429, 500, 502, 503, 504),
+                  allowed_methods=None, raise_on_status=False)   # POST searches too: they change nothing
     try:
-        client = Client.open(p.endpoint, timeout=p.http_timeout_s)
+        client = Client.open(p.endpoint, stac_io=StacApiIO(timeout=p.timeout_s, max_retries=retry))
         found = client.search(collections=[p.collection], bbox=p.bbox, datetime=f"{p.start}/{p.end}",
                               query={"eo:cloud_cover": {"lt": p.max_cloud_cover}}, max_items=p.max_items + 1)
         items = list(found.items())
