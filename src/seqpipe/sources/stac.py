@@ -103,24 +103,28 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
         kept, skipped, taken = [], [], {}
         for scene in scenes:
             if scene.date in taken:
-                skipped.append({"id": scene.id, "reason": f"same date as {taken[scene.date]}"})
-                continue
-            scl = read_asset(scene, "scl", grid)
-            data = scl != SCL["nodata"]
-            cloud = float(np.isin(scl[data], CLOUD_SCL).mean()) if data.any() else None
-            if cloud is None or cloud > p.max_aoi_cloud:
-                reason = ("no data over the AOI" if cloud is None
-                          else f"cloud over the AOI {cloud:.3f} > max_aoi_cloud {p.max_aoi_cloud}")
+                reason = f"same date as {taken[scene.date]}"
+            else:
+                scl = read_asset(scene, "scl", grid)
+                cloud = aoi_cloud(scl)
+                if cloud is None:
+                    reason = "no data over the AOI"
+                elif cloud > p.max_aoi_cloud:
+                    reason = f"cloud over the AOI {cloud:.3f} > max_aoi_cloud {p.max_aoi_cloud}"
+                else:
+                    reason = ""
+            if reason:
                 skipped.append({"id": scene.id, "reason": reason})
                 log.info("stac: skip %s: %s", scene.id, reason)
                 continue
             taken[scene.date] = scene.id
             bands = {"scl": scl, "red": read_asset(scene, "red", grid), "nir": read_asset(scene, "nir", grid)}
             _write_scene(out_dir, scene, grid, bands)
-            kept.append(_record(scene, cloud, _below_offset(scene, bands["red"][data])))
+            kept.append(_record(scene, cloud, _below_offset(scene, bands["red"])))
     if not kept:
-        reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped)
-        raise SeqpipeError(f"STAC search at {p.endpoint}: none of the {len(scenes)} items is usable ({reasons})")
+        reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped[:3])   # all of them are in the log
+        more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        raise SeqpipeError(f"STAC search at {p.endpoint}: none of the {len(scenes)} items is usable ({reasons}{more})")
     index_stack(out_dir, SYNTHETIC_LAYOUT)
     log.info("stac: %d items written, %d skipped", len(kept), len(skipped))   # run_source logs the time
     return {"synthetic": False, "endpoint": p.endpoint, "collection": p.collection, "bbox": p.bbox,
@@ -206,6 +210,12 @@ def aoi_grid(scene: Scene, bbox: list[float]) -> Grid:
     col1, row1 = math.ceil(win.col_off + win.width - 1e-6), math.ceil(win.row_off + win.height - 1e-6)
     snapped = Window(col0, row0, col1 - col0, row1 - row0)
     return Grid(crs, window_transform(snapped, transform), int(snapped.width), int(snapped.height))
+
+
+def aoi_cloud(scl: np.ndarray) -> float | None:
+    """Share of the SCL pixels with data (not 0) that are CLOUD_SCL; None when none has data."""
+    data = scl != SCL["nodata"]
+    return float(np.isin(scl[data], CLOUD_SCL).mean()) if data.any() else None
 
 
 def read_asset(scene: Scene, role: str, grid: Grid) -> np.ndarray:
