@@ -182,8 +182,9 @@ def scene_of(item: Any, p: StacParams) -> Scene:
         raise SeqpipeError(f"STAC item {item.id}: no datetime")
     tile = str(props.get("grid:code") or props.get("s2:mgrs_tile") or "AOI").removeprefix("MGRS-")
     return Scene(id=item.id, date=when.strftime("%Y%m%d"), tile=f"T{tile.removeprefix('T')}", baseline=baseline,
-                 offset=-1000 if float(baseline) >= 4.0 else 0, provider_flag=props.get("earthsearch:boa_offset_applied"),
-                 platform=str(props.get("platform", "")), hrefs=hrefs)
+                 offset=-1000 if float(baseline) >= 4.0 else 0,
+                 provider_flag=props.get("earthsearch:boa_offset_applied"), platform=str(props.get("platform", "")),
+                 hrefs=hrefs)
 
 
 def baseline_of(props: dict) -> str | None:
