@@ -23,7 +23,7 @@ from seqpipe.sources.stac import StacParams, baseline_of, download_stac
 from tests.conftest import REPO, run, tiny_overrides, write_params
 from tests.servers import FileServer, Response
 
-CRS, ORIGIN, SIZE, BLOCK = "EPSG:32633", (399960.0, 5300040.0), 512, 64   # one 5 km "tile" at 10 m
+CRS, ORIGIN, SIZE, BLOCK = "EPSG:32633", (399960.0, 5300040.0), 1024, 64   # a 10 km "tile" at 10 m
 AOI_PX = (232, 236, 40, 40)              # row, col, height, width of the field site inside the tile
 N_DATES = 10                             # usable dates, 5 days apart
 BASELINES = ["03.01", "03.01", "04.00"] + ["05.09"] * (N_DATES - 3)
@@ -61,8 +61,8 @@ def write_archive(root: Path) -> dict[str, dict]:
     items = {}
     for k, (item_id, day, baseline, cover) in enumerate(specs):
         ndvi = 0.2 + 0.6 * np.sin(np.pi * (k % N_DATES + 1) / (N_DATES + 1)) * (0.5 + cols / (2 * SIZE))
-        red = np.round(1500 * (1 - ndvi)) + rng.integers(-30, 30, ndvi.shape)   # reflectance x 10000
-        nir = np.round(1500 * (1 + ndvi)) + rng.integers(-30, 30, ndvi.shape)
+        red = np.round(800 * (1 - ndvi)) + rng.integers(-30, 30, ndvi.shape)    # reflectance x 10000, below
+        nir = np.round(1500 * (1 + ndvi)) + rng.integers(-30, 30, ndvi.shape)   # 0.1 for red, as over crops
         scl = np.full((SIZE // 2, SIZE // 2), 4, np.uint8)
         row, col, height, width = (v // 2 for v in AOI_PX)
         if item_id == CLOUDY:
@@ -205,7 +205,7 @@ def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(a
         served[path] = served.get(path, 0) + int(last) - int(first) + 1
     bands = [p for p in served if p.endswith(("B04.tif", "B08.tif"))]   # (SCL files are ~1 kB: all header)
     assert len(bands) == 2 * N_DATES
-    assert all(served[p] < 0.2 * (archive[0] / p.lstrip("/")).stat().st_size for p in bands), served
+    assert all(served[p] < 0.1 * (archive[0] / p.lstrip("/")).stat().st_size for p in bands), served
     assert not [p for p in served if FILTERED in p or DUPLICATE in p]
     assert sorted(p for p in served if CLOUDY in p) == [f"/{CLOUDY}/SCL.tif"]   # skipped before red/NIR
     search = api.searches[0]
@@ -334,7 +334,7 @@ def test_an_offset_the_archive_already_removed_is_flagged(archive, tmp_path: Pat
         server.routes.update(api_routes(server, {first: {"properties": wrong}, later: items[later]}, []))
         fields = download_stac(direct_params(server), tmp_path)
     records = {r["id"]: r for r in fields["items"]}
-    assert records[first]["boa_add_offset"] == -1000 and records[first]["red_dn_below_1000"] > 0.2
+    assert records[first]["boa_add_offset"] == -1000 and records[first]["red_dn_below_1000"] == 1
     assert records[later]["boa_add_offset"] == -1000 and records[later]["red_dn_below_1000"] == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and warnings[0].startswith(f"stac: {first}: baseline 05.09, but")
