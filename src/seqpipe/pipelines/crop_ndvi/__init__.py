@@ -14,14 +14,16 @@ from seqpipe.registry import ModelSpec
 from seqpipe.sources.crop_ndvi import (CropLocalParams, CropSyntheticParams, copy_local_stack, index_stack,
                                        write_synthetic)
 from seqpipe.sources.http import HttpParams, download_http
+from seqpipe.sources.stac import StacParams, download_stac
 
 
 @dataclass(frozen=True)
 class CropDownloadParams:
-    source: Literal["synthetic", "local", "http"]
+    source: Literal["synthetic", "local", "http", "stac"]
     synthetic: CropSyntheticParams
     local: CropLocalParams   # a folder of GeoTIFFs; its layout (file pattern, bands, date) is named here
     http: HttpParams         # GeoTIFFs from URLs, indexed with the layout keys of `local`
+    stac: StacParams         # Sentinel-2 L2A from a STAC API (Earth Search by default), windowed to a bbox
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ SPEC = ModelSpec(
     evaluate_params=CropEvaluateParams,
     sources={"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
              "local": lambda p, seed, out: copy_local_stack(p.local, out),
-             "http": lambda p, seed, out: download_http(p.http, out, lambda d: index_stack(d, p.local))},
+             "http": lambda p, seed, out: download_http(p.http, out, lambda d: index_stack(d, p.local)),
+             "stac": lambda p, seed, out: download_stac(p.stac, out)},
     preprocess=preprocess,
     network=network,
     evaluate=evaluate,
