@@ -8,12 +8,13 @@ model) side by side neither fail nor write into each other's results.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run, tiny_overrides, write_params
+from tests.conftest import run, run_env, tiny_overrides, write_params
 
 MODELS = ("bandwidth", "freq_filter")
 SWEEP, SIZES = "models.bandwidth.model.hidden_size=range(8,17,8)", (8, 16)
@@ -32,13 +33,15 @@ def queue_tasks(repo: Path) -> tuple[dict[str, str], str]:
     return tasks, workers
 
 
-def wait_for_queue(repo: Path, timeout: float) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
+def wait_for_queue(repo: Path, timeout: float) -> tuple[dict[str, str], int]:
+    """Poll until every task has finished: (final statuses, most tasks seen running at once)."""
+    deadline, most_running = time.monotonic() + timeout, 0
     while True:
         tasks, workers = queue_tasks(repo)
+        most_running = max(most_running, list(tasks.values()).count("Running"))
         done = all(s in ("Success", "Failed") for s in tasks.values())
         if done and "0 active" in workers:
-            return tasks
+            return tasks, most_running
         assert time.monotonic() < deadline, f"queue not done after {timeout} s: {tasks} {workers}"
         time.sleep(2)
 
@@ -70,9 +73,16 @@ def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     queued += run(["dvc", "exp", "run", "--queue", "-n", "bw", "evaluate@bandwidth", "-S", SWEEP], repo).stdout
     names = ["ff", "bw-1", "bw-2"]
     assert all(f"Queued experiment '{n}'" in queued for n in names), queued
-    run(["dvc", "queue", "start", "-j", "2"], repo)
-    tasks = wait_for_queue(repo, timeout=600)
+    # the workers outlive `dvc queue start` and inherit its stdout: a pipe there (as `run` captures)
+    # would block until they exit, so its output goes to a file
+    with open(repo.parent / "queue_start.log", "w+") as log:
+        start = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=run_env(repo), stdout=log,
+                               stderr=subprocess.STDOUT, timeout=60)
+        log.seek(0)
+        assert start.returncode == 0 and "Started '2'" in log.read()
+    tasks, most_running = wait_for_queue(repo, timeout=600)
     assert tasks == {n: "Success" for n in names}, tasks
+    assert most_running == 2, "the two workers never ran experiments side by side"
 
     exps = experiments(repo)
     assert set(names) <= set(exps), exps.keys()
