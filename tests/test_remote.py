@@ -31,7 +31,7 @@ def output_hashes(repo: Path, stages: list[str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("models", [
-    ["bandwidth"],
+    pytest.param(["bandwidth"], id="bandwidth"),
     pytest.param(None, marks=pytest.mark.slow, id="all-models"),
 ])
 def test_push_then_clone_and_pull_restores_every_output(repo_copy: Path, tmp_path: Path,
