@@ -61,7 +61,7 @@ def experiments(repo: Path) -> dict[str, dict]:
     return out
 
 
-@pytest.mark.slow  # about 2 minutes on 2 cores: three queued experiments and one sequential run
+@pytest.mark.slow  # 2-3.5 minutes on a shared 2-core machine: three queued experiments, one run alone
 def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     repo = repo_copy
     write_params(repo / "params.yaml", {**tiny_overrides(), **ONE_THREAD})  # committed: queued copies
