@@ -61,7 +61,7 @@ def experiments(repo: Path) -> dict[str, dict]:
     return out
 
 
-@pytest.mark.slow  # 2-3.5 minutes on a shared 2-core machine: three queued experiments, one run alone
+@pytest.mark.slow  # 80 s on a quiet 2-core machine, 3.5 min on a busy one: three queued experiments, one run alone
 def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     repo = repo_copy
     write_params(repo / "params.yaml", {**tiny_overrides(), **ONE_THREAD})  # committed: queued copies
