@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,20 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 600) -> 
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def signal_when_exists(cmd: list[str], cwd: Path, path: Path, sig: int, timeout: float = 120
+                       ) -> subprocess.CompletedProcess:
+    """Start `cmd`, send it `sig` once `path` exists (e.g. the first epoch's checkpoint), wait for its end."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=run_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from rasterio.windows import Window
 
 from seqpipe import SeqpipeError, registry  # noqa: F401 - the registry first: pipelines import it
 from seqpipe.data.rasters import iter_windows, tile_aligned
-from seqpipe.params import load_params
 from seqpipe.pipelines.crop_ndvi.preprocess import Stack, preprocess
 from seqpipe.sources.crop_ndvi import (SYNTHETIC_LAYOUT, CropSyntheticParams, StackLayout, index_stack,
                                       write_synthetic)

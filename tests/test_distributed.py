@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from seqpipe.data.series import load_split_tensors
 from seqpipe.params import ParamsError, load_params
 from seqpipe.tasks import Regression
 from seqpipe.train import evaluate_loss
-from tests.conftest import run, run_env, tiny_overrides, write_params
+from tests.conftest import run, signal_when_exists, tiny_overrides, write_params
 
 EPOCHS = 15
 LR = 0.003  # one process; two take 2 x LR (linear scaling: each step sees 2 x batch_size samples)
@@ -79,14 +77,10 @@ def test_sigterm_to_two_processes_saves_and_the_rerun_resumes_exactly(
         runs: dict[int, tuple[Path, str]], tmp_path: Path) -> None:
     write_params(tmp_path / "params.yaml", {**TWO, "models.bandwidth.train.epochs": 200})
     shutil.copytree(runs[2][0] / "data", tmp_path / "data")
-    proc = subprocess.Popen(["seqpipe", "train", "bandwidth"], cwd=tmp_path, env=run_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "models/bandwidth/checkpoints/last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and time.monotonic() < deadline:  # wait for the first epoch
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)  # to `seqpipe train`, as DVC or a CI runner would
-    _, stderr = proc.communicate(timeout=120)
+    # to `seqpipe train`, as DVC or a CI runner would, once the first epoch is saved
+    proc = signal_when_exists(["seqpipe", "train", "bandwidth"], tmp_path, last, signal.SIGTERM)
+    stderr = proc.stderr
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert stderr.count("SIGTERM at epoch") == 1 and "run again to resume" in stderr
     payload = checkpoint.load(last)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from seqpipe import checkpoint
-from tests.conftest import run, run_env, write_params, tiny_overrides
+from tests.conftest import run, signal_when_exists, tiny_overrides, write_params
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -20,14 +18,9 @@ def test_signal_saves_checkpoint_and_rerun_resumes(tmp_path: Path, sig: signal.S
     write_params(tmp_path / "params.yaml", overrides)
     run(["seqpipe", "download", "bandwidth"], tmp_path)
     run(["seqpipe", "preprocess", "bandwidth"], tmp_path)
-    proc = subprocess.Popen(["seqpipe", "train", "bandwidth"], cwd=tmp_path, env=run_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "models/bandwidth/checkpoints/last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and time.monotonic() < deadline:  # wait for the first epoch
-        time.sleep(0.2)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=120)
+    proc = signal_when_exists(["seqpipe", "train", "bandwidth"], tmp_path, last, sig)
+    stderr = proc.stderr
     assert proc.returncode == 128 + sig, stderr
     assert f"{sig.name} at epoch" in stderr and "run again to resume" in stderr
     payload = checkpoint.load(last)

@@ -56,7 +56,7 @@ def test_cli_reports_bad_params_in_one_line_and_writes_nothing(tmp_path: Path) -
     proc = run(["seqpipe", "download", "bandwidth"], cwd=tmp_path, check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert lines == [f"seqpipe: error: params.yaml: models.bandwidth.train.lr: expected a number, got str 'fast'"]
+    assert lines == ["seqpipe: error: params.yaml: models.bandwidth.train.lr: expected a number, got str 'fast'"]
     assert not (tmp_path / "data").exists()
 
 

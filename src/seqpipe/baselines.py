@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 # scipy and scikit-learn are imported inside the functions: only evaluate needs them, and every

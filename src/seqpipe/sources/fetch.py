@@ -75,7 +75,7 @@ def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None)
         raise SeqpipeError(f"{url}: HTTP {exc.response.status_code} {exc.response.reason} ({attempts})") from None
     except requests.exceptions.ChunkedEncodingError:
         raise SeqpipeError(f"{url}: the connection broke before the whole body arrived ({attempts})") from None
-    except requests.ConnectionError as exc:
+    except requests.ConnectionError:
         raise SeqpipeError(f"{url}: cannot connect to {urlsplit(url).netloc} ({attempts})") from None
     except requests.RequestException as exc:
         raise SeqpipeError(f"{url}: download failed ({_first_line(exc)}; {attempts})") from None
