@@ -102,9 +102,13 @@ def test_repro_killed_during_train_resumes_to_identical_metrics(repo_copy: Path,
 
 
 def processed_ready(repo: Path, stage: str) -> Callable[[], bool]:
-    """True once the stage's temp folder (beside data/<raw|processed>/crop_ndvi) holds a file."""
-    parent = repo / "data" / ("raw" if stage == "download" else "processed")
-    return lambda: any(p.is_file() for tmp in parent.glob(".crop_ndvi.*.tmp") for p in tmp.rglob("*"))
+    """True once the stage is mid-way: download's temp folder holds a file (it writes date by date);
+    preprocess's temp folder exists (it computes inside it and writes its arrays in the last moment,
+    too short a window to hit reliably)."""
+    if stage == "download":
+        parent = repo / "data" / "raw"
+        return lambda: any(p.is_file() for tmp in parent.glob(".crop_ndvi.*.tmp") for p in tmp.rglob("*"))
+    return lambda: any((repo / "data" / "processed").glob(".crop_ndvi.*.tmp"))
 
 
 @pytest.mark.parametrize("stage", ["download", "preprocess"])
