@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe import SeqpipeError, first_line
 from seqpipe.io import atomic_path
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def open_raster(path: str | Path) -> Iterator[Any]:
     try:
         ds = rasterio.open(path)
     except RasterioError as exc:
-        raise SeqpipeError(f"{path}: cannot open as a raster ({_first_line(exc)})") from None
+        raise SeqpipeError(f"{path}: cannot open as a raster ({first_line(exc)})") from None
     try:
         yield ds
     finally:
@@ -120,7 +120,7 @@ def read_window(ds: Any, band: int, window: Window, path: str | Path) -> np.ndar
         return ds.read(band, window=window)
     except RasterioError as exc:
         raise SeqpipeError(f"{path}: read failed in band {band} window {_describe(window)} "
-                           f"({_first_line(exc)})") from None
+                           f"({first_line(exc)})") from None
 
 
 def iter_windows(height: int, width: int, size: int) -> Iterator[Window]:
@@ -181,8 +181,3 @@ def write_geotiff(path: str | Path, array: np.ndarray, profile: dict[str, Any],
 
 def _describe(window: Window) -> str:
     return f"(row {int(window.row_off)}, col {int(window.col_off)}, {int(window.height)}x{int(window.width)})"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -10,6 +10,7 @@ Credentials, where a server wants them, come from ~/.netrc (read by requests), n
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from seqpipe import SeqpipeError
+from seqpipe import SeqpipeError, first_line
 from seqpipe.params import check
 
 SCHEMES = ("http", "https", "file")
+log = logging.getLogger(__name__)
 
 
 class HttpStatusError(SeqpipeError):
@@ -56,6 +58,10 @@ def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None)
     import pooch
     import requests
 
+    # pooch logs through a handler of its own, bound to the sys.stderr of its import time (a closed
+    # stream in a later in-process run); its lines go where ours go instead, in our format
+    pooch.get_logger().handlers.clear()
+    pooch.get_logger().parent = log
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
         raise SeqpipeError(f"{url}: scheme must be one of {', '.join(SCHEMES)}")
@@ -78,7 +84,7 @@ def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None)
     except requests.ConnectionError:
         raise SeqpipeError(f"{url}: cannot connect to {urlsplit(url).netloc} ({attempts})") from None
     except requests.RequestException as exc:
-        raise SeqpipeError(f"{url}: download failed ({_first_line(exc)}; {attempts})") from None
+        raise SeqpipeError(f"{url}: download failed ({first_line(exc)}; {attempts})") from None
     return target
 
 
@@ -118,8 +124,3 @@ def _copy_file(url: str, output_file: str, pooch: Any) -> None:
         shutil.copyfile(source, output_file)
     except OSError as exc:
         raise SeqpipeError(f"{url}: cannot read {source} ({exc.strerror})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

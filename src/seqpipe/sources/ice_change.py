@@ -9,6 +9,7 @@ did not, 255 (nodata) on land, coast and the pole hole (and, for real data, wher
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,18 +109,23 @@ def nsidc_pairs(p: IceChangeNsidcParams, out_dir: Path) -> dict:
     staging = out_dir / ".days"
     fields = download_series(p, staging)
     files = seaice.list_files(staging)
+
+    @functools.cache
+    def concentration(day: dt.date) -> tuple[np.ndarray, seaice.Grid]:   # a day serves in several pairs
+        raw, grid = seaice.read_raw(files[day])
+        return seaice.decode(raw)[0], grid
+
     count = 0
     for first in p.days[::p.stride_days]:
         for gap in p.gap_days:
             pair = first, first + dt.timedelta(days=gap)
             if not all(d in files for d in pair):
                 continue
-            (before, grid), (after, _) = (seaice.read_raw(files[d]) for d in pair)
+            (c1, grid), (c2, _) = (concentration(d) for d in pair)
             folder = out_dir / f"pair_{count:04d}"
             folder.mkdir()
             for d in pair:
                 shutil.copyfile(files[d], folder / files[d].name)
-            (c1, _), (c2, _) = seaice.decode(before), seaice.decode(after)
             mask = change_mask(c1, c2, np.isfinite(c1) & np.isfinite(c2))
             seaice.write_geotiff(folder / MASK_NAME, mask, grid, nodata=NOT_EVALUATED)
             count += 1

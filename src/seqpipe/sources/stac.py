@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from seqpipe import SeqpipeError
-from seqpipe.data.rasters import Grid, _first_line, aligned, geotiff_profile, write_geotiff
+from seqpipe import SeqpipeError, first_line
+from seqpipe.data.rasters import Grid, aligned, geotiff_profile, write_geotiff
 from seqpipe.params import check
 from seqpipe.sources.crop_ndvi import SCL, SYNTHETIC_LAYOUT, index_stack
 from seqpipe.sources.fetch import Transfer
@@ -153,7 +153,7 @@ def search(p: StacParams) -> list[Scene]:
     except json.JSONDecodeError as exc:
         raise SeqpipeError(f"{where}: the response is not valid JSON ({exc})") from None
     except (APIError, pystac.STACError, NotImplementedError, ValueError, KeyError, TypeError) as exc:
-        raise SeqpipeError(f"{where}: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise SeqpipeError(f"{where}: {type(exc).__name__}: {first_line(exc)}") from None
     if not items:
         raise SeqpipeError(f"{where}: no items in bbox {p.bbox} from {p.start} to {p.end} with eo:cloud_cover "
                            f"< {p.max_cloud_cover}")
@@ -242,7 +242,7 @@ def _open(scene: Scene, role: str) -> Any:
 
 
 def _asset_error(scene: Scene, role: str, exc: BaseException) -> str:
-    return f"STAC item {scene.id} asset {role} ({scene.hrefs[role]}): cannot read ({_first_line(exc)})"
+    return f"STAC item {scene.id} asset {role} ({scene.hrefs[role]}): cannot read ({first_line(exc)})"
 
 
 def _write_scene(out_dir: Path, scene: Scene, grid: Grid, bands: dict[str, np.ndarray]) -> None:
