@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seqpipe.io import sha256_file
 from seqpipe.params import Params, load_params, set_dotted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +68,28 @@ def signal_when_exists(cmd: list[str], cwd: Path, path: Path, sig: int, timeout:
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def error_lines(text: str) -> list[str]:
+    """The `seqpipe: error:` lines of a CLI's stderr."""
+    return [line for line in text.splitlines() if line.startswith("seqpipe: error:")]
+
+
+def file_hashes(path: Path, root: Path | None = None) -> dict[str, str]:
+    """sha256 of `path` (a file) or of every file under it, by POSIX path relative to `root` (default: `path`)."""
+    files = [path] if path.is_file() else sorted(path.rglob("*"))
+    return {f.relative_to(path if root is None else root).as_posix(): sha256_file(f) for f in files if f.is_file()}
+
+
+def lock_outs(repo: Path, *stages: str) -> dict[str, str]:
+    """The md5 that dvc.lock records for each output of `stages`, by output path."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return {out["path"]: out["md5"] for stage in stages for out in lock[stage]["outs"]}
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    """Cut a file to its first `keep` part (a download or write broken off midway)."""
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
 
 
 @pytest.fixture

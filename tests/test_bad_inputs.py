@@ -15,8 +15,9 @@ import rasterio
 from rasterio.crs import CRS
 
 from seqpipe import checkpoint
-from seqpipe.io import read_json, sha256_file, write_json
-from tests.conftest import run, tiny_overrides, write_params
+from seqpipe.io import read_json, write_json
+from tests.conftest import file_hashes, run, tiny_overrides, truncate, write_params
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -67,10 +68,6 @@ def rewrite_tif(path: Path, *, data: Callable[[np.ndarray], np.ndarray] | None =
     with rasterio.open(path, "w", **new) as dst:
         dst.update_tags(**tags)
         dst.write(array)
-
-
-def truncate(path: Path, keep: float = 0.5) -> None:
-    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
 
 
 def bandwidth_csv(base: Path, work: Path, edit: Callable[[list[str]], list[str]]) -> Path:
@@ -188,17 +185,11 @@ def _pickled_npy(base: Path, work: Path) -> str:
     return str(raw / "signals.npy")
 
 
-def _checkpoint_case(**fields: object) -> Callable[[Path, Path], str]:
+def _checkpoint_case(name: str, **fields: object) -> Callable[[Path, Path], str]:
+    """Good processed bandwidth data and a fake checkpoint at models/bandwidth/`name`."""
     def setup(base: Path, work: Path) -> str:
         shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
-        return str(fake_checkpoint(work / "models/bandwidth/checkpoints/last.pt", **fields))
-    return setup
-
-
-def _model_file_of(model: str) -> Callable[[Path, Path], str]:
-    def setup(base: Path, work: Path) -> str:
-        shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
-        return str(fake_checkpoint(work / "models/bandwidth/model.pt", model=model))
+        return str(fake_checkpoint(work / "models/bandwidth" / name, **fields))
     return setup
 
 
@@ -284,10 +275,10 @@ CASES = [
          slow=True),
     # checkpoints
     Case("checkpoint-from-another-model", ["train", "bandwidth"],
-         _checkpoint_case(model="freq_filter"), "models/bandwidth/model.pt"),
+         _checkpoint_case("checkpoints/last.pt", model="freq_filter"), "models/bandwidth/model.pt"),
     Case("checkpoint-from-other-params", ["train", "bandwidth", "--resume"],
-         _checkpoint_case(), "models/bandwidth/model.pt"),
-    Case("model-file-from-another-model", ["evaluate", "bandwidth"], _model_file_of("freq_filter"),
+         _checkpoint_case("checkpoints/last.pt"), "models/bandwidth/model.pt"),
+    Case("model-file-from-another-model", ["evaluate", "bandwidth"], _checkpoint_case("model.pt", model="freq_filter"),
          "metrics/bandwidth.json", slow=True),
 ]
 LOCAL_G02135 = {"models.ice_forecast.download.source": "local", "models.ice_forecast.download.local.path": "g02135"}
@@ -296,17 +287,13 @@ for _case in CASES:
         _case.params = {**LOCAL_G02135, **_case.params}
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else []) for c in CASES])
 def test_bad_input_is_one_error_line(case: Case, base: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     write_params(work / "params.yaml", {**tiny_overrides(), **case.params})
     expected = case.setup(base, work).replace(f"{work}/", "")  # the CLI runs in `work`: relative paths
-    before = snapshot(work)
+    before = file_hashes(work)
     proc = run(["seqpipe", *case.command], work, check=False)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0, proc.stderr
@@ -314,7 +301,7 @@ def test_bad_input_is_one_error_line(case: Case, base: Path, tmp_path: Path) -> 
     assert lines and lines[-1].startswith("seqpipe: error: "), proc.stderr
     assert expected in lines[-1], f"{expected!r} not in {lines[-1]!r}"
     assert not (work / case.output).exists(), f"{case.output} was written"
-    after = snapshot(work)
+    after = file_hashes(work)
     assert {k: v for k, v in after.items() if k in before} == before, "an existing file changed"
     assert set(after) - set(before) <= {"models/bandwidth/train.log"}, set(after) - set(before)
     print(f"{case.id}: {lines[-1]}")

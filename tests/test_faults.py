@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from seqpipe.io import sha256_file
-from tests.conftest import run, run_env, tiny_overrides, write_params
+from tests.conftest import file_hashes, lock_outs, run, run_env, tiny_overrides, truncate, write_params
 
 # bandwidth, tiny network, but enough epochs that `dvc repro` is still training after the first checkpoint
 TRAIN = {**tiny_overrides("bandwidth"), "models.bandwidth.download.synthetic.n_rows": 1500,
@@ -53,17 +53,6 @@ def _wait_group_gone(pgid: int, timeout: float = 60) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"process group {pgid} still running {timeout} s after the signal")
-
-
-def lock_outs(repo: Path, *stages: str) -> dict[str, str]:
-    """The md5 that dvc.lock records for each output of `stages`."""
-    lock = yaml_load(repo / "dvc.lock")["stages"]
-    return {out["path"]: out["md5"] for stage in stages for out in lock[stage]["outs"]}
-
-
-def yaml_load(path: Path) -> dict:
-    import yaml
-    return yaml.safe_load(path.read_text())
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -126,12 +115,11 @@ def test_repro_killed_during_data_stage_leaves_nothing_and_reruns_identically(re
     assert not leftovers(repo / "data"), leftovers(repo / "data")
     stages = ("download@crop_ndvi", "preprocess@crop_ndvi")
     after_kill = lock_outs(repo, *stages)
-    files = {p.relative_to(repo).as_posix(): sha256_file(p) for p in sorted((repo / "data").rglob("*")) if p.is_file()}
+    files = file_hashes(repo / "data", repo)
 
     run(["dvc", "repro", "--force", *stages], repo)   # the uninterrupted run
     assert lock_outs(repo, *stages) == after_kill
-    assert {p.relative_to(repo).as_posix(): sha256_file(p) for p in sorted((repo / "data").rglob("*"))
-            if p.is_file()} == files
+    assert file_hashes(repo / "data", repo) == files
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +132,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
 def _corrupt(path: Path) -> None:
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
@@ -155,7 +139,7 @@ def _corrupt(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [_truncate, _corrupt], ids=["truncated", "corrupted"])
+@pytest.mark.parametrize("damage", [truncate, _corrupt], ids=["truncated", "corrupted"])
 def test_damaged_checkpoint_is_named_and_fresh_starts_over(trained: Path, damage: Callable[[Path], None]) -> None:
     last = trained / "models/bandwidth/checkpoints/last.pt"
     damage(last)

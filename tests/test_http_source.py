@@ -13,7 +13,7 @@ import pytest
 from seqpipe.cli import main
 from seqpipe.io import sha256_file
 from seqpipe.sources.bandwidth import FILE_NAME, BandwidthSyntheticParams, write_synthetic
-from tests.conftest import run, tiny_overrides, write_params
+from tests.conftest import error_lines, run, tiny_overrides, write_params
 from tests.servers import FileServer
 
 
@@ -84,7 +84,7 @@ def test_404_from_the_real_cli_is_one_line_and_leaves_nothing(workdir: Path, ser
         write_params(workdir / "params.yaml", {**tiny_overrides(), **http_params(one_file(url, "0" * 64), retries=2)})
         proc = run(["seqpipe", "download", "bandwidth"], workdir, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("seqpipe: error:")]
+    errors = error_lines(proc.stderr)
     assert errors == [f"seqpipe: error: {url}: HTTP 404 Not Found"]
     assert server.paths_requested() == ["/missing.csv"]     # a 4xx is final: not retried
     assert not (workdir / "data" / "raw").exists() or not any((workdir / "data" / "raw").iterdir())
@@ -107,7 +107,7 @@ def test_failures_are_one_line_naming_the_url_and_keep_the_old_raw_folder(
         code = main(["download", "bandwidth"])
         elapsed = time.monotonic() - started
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("seqpipe: error:")]
+    errors = error_lines(err)
     assert code == 1 and len(errors) == 1 and "Traceback" not in err, err
     expected = {"stall": f"{url}: no answer within timeout_s=1 s (2 attempts)",
                 "truncate": f"{url}: the connection broke before the whole body arrived (2 attempts)",
@@ -133,7 +133,7 @@ def test_failures_are_one_line_naming_the_url_and_keep_the_old_raw_folder(
 def test_bad_http_params_name_the_key(workdir: Path, capsys: pytest.CaptureFixture, files: list, message: str) -> None:
     write_params(workdir / "params.yaml", {**tiny_overrides(), **http_params(files)})
     assert main(["download", "bandwidth"]) == 1
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seqpipe: error:")]
+    errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1 and errors[0].endswith(message)
     raw = workdir / "data" / "raw"
     assert not raw.exists() or not any(raw.iterdir())

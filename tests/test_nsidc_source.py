@@ -21,7 +21,7 @@ from seqpipe.sources import run_download
 from seqpipe.sources.ice_change import MASK_NAME, NOT_EVALUATED
 from seqpipe.sources.nsidc import MONTHS
 from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
-from tests.conftest import run, tiny_overrides, write_params
+from tests.conftest import error_lines, run, tiny_overrides, write_params
 from tests.servers import FileServer
 
 START, DAYS = dt.date(2023, 1, 1), 100           # 2023-01-01 .. 2023-04-10
@@ -33,14 +33,14 @@ def month_dir(root: Path, day: dt.date) -> Path:
     return root / "NOAA/G02135/north/daily/geotiff" / f"{day:%Y}" / f"{day:%m}_{MONTHS[day.month - 1]}"
 
 
-@pytest.fixture
-def nsidc_tree(tmp_path: Path) -> Path:
-    """20 x 20 G02135 files for DAYS days laid out as on noaadata.apps.nsidc.org."""
+@pytest.fixture(scope="module")
+def nsidc_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 x 20 G02135 files for DAYS days laid out as on noaadata.apps.nsidc.org (only read: shared)."""
     p = SeaIceSyntheticParams(start=START.isoformat(), n_days=DAYS, height=20, width=20, row_off=224, col_off=144,
                               edge_radius_px=6.0, seasonal_amplitude_px=2.0, drift_px_per_day=0.6,
                               drift_memory_days=30.0, noise_std=0.05, missing_day_fraction=0.0,
                               pole_hole_radius_km=94.0)
-    field, root = IceField(p, 3), tmp_path / "nsidc"
+    field, root = IceField(p, 3), tmp_path_factory.mktemp("nsidc")
     for i in range(DAYS):
         day = field.date(i)
         if day == ABSENT:
@@ -133,7 +133,7 @@ def test_too_many_missing_days_fail_in_one_line(workdir: Path, nsidc_tree: Path,
         write_params(workdir / "params.yaml", {**tiny_overrides(), **nsidc_params(
             "ice_forecast", server.url, start="2023-03-25", end="2023-05-02")})
         assert main(["download", "ice_forecast"]) == 1
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seqpipe: error:")]
+    errors = error_lines(capsys.readouterr().err)
     assert errors == [f"seqpipe: error: {server.url}/NOAA/G02135/north/daily/geotiff/2023/04_Apr/: 22 of 39 days "
                       "from 2023-03-25 to 2023-05-02 are not on the server, more than "
                       "download.nsidc.max_missing_days=1 "
@@ -148,7 +148,7 @@ def test_a_failing_index_page_names_its_url(workdir: Path, nsidc_tree: Path, cap
         server.fail("/NOAA/G02135/north/daily/geotiff/2023/01_Jan/", "500", "500")
         write_params(workdir / "params.yaml", {**tiny_overrides(), **nsidc_params("ice_forecast", server.url)})
         assert main(["download", "ice_forecast"]) == 1
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seqpipe: error:")]
+    errors = error_lines(capsys.readouterr().err)
     assert errors == [f"seqpipe: error: {server.url}/NOAA/G02135/north/daily/geotiff/2023/01_Jan/: "
                       "HTTP 500 Internal Server Error (2 attempts)"]
     raw = workdir / "data" / "raw"

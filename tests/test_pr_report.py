@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, run, run_env
+from tests.conftest import REPO, run
 
 SCRIPT = REPO / "scripts" / "pr_report.sh"
 
@@ -84,8 +83,7 @@ def test_report_shows_changed_params_metrics_and_plots(two_commits: Path) -> Non
 
 @pytest.mark.parametrize("args", [["no-such-branch"], []])
 def test_bad_base_is_one_clear_line(two_commits: Path, args: list[str]) -> None:
-    proc = subprocess.run([str(SCRIPT), *args], cwd=two_commits, capture_output=True, text=True,
-                          env=run_env(two_commits))
+    proc = run([str(SCRIPT), *args], two_commits, check=False)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("pr_report.sh: ")
     assert (args[0] if args else "usage") in proc.stderr

@@ -6,27 +6,21 @@ writes to the default remote of `.dvc/config`.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import run
+from tests.conftest import file_hashes, lock_outs, run
 
 STAGES = ("download", "preprocess", "train", "evaluate")
 
 
 def output_hashes(repo: Path, stages: list[str]) -> dict[str, str]:
     """sha256 of every file under every output of `stages`, as recorded in dvc.lock."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    hashes = {}
-    for stage in stages:
-        for out in lock[stage]["outs"]:
-            path = repo / out["path"]
-            for f in sorted([path] if path.is_file() else path.rglob("*")):
-                if f.is_file():
-                    hashes[f.relative_to(repo).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
+    hashes: dict[str, str] = {}
+    for path in lock_outs(repo, *stages):
+        hashes.update(file_hashes(repo / path, repo))
     return hashes
 
 
