@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `seqpipe`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test test-slow bench venv clean-venv
+.PHONY: repro test test-slow bench venv clean-venv dvc.yaml
 
 venv: $(STAMP)
 
@@ -21,10 +21,15 @@ repro: $(STAMP)
 
 # Two workers (the machine CI runs on has 2 cores); worksteal balances the few long pipeline tests.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# dvc.yaml's stages come from the model folders (deps = what each stage imports); run after adding a model.
+dvc.yaml: $(STAMP)
+	$(BIN)/seqpipe dvc-yaml
 
 clean-venv:
 	rm -rf $(VENV)

@@ -22,7 +22,7 @@ EPOCH_LINE = re.compile(r": epoch \d+/\d+ .* (\d+(?:\.\d+)?)s")
 
 
 def run(repo: Path, epochs: int = 3) -> dict:
-    _, floor_mib = peak_rss_of([sys.executable, "-c", "import torch, seqpipe.train, seqpipe.train_stage"], repo)
+    _, floor_mib = peak_rss_of([sys.executable, "-c", "import torch, seqpipe.fit, seqpipe.stages.train"], repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     out: dict = {"epochs": epochs, "import_floor_rss_mib": floor_mib}
     for name in MODELS:

@@ -14,21 +14,21 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from seqpipe.data.series import load_split_tensors
-from seqpipe.models import build_network
-from seqpipe.params import Params, load_params
-from seqpipe.registry import get
+from seqpipe import pipelines
+from seqpipe.fit import fit
 from seqpipe.io import read_json
+from seqpipe.networks import build_network
+from seqpipe.params import Params, load_params
+from seqpipe.stages.train import load_split_tensors
 from seqpipe.tasks import Regression
-from seqpipe.train import fit
 
 
 def run(params: Params, data_dir: Path, network: tuple[str, dict], top: int = 12) -> dict:
-    tp = dataclasses.replace(params.model("freq_filter").train, epochs=1, early_stop_patience=2)
+    tp = dataclasses.replace(params.train("freq_filter"), epochs=1, early_stop_patience=2)
     train, val = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
     torch.manual_seed(params.seed)
-    model = build_network(*network)
-    identity = {"model": "freq_filter", "network": network[0], "network_args": network[1],
+    model = build_network("lstm", *network)
+    identity = {"model": "freq_filter", "network_module": "lstm", "network": network[0], "network_args": network[1],
                 "fingerprint": "profile", "params": {}}
     with tempfile.TemporaryDirectory() as tmp, profile(activities=[ProfilerActivity.CPU]) as prof:
         fit(model, Regression(), train, val, tp, seed=params.seed, device=torch.device("cpu"),
@@ -44,6 +44,7 @@ if __name__ == "__main__":
     data = Path(sys.argv[1])
     repo = data.parents[2]
     params = load_params(repo / "params.yaml")
-    net = get("freq_filter").network(params.model("freq_filter").model, read_json(data / "stats.json"))
+    spec = pipelines.get("freq_filter")
+    net = spec.network(params.section("freq_filter", "model", spec.model_params), read_json(data / "stats.json"))
     for row in run(params, data, net)["top"]:
         print(f"{row['share']:6.1%} {row['self_cpu_s']:8.2f} s {row['calls']:7d}  {row['op']}")

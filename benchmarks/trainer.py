@@ -17,11 +17,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.common import matmul_flops, median, timed
-from seqpipe.data.series import load_split_tensors
-from seqpipe.models import build_network
+from seqpipe.fit import evaluate_loss, fit
+from seqpipe.networks import build_network
 from seqpipe.params import Params
+from seqpipe.stages.train import load_split_tensors
 from seqpipe.tasks import Regression
-from seqpipe.train import evaluate_loss, fit
 
 
 def reference_loop(model: nn.Module, train: dict, val: dict, epochs: int, lr: float, weight_decay: float,
@@ -66,24 +66,23 @@ def lstm_train_flops(args: dict[str, Any], batch: int, seq_len: int) -> float:
 
 
 def run(params: Params, data_dir: Path, network: tuple[str, dict], epochs: int, repeats: int) -> dict:
-    cfg = params.model("freq_filter")
-    tp = dataclasses.replace(cfg.train, epochs=epochs, early_stop_patience=epochs + 1)
+    tp = dataclasses.replace(params.train("freq_filter"), epochs=epochs, early_stop_patience=epochs + 1)
     train, val = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
     n = len(train["x"]) * epochs
-    identity = {"model": "freq_filter", "network": network[0], "network_args": network[1],
+    identity = {"model": "freq_filter", "network_module": "lstm", "network": network[0], "network_args": network[1],
                 "fingerprint": "bench", "params": {}}
     ours, reference = [], []
     for repeat in range(repeats):  # alternate, so drift in machine load hits both alike
         seed = params.seed + repeat  # a new init and shuffle per repeat: the loss medians are over seeds
         torch.manual_seed(seed)
-        model = build_network(*network)
+        model = build_network("lstm", *network)
         with tempfile.TemporaryDirectory() as tmp:
             seconds, _ = timed(lambda: fit(model, Regression(), train, val, tp, seed=seed,
                                            device=torch.device("cpu"), checkpoint_dir=Path(tmp),
                                            identity=identity, resume="fresh", name="bench"))
         ours.append((n / seconds, evaluate_loss(model, Regression(), val, 256, None, torch.device("cpu"))))
         torch.manual_seed(seed)
-        model = build_network(*network)
+        model = build_network("lstm", *network)
         seconds, _ = timed(lambda: reference_loop(model, train, val, epochs, tp.lr, tp.weight_decay,
                                                   tp.batch_size, seed))
         reference.append((n / seconds, evaluate_loss(model, Regression(), val, 256, None, torch.device("cpu"))))

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import atomic_path
-from seqpipe.models import build_network
+from seqpipe.networks import build_network
 
 EPOCH_FILE = re.compile(r"epoch_(\d{4})\.pt$")
 
@@ -79,7 +79,7 @@ def load_model(path: str | Path, expected_model: str | None = None) -> tuple[nn.
     if expected_model is not None and payload["model"] != expected_model:
         raise CheckpointError(f"{path}: holds model {payload['model']!r}, not {expected_model!r}")
     try:
-        network = build_network(payload["network"], payload["network_args"])
+        network = build_network(payload["network_module"], payload["network"], payload["network_args"])
         network.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: does not fit the current network code "

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from seqpipe import SeqpipeError, __version__, layout
+from seqpipe import __version__, layout
+from seqpipe.errors import SeqpipeError
+
+if TYPE_CHECKING:
+    from seqpipe.params import Params
+    from seqpipe.spec import ModelSpec
 
 log = logging.getLogger("seqpipe")
 
@@ -51,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--after", type=Path, help="ice_change: the later raster (t2), on the same grid")
     predict.add_argument("--output", type=Path, required=True, help="output file")
     predict.add_argument("--model-file", type=Path, help="model file (default: models/MODEL/model.pt)")
+    dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml's stages from the model folders (deps = what each stage imports)")
+    dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
     export = sub.add_parser("export", help="export MODEL to ONNX and check it against torch")
     export.add_argument("model")
     export.add_argument("--output", type=Path, help="default: models/MODEL/model.onnx")
@@ -63,67 +72,75 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except SeqpipeError as exc:
-        from seqpipe.distributed import rank
-        from seqpipe.train import TrainingInterrupted
-        if rank() == 0 or not isinstance(exc, TrainingInterrupted):  # rank 0 reports the interrupt
+        # Under DDP every rank raises the interrupt; rank 0 reports it (RANK is torchrun's variable).
+        if os.environ.get("RANK", "0") == "0" or not getattr(exc, "rank0_reports", False):
             print(f"seqpipe: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("seqpipe: interrupted", file=sys.stderr)
         return 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from seqpipe import registry
+    """Import only what the command needs: `list`, download and preprocess never load torch."""
+    from seqpipe import pipelines
     from seqpipe.params import load_params
 
+    if args.command == "dvc-yaml":
+        from seqpipe import dvc_stages
+        changed = dvc_stages.write(Path("dvc.yaml"), check=args.check)
+        print("dvc.yaml " + ("written" if changed else "is up to date"))
+        return 0
     if args.command == "list":
-        width = max(len(s.task) for s in registry.MODELS.values()) + 2
-        for spec in registry.MODELS.values():
+        specs = [pipelines.get(name) for name in pipelines.names()]
+        width = max(len(s.task) for s in specs) + 2
+        for spec in specs:
             print(f"{spec.name:<14} {spec.task:<{width}} {spec.summary}")
         return 0
-    spec = registry.get(args.model)
-    params = load_params(args.params)
-    if args.command == "train" and not args.validate_only:
-        from seqpipe import distributed
+    spec = pipelines.get(args.model)
+    params = load_params(args.params, pipelines.names())
+    if args.command == "download":
+        from seqpipe.stages import download
+        download.run(spec, params)
+    elif args.command == "preprocess":
+        from seqpipe.stages import preprocess
+        preprocess.run(spec, params)
+    elif args.command == "train":
+        return _train(spec, params, args)
+    elif args.command == "evaluate":
+        from seqpipe.stages import evaluate
+        evaluate.run(spec, params)
+    elif args.command == "predict":
+        from seqpipe.stages import predict
+        print(f"wrote {predict.run(spec, params, args)}")
+    elif args.command == "export":
+        from seqpipe.stages.export import export_onnx
+        report = export_onnx(spec.name, args.output)
+        print(f"wrote {report['path']} ({report['bytes']} bytes); onnxruntime vs torch max abs diff "
+              f"{report['max_abs_diff']:.3g} over {report['checked_samples']} test samples")
+    return 0
+
+
+def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
+    """The train stage, launched under torchrun when nproc_per_node > 1; logs to models/MODEL/train.log."""
+    from seqpipe import distributed
+    from seqpipe.stages import train
+
+    # the sections the stage reads, parsed first: a bad key is one error line and nothing written (no train.log)
+    params.section(spec.name, "model", spec.model_params)
+    nproc = params.train(spec.name).nproc_per_node
+    if not args.validate_only:
         if distributed.rank() != 0:  # under DDP, rank 0 alone logs
             logging.getLogger().setLevel(logging.WARNING)
         else:
             _log_to_file(layout.model_dir(spec.name) / "train.log")
-        nproc = params.model(spec.name).train.nproc_per_node
         if nproc > 1 and distributed.world_size() == 1:
-            from seqpipe.train import select_device
+            from seqpipe.fit import select_device
             distributed.check_launch(spec.name, nproc, select_device(params.device))
             mode = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
             return distributed.launch(["--params", str(args.params), "train", spec.name, *mode], nproc)
-    if args.command == "download":
-        from seqpipe.sources import run_download
-        run_download(spec.name, params)
-    elif args.command == "preprocess":
-        from seqpipe.preprocess import run_preprocess
-        run_preprocess(spec.name, params)
-    elif args.command == "train":
-        from seqpipe.train_stage import run_train
-        mode = "resume" if args.resume else "fresh" if args.fresh else "auto"
-        run_train(spec.name, params, resume=mode, validate_only=args.validate_only)
-    elif args.command == "evaluate":
-        from seqpipe.evaluate import run_evaluate
-        run_evaluate(spec.name, params.model(spec.name), params.seed, spec.evaluate)
-    elif args.command == "predict":
-        from seqpipe import checkpoint
-        if spec.predict is None:
-            raise SeqpipeError(f"model {spec.name!r} has no predict command")
-        for given in (args.input, args.before, args.after):
-            if given is not None and not given.exists():
-                raise SeqpipeError(f"{given}: not found")
-        network, payload = checkpoint.load_model(args.model_file or layout.model_file(spec.name), spec.name)
-        out = spec.predict(network, payload, args)
-        print(f"wrote {out}")
-    elif args.command == "export":
-        from seqpipe.export import export_onnx
-        report = export_onnx(spec.name, args.output)
-        print(f"wrote {report['path']} ({report['bytes']} bytes); onnxruntime vs torch max abs diff "
-              f"{report['max_abs_diff']:.3g} over {report['checked_samples']} test samples")
+    mode = "resume" if args.resume else "fresh" if args.fresh else "auto"
+    train.run(spec, params, resume=mode, validate_only=args.validate_only)
     return 0
 
 

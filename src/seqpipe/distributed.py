@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 
 
 @contextlib.contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MANIFEST = "manifest.json"   # in every raw folder: source, provenance and the sha256 of each file
+
 
 def raw_dir(name: str) -> Path:
     return Path("data/raw") / name

@@ -14,13 +14,15 @@ import types
 import typing
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, Literal, TypeVar
 
 import yaml
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 
 DEFAULT_PARAMS = Path("params.yaml")
+T = TypeVar("T")
 
 
 class ParamsError(SeqpipeError):
@@ -67,37 +69,108 @@ class TrainParams:
         check(self.nproc_per_node >= 1, "nproc_per_node", f"must be >= 1 (1 = no DDP), got {self.nproc_per_node}")
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """One `models.<name>` section; the section classes come from the model's registry entry."""
-
-    download: Any
-    preprocess: Any
-    model: Any
-    train: TrainParams
-    evaluate: Any
-
+# The `model:` sections of the networks (plain data; the torch modules live in seqpipe.networks).
 
 @dataclass(frozen=True)
-class Params:
-    seed: int
-    device: str
-    models: dict[str, ModelConfig]
+class LSTMParams:
+    """The `model:` section of the LSTM-based models."""
+
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    bidirectional: bool   # reads each window both ways; for offline (non-causal) tasks
 
     def __post_init__(self) -> None:
-        ok = self.device in ("auto", "cpu", "cuda") or (
-            self.device.startswith("cuda:") and self.device[5:].isdigit()
-        )
+        check(self.hidden_size >= 1, "hidden_size", "must be >= 1")
+        check(self.num_layers >= 1, "num_layers", "must be >= 1")
+        check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class ConvLSTMParams:
+    """The `model:` section of ice_forecast."""
+
+    hidden_channels: int
+    kernel_size: int
+    patch: int            # stride of the input embedding: the recurrent grid is `patch` x coarser
+
+    def __post_init__(self) -> None:
+        check(self.hidden_channels >= 1, "hidden_channels", "must be >= 1")
+        check(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "kernel_size", "must be odd and >= 1")
+        check(self.patch >= 1, "patch", "must be >= 1")
+
+
+# depth -> BasicBlocks per stage (He et al. 2016, table 1); the widths double at each stage.
+DEPTHS: dict[int, list[int]] = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
+
+
+@dataclass(frozen=True)
+class ResNetParams:
+    """The `model:` section of the ResNet-based models."""
+
+    depth: int          # 10, 18 or 34 (BasicBlock layouts of ResNet-10/18/34)
+    base_width: int     # channels of the first stage (64 in the original ResNet)
+    dropout: float      # before the linear head
+
+    def __post_init__(self) -> None:
+        check(self.depth in DEPTHS, "depth", f"must be one of {', '.join(map(str, DEPTHS))}, got {self.depth}")
+        check(self.base_width >= 4, "base_width", "must be >= 4")
+        check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class SiameseParams:
+    """The `model:` section of ice_change."""
+
+    base_channels: int    # width of the first encoder level; doubles at each level
+    depth: int            # encoder levels (each after the first halves the resolution)
+
+    def __post_init__(self) -> None:
+        check(self.base_channels >= 1, "base_channels", "must be >= 1")
+        check(1 <= self.depth <= 5, "depth", "must be in 1..5")
+
+
+SECTIONS = ("download", "preprocess", "model", "train", "evaluate")
+
+
+class Params:
+    """params.yaml, checked at the top level when read; each stage then parses, strictly and with
+    types, only the sections it uses (`section`), so a stage depends on exactly the keys it reads."""
+
+    def __init__(self, raw: dict[str, Any], path: Path) -> None:
+        self.raw, self.path = raw, path
+        self.seed: int = convert(raw["seed"], int, "seed")
+        self.device: str = convert(raw["device"], str, "device")
+        ok = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         check(ok, "device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        self._parsed: dict[tuple[str, str], Any] = {}
 
-    def model(self, name: str) -> ModelConfig:
-        if name not in self.models:
-            raise ParamsError(f"unknown model {name!r} (known: {', '.join(sorted(self.models))})")
-        return self.models[name]
+    @property
+    def models(self) -> list[str]:
+        return list(self.raw["models"])
+
+    def section(self, model: str, section: str, cls: type[T]) -> T:
+        """`models.<model>.<section>` as `cls` (a dataclass); errors name the file and the dotted key."""
+        if model not in self.raw["models"]:
+            raise ParamsError(f"{self.path}: models.{model}: missing section "
+                              f"(params.yaml has {', '.join(self.raw['models'])})")
+        key = (model, section)
+        if key not in self._parsed:
+            try:
+                self._parsed[key] = convert(self.raw["models"][model][section], cls, f"models.{model}.{section}")
+            except ParamsError as exc:
+                raise ParamsError(f"{self.path}: {exc}") from None
+        return self._parsed[key]
+
+    def train(self, model: str) -> TrainParams:
+        return self.section(model, "train", TrainParams)
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
-    """Read and validate params.yaml. `overrides` maps dotted keys to values (used by tests)."""
+def load_params(path: str | Path = DEFAULT_PARAMS, models: Iterable[str] | None = None,
+                overrides: dict[str, Any] | None = None) -> Params:
+    """Read params.yaml and check its shape: `seed`, `device`, and one section per model in `models`
+    (the model folders), each with exactly the keys download, preprocess, model, train, evaluate.
+    The sections' contents are checked when a stage reads them. `overrides` maps dotted keys to values."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -110,40 +183,27 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
     try:
-        return parse_params(raw)
+        check_shape(raw, None if models is None else list(models))
+        return Params(raw, path)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
 
 
-def parse_params(raw: dict[str, Any]) -> Params:
-    from seqpipe.registry import MODELS  # late import: the registry imports the model modules
-
-    models_raw = raw.get("models")
-    check(isinstance(models_raw, dict), "models", "missing or not a mapping")
-    unknown = sorted(set(models_raw) - set(MODELS))
-    check(not unknown, f"models.{unknown[0] if unknown else ''}",
-          f"unknown model (registered: {', '.join(MODELS)})")
-    models = {}
-    for name, spec in MODELS.items():
-        key = f"models.{name}"
-        check(name in models_raw, key, "missing section")
-        section_types = {"download": spec.download_params, "preprocess": spec.preprocess_params,
-                         "model": spec.model_params, "train": TrainParams,
-                         "evaluate": spec.evaluate_params}
-        section = models_raw[name]
-        check(isinstance(section, dict), key, "must be a mapping")
-        reject_unknown(section, section_types, key)
-        values = {}
-        for field_name, cls in section_types.items():
-            check(field_name in section, f"{key}.{field_name}", "missing section")
-            values[field_name] = convert(section[field_name], cls, f"{key}.{field_name}")
-        models[name] = ModelConfig(**values)
-    top = {k: v for k, v in raw.items() if k != "models"}
-    reject_unknown(top, {"seed": int, "device": str}, "")
-    for key in ("seed", "device"):
-        check(key in top, key, "missing")
-    return Params(seed=convert(top["seed"], int, "seed"), device=convert(top["device"], str, "device"),
-                  models=models)
+def check_shape(raw: dict[str, Any], models: list[str] | None) -> None:
+    """Top-level keys, the model names and each model's five section names (not their contents)."""
+    reject_unknown(raw, ["seed", "device", "models"], "")
+    for key in ("seed", "device", "models"):
+        check(key in raw, key, "missing")
+    check(isinstance(raw["models"], dict), "models", "must be a mapping")
+    if models is not None:
+        reject_unknown(raw["models"], models, "models")
+        missing = [m for m in models if m not in raw["models"]]
+        check(not missing, f"models.{missing[0] if missing else ''}", "missing section")
+    for name, section in raw["models"].items():
+        check(isinstance(section, dict), f"models.{name}", "must be a mapping")
+        reject_unknown(section, SECTIONS, f"models.{name}")
+        missing = [s for s in SECTIONS if s not in section]
+        check(not missing, f"models.{name}.{missing[0] if missing else ''}", "missing section")
 
 
 def reject_unknown(data: dict[str, Any], allowed: Any, prefix: str) -> None:

@@ -1,7 +1,7 @@
 """Generic rasterio helpers: safe opening, grid checks, block windows, NDVI, deterministic GeoTIFF writes.
 
 Every read error names the file; nothing here holds more than one window of a raster in memory.
-rasterio is imported on use: the registry imports the modules that import this one for every stage.
+rasterio is imported on use, inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from seqpipe import SeqpipeError, first_line
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import atomic_path
 
 if TYPE_CHECKING:

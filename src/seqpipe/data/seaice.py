@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.rasters import Grid, geotiff_writer
 
 if TYPE_CHECKING:
     from affine import Affine
     from rasterio.crs import CRS
-# rasterio is imported inside the functions: the registry imports this module for every stage of
-# every model, and only the sea-ice stages and predict read or write rasters.
+# rasterio is imported on use, inside the functions that read or write rasters.
 
 POLE_HOLE, COAST, LAND, MISSING = 2510, 2530, 2540, 2550
 FLAGS = (POLE_HOLE, COAST, LAND, MISSING)

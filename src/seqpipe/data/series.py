@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from seqpipe.io import load_npy, save_npy, sha256_file
 
@@ -68,6 +67,3 @@ def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray]:
     suffix = f"_{split}.npy"
     return {p.name[: -len(suffix)]: load_npy(p) for p in sorted(data_dir.glob(f"*{suffix}"))}
 
-
-def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v) for k, v in load_split(data_dir, split).items()}

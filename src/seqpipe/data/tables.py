@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 
 
 def read_csv_with_columns(path: Path, required: list[str], **read_csv: Any) -> pd.DataFrame:

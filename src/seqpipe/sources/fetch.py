@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from seqpipe import SeqpipeError, first_line
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.params import check
 
 SCHEMES = ("http", "https", "file")

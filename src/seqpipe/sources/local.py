@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 
 
 @dataclass(frozen=True)

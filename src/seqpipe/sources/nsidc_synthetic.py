@@ -60,7 +60,7 @@ class IceField:
     """Clean concentration and G02135 observations of day `i` (0-based from `start`)."""
 
     def __init__(self, p: SeaIceSyntheticParams, seed: int) -> None:
-        from scipy import ndimage   # on use: the registry imports this module for every stage
+        from scipy import ndimage
 
         self.p, self.seed = p, seed
         self.start = dt.date.fromisoformat(p.start)

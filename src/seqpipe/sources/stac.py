@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from seqpipe import SeqpipeError, first_line
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import Grid, aligned, geotiff_profile, write_geotiff
 from seqpipe.params import check
-from seqpipe.sources.crop_ndvi import SCL, SYNTHETIC_LAYOUT, index_stack
+from seqpipe.data.sentinel2 import SCL, SYNTHETIC_LAYOUT, index_stack
 from seqpipe.sources.fetch import Transfer
 
 log = logging.getLogger(__name__)

@@ -8,13 +8,13 @@ import numpy as np
 
 from seqpipe import baselines, plotting
 from seqpipe.data.series import Standardizer
-from seqpipe.evaluate import EvalContext
+from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import mean_of, regression_metrics
 from seqpipe.params import check
 
 
 @dataclass(frozen=True)
-class BandwidthEvaluateParams:
+class EvaluateParams:
     batch_size: int
     mape_floor_fraction: float   # MAPE skips |actual| below this fraction of the target's train mean
     ridge_alpha: float
@@ -30,7 +30,7 @@ class BandwidthEvaluateParams:
 
 
 def evaluate(ctx: EvalContext) -> dict:
-    p: BandwidthEvaluateParams = ctx.cfg.evaluate
+    p: EvaluateParams = ctx.params
     stats = ctx.stats
     scaler = Standardizer.from_dict(stats["scaler"])
     targets, index = stats["target_columns"], stats["target_index"]
@@ -68,3 +68,9 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
     plotting.write_csv(ctx.plots_dir / "predictions.csv", columns)
     plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
                             [(t, actual[:, k], candidates["model"][:, k]) for k, t in enumerate(targets)])
+
+
+def quality_aim(m: dict) -> bool:
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    model, persistence = m["test"]["mean"], m["baselines"]["persistence"]["mean"]
+    return m["goal"]["met"] and model["rmse"] < persistence["rmse"]

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer, chronological_split, save_splits, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.params import check
-from seqpipe.sources.bandwidth import FILE_NAME
+from seqpipe.pipelines.bandwidth import FILE_NAME
 
 
 @dataclass(frozen=True)
-class BandwidthPreprocessParams:
+class PreprocessParams:
     timestamp_column: str
     feature_columns: list[str]      # model inputs; must include every target column
     target_columns: list[str]
@@ -37,12 +37,12 @@ class BandwidthPreprocessParams:
         return self.window + int(np.ceil(10 / min(self.val_fraction, self.test_fraction)))
 
 
-def windows_from_frame(p: BandwidthPreprocessParams, features: np.ndarray, scaler: Standardizer) -> np.ndarray:
+def windows_from_frame(p: PreprocessParams, features: np.ndarray, scaler: Standardizer) -> np.ndarray:
     """(rows, features) in physical units -> (rows - window + 1, window, features) scaled."""
     return np.ascontiguousarray(sliding_windows(scaler.transform(features), p.window))
 
 
-def preprocess(p: BandwidthPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     path = raw_dir / FILE_NAME
     frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, p.min_rows(),
                                 f"models.bandwidth.preprocess.window {p.window} + 10 windows per val/test split")
@@ -61,7 +61,7 @@ def preprocess(p: BandwidthPreprocessParams, seed: int, raw_dir: Path, out_dir: 
         arrays[f"x_{split}"] = windows[rows].astype(np.float32)
         arrays[f"y_{split}"] = targets[rows].astype(np.float32)
     cadence = float(frame[p.timestamp_column].diff().dt.total_seconds().median())
-    return {"feature_columns": p.feature_columns, "target_columns": p.target_columns,
+    return {"timestamp_column": p.timestamp_column, "feature_columns": p.feature_columns, "target_columns": p.target_columns,
             "target_index": target_index, "window": p.window, "scaler": scaler.to_dict(),
             "cadence_s": cadence, "rows": len(frame),
             "split_rows": {k: [v.start, v.stop] for k, v in splits.items()},

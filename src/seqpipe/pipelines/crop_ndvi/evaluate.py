@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import SeqpipeError, baselines, plotting
+from seqpipe import baselines, plotting
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
-from seqpipe.evaluate import EvalContext, predict_batches
+from seqpipe.networks import predict_batches
+from seqpipe.stages.evaluate import EvalContext
 from seqpipe.io import load_npy
 from seqpipe.metrics import regression_metrics
 from seqpipe.params import check
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CropEvaluateParams:
+class EvaluateParams:
     batch_size: int
     min_accuracy: float              # accuracy = 1 - MAE / NDVI range of the test targets (the original's)
     fail_below_min_accuracy: bool    # true: the stage fails when accuracy < min_accuracy
@@ -49,7 +51,7 @@ def scores(actual: np.ndarray, predicted: np.ndarray, ndvi_range: float) -> dict
 
 
 def evaluate(ctx: EvalContext) -> dict:
-    p: CropEvaluateParams = ctx.cfg.evaluate
+    p: EvaluateParams = ctx.params
     test, train = ctx.split("test"), ctx.split("train")
     scaler = Standardizer.from_dict(ctx.stats["scaler"])
     x, actual = scaler.inverse(test["x"][..., 0]), scaler.inverse(test["y"][:, 0])
@@ -113,3 +115,11 @@ def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int) -> None:
                          (f"NDVI forecast {stats['map_target_date']}", forecast),
                          (f"NDVI observed {stats['map_target_date']}", load["actual"])],
                         ncols=3, vmin=-0.2, vmax=1.0, cmap="RdYlGn")
+
+
+def quality_aim(m: dict) -> bool:
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    test, baselines = m["test"], m["baselines"]
+    return (test["r2"] >= 0.9 and m["min_accuracy"]["passed"]
+            and test["rmse"] < 0.75 * baselines["persistence"]["rmse"]
+            and all(test["rmse"] < b["rmse"] for b in baselines.values()))

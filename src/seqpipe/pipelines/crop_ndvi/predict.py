@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from argparse import Namespace
 from pathlib import Path
 
@@ -11,45 +10,46 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
-from seqpipe.evaluate import predict_batches
-from seqpipe.pipelines.crop_ndvi.preprocess import Stack, fill_short_gaps, read_scenes, to_grid
-from seqpipe.predicting import require_input
-from seqpipe.sources.crop_ndvi import INDEX, StackLayout, find_scenes
+from seqpipe.networks import predict_batches
+from seqpipe.pipelines.crop_ndvi.download import DownloadParams
+from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, read_scenes, to_grid
+from seqpipe.params import Params
+from seqpipe.stages.predict import require_input
+from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes
 
 NODATA = -9999.0
 
 
-def latest_scenes(folder: Path, download: dict, window: int, max_gap: int, grid_days: int) -> list[dict]:
-    """The dates within the last window + max_gap grid steps (scenes.json if present, else the layout)."""
-    if (folder / INDEX).exists():
-        scenes = read_scenes(folder)
-    else:
-        names = {f.name for f in dataclasses.fields(StackLayout)}
-        scenes = find_scenes(folder, StackLayout(**{k: v for k, v in download["local"].items() if k in names}))
+def latest_scenes(folder: Path, layout: StackLayout, window: int, max_gap: int, grid_days: int) -> list[dict]:
+    """The dates within the last window + max_gap grid steps (scenes.json if present, else the layout
+    that params.yaml's download.local describes)."""
+    scenes = read_scenes(folder) if (folder / INDEX).exists() else find_scenes(folder, layout)
     dates = pd.to_datetime([s["date"] for s in scenes])
     keep = [s for s, d in zip(scenes, dates) if (dates[-1] - d).days <= (window + max_gap) * grid_days]
     return keep
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> Path:
     """Forecast the NDVI one grid step after the input's last date for every pixel with a valid window."""
     folder, output = require_input(args), Path(args.output)
     if not folder.is_dir():
         raise SeqpipeError(f"{folder}: not a folder (crop_ndvi predicts from a folder of GeoTIFFs)")
-    stats, params = payload["stats"], payload["params"]
+    stats = payload["stats"]
+    layout = params.section("crop_ndvi", "download", DownloadParams).local
+    preprocess = params.section("crop_ndvi", "preprocess", PreprocessParams)
     scaler = Standardizer.from_dict(stats["scaler"])
     window, grid_days, max_gap = stats["window"], stats["grid_days"], stats["max_gap_steps"]
-    scenes = latest_scenes(folder, params["download"], window, max_gap, grid_days)
-    with Stack(folder, scenes, stats["mask_scl"], params["preprocess"]["reproject"]) as stack:
+    scenes = latest_scenes(folder, layout, window, max_gap, grid_days)
+    with Stack(folder, scenes, stats["mask_scl"], preprocess.reproject) as stack:
         before_last = np.round((stack.dates[-1] - stack.dates).days.to_numpy() / grid_days).astype(int)
         steps = before_last.max() - before_last
         if steps.max() + 1 < window:
             raise SeqpipeError(f"{folder}: the latest dates span {steps.max() + 1} grid steps of {grid_days} days; "
                                f"the model needs {window}")
-        last, block = stack.dates[-1], params["preprocess"]["block_size"]
+        last, block = stack.dates[-1], preprocess.block_size
         tags = {"MODEL": "crop_ndvi", "LAST_INPUT_DATE": last.strftime("%Y-%m-%d"),
                 "FORECAST_DATE": (last + pd.Timedelta(days=grid_days)).strftime("%Y-%m-%d")}
         with geotiff_writer(output, geotiff_profile(stack.grid, "float32", NODATA), tags) as dst:

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, open_raster, read_window,
                                   require_georeferenced, require_same_grid, tile_aligned)
 from seqpipe.data.series import Standardizer, save_splits, sliding_windows
 from seqpipe.io import read_json
 from seqpipe.params import check
-from seqpipe.sources.crop_ndvi import BANDS, INDEX
+from seqpipe.data.sentinel2 import BANDS, INDEX
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
@@ -31,7 +31,7 @@ DN_TYPES = {"red": ("uint16",), "nir": ("uint16",), "scl": ("uint8", "uint16")} 
 
 
 @dataclass(frozen=True)
-class CropPreprocessParams:
+class PreprocessParams:
     grid_days: int           # the regular date grid's step
     max_gap_steps: int       # interior gaps up to this many grid steps are interpolated; longer ones break windows
     window: int              # input steps per sample; the target is the next step
@@ -186,7 +186,7 @@ def windows_of(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarra
     return x.astype(np.float32), series[starts + window, pixels], np.stack([starts, pixels], 1)
 
 
-def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     scenes = read_scenes(raw_dir)
     with Stack(raw_dir, scenes, p.mask_scl, p.reproject) as stack:
         grid, steps = stack.grid, date_grid(stack.dates, p.grid_days)
@@ -241,7 +241,7 @@ def preprocess(p: CropPreprocessParams, seed: int, raw_dir: Path, out_dir: Path)
             **maps, "arrays": save_splits(out_dir, arrays)}
 
 
-def _map_arrays(stack: Stack, steps: np.ndarray, p: CropPreprocessParams) -> dict:
+def _map_arrays(stack: Stack, steps: np.ndarray, p: PreprocessParams) -> dict:
     """The top-left map_size square: every pixel's window before the clearest pair of grid steps."""
     from rasterio.windows import Window
 
@@ -260,11 +260,11 @@ def _map_arrays(stack: Stack, steps: np.ndarray, p: CropPreprocessParams) -> dic
                        "map_last": series[target - 1], "map_actual": series[target]}}
 
 
-def _blocks(width: int, p: CropPreprocessParams) -> int:
+def _blocks(width: int, p: PreprocessParams) -> int:
     return -(-width // p.split_block_px)
 
 
-def _block_splits(grid: Grid, p: CropPreprocessParams, seed: int) -> np.ndarray:
+def _block_splits(grid: Grid, p: PreprocessParams, seed: int) -> np.ndarray:
     """Split code per spatial block (0 train, 1 val, 2 test), by a seeded permutation."""
     n = _blocks(grid.width, p) * -(-grid.height // p.split_block_px)
     rank = np.random.default_rng(seed).permutation(n)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.evaluate import EvalContext
+from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import regression_metrics
 from seqpipe.params import check
 
 
 @dataclass(frozen=True)
-class FreqEvaluateParams:
+class EvaluateParams:
     batch_size: int
     bandpass_width_hz: float
     bandpass_order: int
@@ -30,7 +30,7 @@ def label(freq: float) -> str:
 
 
 def evaluate(ctx: EvalContext) -> dict:
-    p: FreqEvaluateParams = ctx.cfg.evaluate
+    p: EvaluateParams = ctx.params
     freqs, fs = ctx.stats["frequencies_hz"], ctx.stats["sample_rate_hz"]
     test, train = ctx.split("test"), ctx.split("train")
     y = test["y"][..., 0]
@@ -71,3 +71,8 @@ def _plots(ctx: EvalContext, freqs: list[float], fs: float, signals: np.ndarray,
                                         "LSTM": candidates["model"][row], "band-pass": candidates["bandpass"][row]}))
     plotting.write_csv(ctx.plots_dir / "traces.csv", columns)
     plotting.line_panels(ctx.plots_dir / "traces.png", t, panels, xlabel="time (s)", faint=("input mix",))
+
+
+def quality_aim(m: dict) -> bool:
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    return m["test"]["mse"] <= 0.01 and m["test"]["mse"] < m["baselines"]["bandpass"]["mse"] / 10

@@ -10,14 +10,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.tables import read_csv_with_columns
 from seqpipe.plotting import write_csv
-from seqpipe.predicting import require_input
+from seqpipe.params import Params
+from seqpipe.stages.predict import require_input
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> Path:
     """Input: a CSV with a `signal` column sampled at the training rate. Output: `<f>hz` columns."""
     input_path, output_path = require_input(args), args.output
     frame = read_csv_with_columns(input_path, ["signal"])

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import save_splits
 from seqpipe.io import load_npy, read_json
 from seqpipe.params import check
 
 
 @dataclass(frozen=True)
-class FreqPreprocessParams:
+class PreprocessParams:
     val_fraction: float
     test_fraction: float
 
@@ -48,7 +48,7 @@ def make_inputs(signals: np.ndarray, selector: np.ndarray, n_freq: int) -> np.nd
                            np.broadcast_to(onehot[:, None, :], (*signals.shape, n_freq))], axis=2)
 
 
-def preprocess(p: FreqPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     signals, components, meta = load_raw(raw_dir)
     n, n_freq = len(signals), len(meta["frequencies_hz"])
     order = np.random.default_rng(seed).permutation(n)

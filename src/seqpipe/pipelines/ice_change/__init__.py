@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from seqpipe.models.siamese import SiameseParams
-from seqpipe.pipelines.ice_change.evaluate import IceChangeEvaluateParams, evaluate
-from seqpipe.pipelines.ice_change.predict import predict
-from seqpipe.pipelines.ice_change.preprocess import IceChangePreprocessParams, preprocess
-from seqpipe.registry import ModelSpec
-from seqpipe.sources.ice_change import SOURCES, IceChangeDownloadParams
+from seqpipe.params import SiameseParams
+from seqpipe.spec import ModelSpec
 
 
 def network(p: SiameseParams, stats: dict) -> tuple[str, dict]:
@@ -15,17 +11,10 @@ def network(p: SiameseParams, stats: dict) -> tuple[str, dict]:
 
 
 SPEC = ModelSpec(
-    name="ice_change",
+    package=__name__,
     summary="ice-edge change map between two G02135 rasters; Siamese shared encoder, feature difference",
     task="binary_segmentation",
     network_module="siamese",
-    download_params=IceChangeDownloadParams,
-    preprocess_params=IceChangePreprocessParams,
     model_params=SiameseParams,
-    evaluate_params=IceChangeEvaluateParams,
-    sources=SOURCES,
-    preprocess=preprocess,
     network=network,
-    evaluate=evaluate,
-    predict=predict,
 )

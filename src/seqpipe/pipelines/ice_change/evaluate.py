@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqpipe import plotting
-from seqpipe.evaluate import EvalContext
+from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics
 from seqpipe.params import check
 
 
 @dataclass(frozen=True)
-class IceChangeEvaluateParams:
+class EvaluateParams:
     batch_size: int
     threshold: float           # change probability above which the model says "changed"
     plot_sample: int           # index of the test pair drawn in change_maps.png
@@ -31,7 +31,7 @@ def abs_difference(x: np.ndarray) -> np.ndarray:
 
 
 def evaluate(ctx: EvalContext) -> dict:
-    p: IceChangeEvaluateParams = ctx.cfg.evaluate
+    p: EvaluateParams = ctx.params
     test, val = ctx.split("test"), ctx.split("val")
     truth, valid = test["y"] >= 0.5, test["mask"]
     candidates_t = np.round(np.arange(0.01, 0.80, 0.01), 2)
@@ -57,3 +57,9 @@ def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.nda
     panels = [("before", shown(x[k, 0])), ("after", shown(x[k, 1])), ("true change", shown(truth[k])),
               ("model", shown(changed["model"][k])), ("abs-difference baseline", shown(changed["abs_difference"][k]))]
     plotting.map_panels(ctx.plots_dir / "change_maps.png", panels, ncols=5)
+
+
+def quality_aim(m: dict) -> bool:
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    test, baseline = m["test"], m["baselines"]["abs_difference"]
+    return test["f1"] >= 0.9 and test["f1"] >= baseline["f1"] + 0.1 and test["iou"] > baseline["iou"]

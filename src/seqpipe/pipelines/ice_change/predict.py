@@ -9,13 +9,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
+from seqpipe.params import Params
 from seqpipe.data import seaice
+from seqpipe.pipelines.ice_change.evaluate import EvaluateParams
 from seqpipe.pipelines.ice_change.preprocess import pair_inputs
-from seqpipe.sources.ice_change import NOT_EVALUATED
+from seqpipe.pipelines.ice_change.pairs import NOT_EVALUATED
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> Path:
     """uint8 change map on A's grid: 1 changed, 0 unchanged, 255 (nodata) on flagged pixels."""
     if args.before is None or args.after is None:
         raise SeqpipeError(f"predict {args.model}: --before and --after are required")
@@ -26,7 +28,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
     maps, valid = pair_inputs(before, after)
     with torch.inference_mode():
         logits = network(torch.from_numpy(maps[None])).numpy()[0]
-    threshold = payload["params"]["evaluate"]["threshold"]
+    threshold = params.section("ice_change", "evaluate", EvaluateParams).threshold
     change = logits >= np.log(threshold / (1 - threshold))
     out = np.where(valid, change, NOT_EVALUATED).astype(np.uint8)
     seaice.write_geotiff(output, out, grid, nodata=NOT_EVALUATED, descriptions=["change"])

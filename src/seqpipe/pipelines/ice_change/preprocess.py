@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.data.series import chronological_split, save_splits
 from seqpipe.params import check
-from seqpipe.sources.ice_change import MASK_NAME, NOT_EVALUATED, pair_folders
+from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, pair_folders
 
 
 @dataclass(frozen=True)
-class IceChangePreprocessParams:
+class PreprocessParams:
     val_fraction: float
     test_fraction: float
 
@@ -61,7 +61,7 @@ def read_pair(folder: Path) -> dict:
     return {"dates": (d1, d2), "before": before, "after": after, "mask": mask, "grid": grid, "path": p1}
 
 
-def preprocess(p: IceChangePreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     pairs = [read_pair(folder) for folder in pair_folders(raw_dir)]
     for pair in pairs[1:]:
         if (diff := pair["grid"].difference(pairs[0]["grid"])) is not None:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from seqpipe import SeqpipeError
-from seqpipe.models.convlstm import ConvLSTMParams
-from seqpipe.pipelines.ice_forecast.evaluate import IceForecastEvaluateParams, evaluate
-from seqpipe.pipelines.ice_forecast.predict import predict
-from seqpipe.pipelines.ice_forecast.preprocess import IceForecastPreprocessParams, preprocess
-from seqpipe.registry import ModelSpec
-from seqpipe.sources.ice_forecast import SOURCES, IceForecastDownloadParams
+from seqpipe.errors import SeqpipeError
+from seqpipe.params import ConvLSTMParams
+from seqpipe.spec import ModelSpec
 
 
 def network(p: ConvLSTMParams, stats: dict) -> tuple[str, dict]:
@@ -21,17 +17,10 @@ def network(p: ConvLSTMParams, stats: dict) -> tuple[str, dict]:
 
 
 SPEC = ModelSpec(
-    name="ice_forecast",
+    package=__name__,
     summary="next 7 days of sea-ice concentration (G02135 GeoTIFFs) from 30 days; ConvLSTM encoder-forecaster",
     task="masked_regression",
     network_module="convlstm",
-    download_params=IceForecastDownloadParams,
-    preprocess_params=IceForecastPreprocessParams,
     model_params=ConvLSTMParams,
-    evaluate_params=IceForecastEvaluateParams,
-    sources=SOURCES,
-    preprocess=preprocess,
     network=network,
-    evaluate=evaluate,
-    predict=predict,
 )

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.evaluate import EvalContext
+from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics, regression_metrics
 from seqpipe.params import check
 
 
 @dataclass(frozen=True)
-class IceForecastEvaluateParams:
+class EvaluateParams:
     batch_size: int
     edge_threshold: float      # ice edge: concentration >= this fraction (0.15 = 15%)
     plot_sample: int           # index of the test window drawn in forecast_vs_truth.png
@@ -40,7 +40,7 @@ def scores(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge: floa
 
 
 def evaluate(ctx: EvalContext) -> dict:
-    p: IceForecastEvaluateParams = ctx.cfg.evaluate
+    p: EvaluateParams = ctx.params
     test, train = ctx.split("test"), ctx.split("train")
     truth, mask = test["y"], test["mask"]
     horizon = truth.shape[1]
@@ -75,3 +75,9 @@ def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: di
                            ("persistence", candidates["persistence"])):
             panels.append((f"{name}, lead {k + 1}", np.where(ocean, maps[sample, k], np.nan)))
     plotting.map_panels(ctx.plots_dir / "forecast_vs_truth.png", panels, ncols=3)
+
+
+def quality_aim(m: dict) -> bool:
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    leads = [k for k in m["test"] if k.startswith("rmse_lead_")]
+    return len(leads) == 7 and all(m["test"][k] < b[k] for b in m["baselines"].values() for k in leads)

@@ -11,13 +11,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.pipelines.ice_forecast.preprocess import coarse_maps
-from seqpipe.predicting import require_input
+from seqpipe.params import Params
+from seqpipe.stages.predict import require_input
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> Path:
     """A band per lead day (uint16 concentration x10, G02135 coding) on the input's grid.
 
     The network forecasts on the training resolution; its change from the last map is upsampled

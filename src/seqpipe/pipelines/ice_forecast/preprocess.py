@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.data.series import chronological_split, save_splits
 from seqpipe.params import check
 
 
 @dataclass(frozen=True)
-class IceForecastPreprocessParams:
+class PreprocessParams:
     history_days: int
     horizon_days: int
     downsample: int            # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
@@ -41,7 +41,7 @@ def coarse_maps(series: seaice.Series, factor: int) -> dict[str, np.ndarray]:
             "ocean": ocean_c, "native_concentration": concentration, "native_flags": flags}
 
 
-def preprocess(p: IceForecastPreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     series = seaice.read_series(raw_dir)
     maps = coarse_maps(series, p.downsample)
     conc, observed = maps["concentration"], maps["observed"]

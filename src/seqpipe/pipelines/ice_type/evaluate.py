@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.evaluate import EvalContext
+from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import classification_metrics
 from seqpipe.params import check
 
 
 @dataclass(frozen=True)
-class IceTypeEvaluateParams:
+class EvaluateParams:
     batch_size: int
     logistic_c: float          # inverse L2 strength of the band-statistics logistic regression
     logistic_max_iter: int
@@ -25,7 +25,7 @@ class IceTypeEvaluateParams:
 
 
 def evaluate(ctx: EvalContext) -> dict:
-    p: IceTypeEvaluateParams = ctx.cfg.evaluate
+    p: EvaluateParams = ctx.params
     classes = ctx.stats["classes"]
     test, train = ctx.split("test"), ctx.split("train")
     actual = test["y"]
@@ -41,3 +41,10 @@ def evaluate(ctx: EvalContext) -> dict:
     plotting.write_csv(ctx.plots_dir / "confusion_logistic.csv",
                        {"actual": names[actual], "predicted": names[candidates["logistic"]]})
     return {"test": scores.pop("model"), "baselines": scores, "n_test": len(actual)}
+
+
+def quality_aim(m: dict) -> bool:
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    test, baselines = m["test"], m["baselines"].values()
+    return (test["accuracy"] >= 0.9 and test["macro_f1"] >= 0.9
+            and all(test["macro_f1"] >= b["macro_f1"] + 0.15 for b in baselines))

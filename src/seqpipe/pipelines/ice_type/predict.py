@@ -8,16 +8,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seqpipe import SeqpipeError
-from seqpipe.evaluate import predict_batches
+from seqpipe.errors import SeqpipeError
+from seqpipe.networks import predict_batches
 from seqpipe.plotting import write_csv
 from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
-from seqpipe.predicting import require_input
+from seqpipe.params import Params
+from seqpipe.stages.predict import require_input
 
 SUFFIXES = (".tif", ".tiff")
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> Path:
     """Output columns: file, predicted, then p_<class> (softmax) for every class."""
     input_path, output_path = require_input(args), args.output
     stats = payload["stats"]

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe import SeqpipeError
+from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import SPLITS, save_splits
 from seqpipe.params import check
-from seqpipe.sources.ice_type import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
+from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
 
 
 @dataclass(frozen=True)
-class IceTypePreprocessParams:
+class PreprocessParams:
     val_fraction: float    # of each class (stratified), drawn with the global seed
     test_fraction: float
 
@@ -25,7 +25,7 @@ class IceTypePreprocessParams:
 
 def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
     """One GeoTIFF as float32 (bands, h, w) and its CRS string; unreadable or non-finite -> SeqpipeError."""
-    import rasterio  # imported on use: the registry loads this module for every stage
+    import rasterio
     from rasterio.errors import RasterioError
 
     try:
@@ -74,7 +74,7 @@ def standardize(x: np.ndarray, stats: dict) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-def preprocess(p: IceTypePreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     labels = read_labels(raw_dir / LABELS_FILE, raw_dir / PATCH_DIR)
     y = labels["y"].to_numpy()
     x, crs = read_patches([raw_dir / PATCH_DIR / f for f in labels["file"]])

@@ -1,0 +1,117 @@
+"""ice_change downloads: pairs of G02135 rasters with a change mask (see pairs.py), synthetic, local,
+from URLs or from NSIDC."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from seqpipe.errors import SeqpipeError
+from seqpipe.data import seaice
+from seqpipe.params import check
+from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, change_mask, pair_folders
+from seqpipe.sources.http import HttpParams, download_http
+from seqpipe.sources.local import LocalParams, copy_local, local_source
+from seqpipe.sources.nsidc import NsidcParams, download_series
+from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
+
+
+
+@dataclass(frozen=True)
+class IceChangeSyntheticParams:
+    field: SeaIceSyntheticParams    # the concentration series the pairs are drawn from
+    n_pairs: int
+    gap_min_days: int
+    gap_max_days: int
+
+    def __post_init__(self) -> None:
+        check(self.n_pairs >= 10, "n_pairs", "must be >= 10")
+        check(1 <= self.gap_min_days <= self.gap_max_days, "gap_min_days", "need 1 <= gap_min_days <= gap_max_days")
+        check(self.gap_max_days < self.field.n_days, "gap_max_days", "must be below field.n_days")
+
+
+@dataclass(frozen=True)
+class IceChangeNsidcParams(NsidcParams):
+    gap_days: list[int]   # a pair is (day, day + gap) for every gap in this list ...
+    stride_days: int      # ... and every stride_days-th day from start, where both files exist
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.gap_days) and all(g >= 1 for g in self.gap_days), "gap_days", "needs gaps >= 1")
+        check(self.stride_days >= 1, "stride_days", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    source: Literal["synthetic", "local", "http", "nsidc"]
+    synthetic: IceChangeSyntheticParams
+    local: LocalParams   # a folder of pair folders laid out as above
+    http: HttpParams     # files whose paths rebuild that layout (pair_0000/N_..., pair_0000/change_mask.tif)
+    nsidc: IceChangeNsidcParams
+
+
+def write_pairs(p: IceChangeSyntheticParams, seed: int, out_dir: Path) -> dict:
+    """`n_pairs` pair folders in date order; the mask compares the noise-free fields at 15%."""
+    field = IceField(p.field, seed)
+    rng = np.random.default_rng([seed, 1, 2])
+    firsts = np.sort(rng.integers(0, p.field.n_days - p.gap_max_days, p.n_pairs))
+    gaps = rng.integers(p.gap_min_days, p.gap_max_days + 1, p.n_pairs)
+    evaluated = (field.flags == 0)
+    for k, (first, gap) in enumerate(zip(firsts.tolist(), gaps.tolist())):
+        folder = out_dir / f"pair_{k:04d}"
+        field.write_day(first, folder)
+        field.write_day(first + gap, folder)
+        mask = change_mask(field.clean(first), field.clean(first + gap), evaluated)
+        seaice.write_geotiff(folder / MASK_NAME, mask, field.grid, nodata=NOT_EVALUATED)
+    return {"synthetic": True, "generator": "nsidc_g02135_synthetic_pairs", "seed": seed, "pairs": p.n_pairs}
+
+
+def copy_local_pairs(p: LocalParams, out_dir: Path) -> dict:
+    pair_folders(local_source(p))   # checked before copying, so errors name the user's files
+    return copy_local(p, None, out_dir)
+
+
+def nsidc_pairs(p: IceChangeNsidcParams, out_dir: Path) -> dict:
+    """Download the series, then one pair folder per (day, day + gap); the mask compares the observed
+    maps at 15% where both days have a concentration (not land, coast, pole hole or missing)."""
+    staging = out_dir / ".days"
+    fields = download_series(p, staging)
+    files = seaice.list_files(staging)
+
+    @functools.cache
+    def concentration(day: dt.date) -> tuple[np.ndarray, seaice.Grid]:   # a day serves in several pairs
+        raw, grid = seaice.read_raw(files[day])
+        return seaice.decode(raw)[0], grid
+
+    count = 0
+    for first in p.days[::p.stride_days]:
+        for gap in p.gap_days:
+            pair = first, first + dt.timedelta(days=gap)
+            if not all(d in files for d in pair):
+                continue
+            (c1, grid), (c2, _) = (concentration(d) for d in pair)
+            folder = out_dir / f"pair_{count:04d}"
+            folder.mkdir()
+            for d in pair:
+                shutil.copyfile(files[d], folder / files[d].name)
+            mask = change_mask(c1, c2, np.isfinite(c1) & np.isfinite(c2))
+            seaice.write_geotiff(folder / MASK_NAME, mask, grid, nodata=NOT_EVALUATED)
+            count += 1
+    shutil.rmtree(staging)
+    if count == 0:
+        raise SeqpipeError(f"{p.base_url}: no pair of days {p.gap_days} apart between {p.start} and {p.end} "
+                           "(download.nsidc.gap_days)")
+    return {**fields, "pairs": count, "gap_days": p.gap_days, "stride_days": p.stride_days}
+
+
+LOCAL_PATHS = ("local.path",)   # download keys naming the user's files: deps of the download stage
+SOURCES = {"synthetic": lambda p, seed, out: write_pairs(p.synthetic, seed, out),
+           "local": lambda p, seed, out: copy_local_pairs(p.local, out),
+           "http": lambda p, seed, out: download_http(p.http, out, pair_folders),
+           "nsidc": lambda p, seed, out: nsidc_pairs(p.nsidc, out)}

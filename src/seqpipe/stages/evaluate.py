@@ -1,0 +1,64 @@
+"""The evaluate stage: test-split predictions, then the model's own metrics next to its baselines."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqpipe import checkpoint, layout
+from seqpipe.data.series import load_split
+from seqpipe.io import atomic_dir, load_npy, read_json, write_json
+from seqpipe.networks import predict_batches
+from seqpipe.params import Params
+from seqpipe.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalContext:
+    """What a model's `evaluate` function gets: its evaluate params, the preprocessing stats, the
+    loaded network and its test predictions, a plots folder."""
+
+    name: str
+    params: Any               # the model's EvaluateParams
+    stats: dict[str, Any]
+    data_dir: Path
+    network: nn.Module
+    predictions: np.ndarray
+    plots_dir: Path
+    seed: int
+
+    def split(self, split: str) -> dict[str, np.ndarray]:
+        """Every array of one split, keyed without the suffix: {'x': ..., 'y': ..., ...}."""
+        return load_split(self.data_dir, split)
+
+
+def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
+    """Write metrics/<name>.json and plots/<name>/eval/ (both atomically)."""
+    name, module = spec.name, spec.stage("evaluate")
+    evaluate = params.section(name, "evaluate", module.EvaluateParams)
+    network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
+    data_dir = layout.processed_dir(name)
+    stats = read_json(data_dir / "stats.json")
+    x_test = torch.from_numpy(load_npy(data_dir / "x_test.npy"))
+    predictions = predict_batches(network, x_test, evaluate.batch_size)
+    with atomic_dir(layout.eval_plots_dir(name)) as plots_tmp:
+        ctx = EvalContext(name=name, params=evaluate, stats=stats, data_dir=data_dir, network=network,
+                          predictions=predictions, plots_dir=plots_tmp, seed=params.seed)
+        metrics = module.evaluate(ctx)
+    write_json(layout.metrics_file(name), metrics)
+    log.info("evaluate %s: %s", name, _headline(metrics))
+    return metrics
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    test = metrics["test"]
+    flat = test.get("mean", test)
+    return ", ".join(f"{k}={v:.4g}" for k, v in flat.items() if isinstance(v, float))
