@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seqpipe import pipelines
 from seqpipe.io import sha256_file
 from seqpipe.params import Params, load_params, set_dotted
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text())
+TINY = yaml.safe_load((REPO / "tests" / "tiny_params.yaml").read_text()) or {}
 BIN = Path(sys.executable).parent
 
 # git (and `dvc exp`, which commits) needs an identity; a fresh CI machine may have none.
@@ -26,9 +27,14 @@ for _var, _value in (("GIT_AUTHOR_NAME", "seqpipe tests"), ("GIT_AUTHOR_EMAIL", 
 
 
 def tiny_overrides(*models: str) -> dict:
+    """Dotted overrides from tests/tiny_params.yaml for `models` (default: every model folder).
+    An entry is optional: a model without one runs with params.yaml as it is."""
+    known = pipelines.names()
+    unknown = [m for m in models if m not in known]
+    assert not unknown, f"tiny_overrides: unknown model(s) {unknown} (known: {known})"
     out: dict = {}
-    for name in models or TINY:
-        out.update(TINY[name])
+    for name in models or known:
+        out.update(TINY.get(name) or {})
     return out
 
 

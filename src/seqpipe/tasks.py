@@ -1,6 +1,6 @@
 """Tasks turn a batch into a loss: the trainer knows nothing about any model beyond this.
 
-TASKS maps a task name (a registry entry's `task`) to a factory that takes the preprocessing
+TASKS maps a task name (a ModelSpec's `task`) to a factory that takes the preprocessing
 stats (e.g. class weights computed on the train split) and returns the task.
 """
 

@@ -24,10 +24,15 @@ def local_source(params: LocalParams) -> Path:
     return source
 
 
-def copy_local(params: LocalParams, target_name: str | None, out_dir: Path) -> dict:
-    """Copy `params.path` into `out_dir` (a file as `target_name`, a folder's files as they are)."""
+def copy_local(params: LocalParams, target_name: str | None, out_dir: Path, required: tuple[str, ...] = ()) -> dict:
+    """Copy `params.path` into `out_dir` (a file as `target_name`, a folder's files as they are). A folder
+    must hold `required` (default: `target_name`), checked first so the error names the user's folder."""
     source = local_source(params)
     if source.is_dir():
+        missing = [n for n in required or ((target_name,) if target_name else ()) if not (source / n).is_file()]
+        if missing:   # e.g. the default folder data/local/<model>/ still holding only its README
+            raise SeqpipeError(f"{source}: no {', '.join(missing)} in this folder (download.local.path: put "
+                               f"{'them' if len(missing) > 1 else 'it'} there, or set the path to your data)")
         shutil.copytree(source, out_dir, dirs_exist_ok=True)
     else:
         shutil.copyfile(source, out_dir / (target_name or source.name))

@@ -29,6 +29,7 @@ def run(spec: ModelSpec, params: Params) -> dict:
     """Fill data/raw/<model>/ from the source kind that `models.<model>.download.source` names."""
     module = spec.stage("download")
     download = params.section(spec.name, "download", module.DownloadParams)
+    log.info("download %s: source %r -> %s", spec.name, download.source, layout.raw_dir(spec.name))
     return run_source(download.source, module.SOURCES, download, params.seed, layout.raw_dir(spec.name))
 
 

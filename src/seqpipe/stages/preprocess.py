@@ -20,6 +20,7 @@ def run(spec: ModelSpec, params: Params) -> dict:
     module, raw = spec.stage("preprocess"), layout.raw_dir(spec.name)
     preprocess = params.section(spec.name, "preprocess", module.PreprocessParams)
     manifest = read_manifest(raw)
+    log.info("preprocess %s: %s -> %s", spec.name, raw, layout.processed_dir(spec.name))
     with atomic_dir(layout.processed_dir(spec.name)) as tmp:
         stats = module.preprocess(preprocess, params.seed, raw, tmp)
         stats["provenance"] = {k: manifest[k] for k in PROVENANCE_KEYS if k in manifest}

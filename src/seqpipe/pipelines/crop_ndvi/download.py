@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from seqpipe.data.rasters import Grid, geotiff_profile, write_geotiff
-from seqpipe.data.sentinel2 import SCL, SYNTHETIC_LAYOUT, StackLayout, index_stack
+from seqpipe.data.sentinel2 import SCL, SYNTHETIC_LAYOUT, StackLayout, find_scenes, index_stack
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import check
 from seqpipe.sources.http import HttpParams, download_http
-from seqpipe.sources.local import LocalParams, copy_local
+from seqpipe.sources.local import LocalParams, copy_local, local_source
 from seqpipe.sources.stac import StacParams, download_stac
 
 TILE = "T33UVP"
@@ -37,10 +37,12 @@ class CropLocalParams(StackLayout):
 
 
 def copy_local_stack(p: CropLocalParams, out_dir: Path) -> dict:
-    """Source `local`: copy the folder, then index it (a bad layout fails here, before preprocess)."""
-    fields = copy_local(LocalParams(path=p.path), None, out_dir)
-    if not Path(p.path).expanduser().is_dir():
+    """Source `local`: check the folder's layout (errors name the user's folder), copy it, index the copy."""
+    source = local_source(LocalParams(path=p.path))
+    if not source.is_dir():
         raise SeqpipeError(f"{p.path}: not a folder (download.local.path must name a folder of GeoTIFFs)")
+    find_scenes(source, p)
+    fields = copy_local(LocalParams(path=p.path), None, out_dir)
     scenes = index_stack(out_dir, p)
     return {**fields, "dates": [s["date"] for s in scenes]}
 

@@ -63,5 +63,5 @@ class DownloadParams:
 
 LOCAL_PATHS = ("local.path",)   # download keys naming the user's files: deps of the download stage
 SOURCES = {"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
-           "local": lambda p, seed, out: copy_local(p.local, None, out),
+           "local": lambda p, seed, out: copy_local(p.local, None, out, required=RAW_FILES),
            "http": lambda p, seed, out: download_http(p.http, out, require(*RAW_FILES))}

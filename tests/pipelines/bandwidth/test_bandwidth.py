@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqpipe import SeqpipeError
 from seqpipe.data.tables import read_timeseries_csv
-from seqpipe.sources.bandwidth import BandwidthSyntheticParams, write_synthetic
+from seqpipe.errors import SeqpipeError
+from seqpipe.pipelines.bandwidth.download import BandwidthSyntheticParams, write_synthetic
 from tests.conftest import run, tiny_overrides, write_params
+from tests.pipelines.conftest import assert_one_error_line
 
 COLUMNS = ["throughput_mbps", "rtt_ms", "packet_loss", "jitter_ms"]
 
@@ -83,8 +84,8 @@ def test_local_source_runs_through_the_cli_and_refuses_bad_csv(tmp_path: Path, g
     assert manifest["source"] == "local" and manifest["synthetic"] is False
     proc = run(["seqpipe", "preprocess", "bandwidth"], work, check=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        "seqpipe: error: data/raw/bandwidth/bandwidth.csv: column 'rtt_ms' has 1 NaN/inf value(s), first at data row 4"]
+    assert_one_error_line(proc.stderr, "seqpipe: error: data/raw/bandwidth/bandwidth.csv: column 'rtt_ms' has "
+                                       "1 NaN/inf value(s), first at data row 4")
     assert not (work / "data/processed/bandwidth").exists()
     leftovers = [p.name for p in (work / "data/processed").iterdir()] if (work / "data/processed").exists() else []
     assert leftovers == []

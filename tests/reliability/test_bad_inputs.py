@@ -1,6 +1,8 @@
 """Bad inputs, table-driven: each case builds one real bad file (CSV, GeoTIFF, npy, checkpoint) or
 params key, runs the real `seqpipe` CLI, and expects one error line naming the file or the dotted
-key, a non-zero exit, no traceback, and no (or an unchanged) stage output."""
+key, a non-zero exit, no traceback, and no (or an unchanged) stage output. A params section is
+checked by the stage that reads it (a bad models.X.train key by `seqpipe train X`), the file's shape
+(model names, section names) by every command."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from rasterio.crs import CRS
 
 from seqpipe import checkpoint
 from seqpipe.io import read_json, write_json
-from tests.conftest import file_hashes, run, tiny_overrides, truncate, write_params
+from tests.conftest import REPO, file_hashes, run, tiny_overrides, truncate, write_params
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +187,23 @@ def _pickled_npy(base: Path, work: Path) -> str:
     return str(raw / "signals.npy")
 
 
+def _local_folder_readme_only(base: Path, work: Path) -> str:
+    """The default local folder (models.bandwidth.download.local.path) as the repository ships it: a README only."""
+    folder = work / "data/local/bandwidth"
+    folder.mkdir(parents=True)
+    shutil.copy(REPO / "data/local/bandwidth/README.md", folder)
+    return "data/local/bandwidth: no bandwidth.csv in this folder"
+
+
+def _processed_bandwidth(text: str) -> Callable[[Path, Path], str]:
+    """Good processed bandwidth data, so that the stage reading the bad section is the only thing wrong
+    (sections are parsed when a stage reads them: `train` reads models.bandwidth.train)."""
+    def setup(base: Path, work: Path) -> str:
+        shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
+        return text
+    return setup
+
+
 def _checkpoint_case(name: str, **fields: object) -> Callable[[Path, Path], str]:
     """Good processed bandwidth data and a fake checkpoint at models/bandwidth/`name`."""
     def setup(base: Path, work: Path) -> str:
@@ -194,17 +213,19 @@ def _checkpoint_case(name: str, **fields: object) -> Callable[[Path, Path], str]
 
 
 BW = "models.bandwidth"
-DL_BW, PRE_BW = ["download", "bandwidth"], ["preprocess", "bandwidth"]
-CSV_OUT = "data/processed/bandwidth"
+DL_BW, PRE_BW, TRAIN_BW = ["download", "bandwidth"], ["preprocess", "bandwidth"], ["train", "bandwidth"]
+CSV_OUT, MODEL_OUT = "data/processed/bandwidth", "models/bandwidth/model.pt"
 CASES = [
     # params.yaml
-    Case("params-unknown-key", DL_BW, _params_only(f"{BW}.train.ephocs: unknown key (did you mean 'epochs'?)"),
-         "data/raw/bandwidth", {f"{BW}.train.ephocs": 3}),
-    Case("params-wrong-type", DL_BW, _params_only(f"{BW}.train.lr: expected a number"), "data/raw/bandwidth",
-         {f"{BW}.train.lr": "fast"}),
-    Case("params-negative-epochs", DL_BW, _params_only(f"{BW}.train.epochs: must be >= 1, got -3"),
-         "data/raw/bandwidth", {f"{BW}.train.epochs": -3}),
-    Case("params-unknown-model-section", DL_BW, _params_only("models.bandwith: unknown model"),
+    Case("params-unknown-key", TRAIN_BW, _processed_bandwidth(
+        f"params.yaml: {BW}.train.ephocs: unknown key (did you mean 'epochs'?)"), MODEL_OUT,
+        {f"{BW}.train.ephocs": 3}),
+    Case("params-wrong-type", TRAIN_BW, _processed_bandwidth(f"params.yaml: {BW}.train.lr: expected a number"),
+         MODEL_OUT, {f"{BW}.train.lr": "fast"}),
+    Case("params-negative-epochs", TRAIN_BW, _processed_bandwidth(
+        f"params.yaml: {BW}.train.epochs: must be >= 1, got -3"), MODEL_OUT, {f"{BW}.train.epochs": -3}),
+    Case("params-unknown-model-section", DL_BW,
+         _params_only("params.yaml: models.bandwith: unknown key (did you mean 'bandwidth'?)"),
          "data/raw/bandwidth", {"models.bandwith.train.epochs": 1}, slow=True),
     Case("params-unknown-source-kind", DL_BW,
          _params_only(f"{BW}.download.source: must be one of synthetic, local"),
@@ -218,6 +239,10 @@ CASES = [
     Case("local-path-missing", DL_BW, _params_only("no_such.csv: not found (download.local.path)"),
          "data/raw/bandwidth", {f"{BW}.download.source": "local", f"{BW}.download.local.path": "no_such.csv"},
          slow=True),
+    Case("local-path-empty", DL_BW, _params_only("download.local.path: empty; set it to your file or folder"),
+         "data/raw/bandwidth", {f"{BW}.download.source": "local", f"{BW}.download.local.path": ""}),
+    Case("local-default-folder-without-csv", DL_BW, _local_folder_readme_only, "data/raw/bandwidth",
+         {f"{BW}.download.source": "local"}),
     # CSV (bandwidth: what `local` copies into data/raw/bandwidth/, read by preprocess)
     Case("csv-empty", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, lambda lines: [])) + ": empty file", CSV_OUT),
     Case("csv-header-only", PRE_BW, lambda b, w: str(bandwidth_csv(b, w, lambda lines: lines[:1])) + ": 0 data rows",

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,12 +73,12 @@ def checkpoint_ready(repo: Path) -> Callable[[], bool]:
 def test_repro_killed_during_train_resumes_to_identical_metrics(repo_copy: Path, sig: signal.Signals) -> None:
     repo = repo_copy
     write_params(repo / "params.yaml", {**tiny_overrides(), **TRAIN})
-    run(["dvc", "repro", "preprocess@bandwidth"], repo)
-    killed = repro_until(repo, "evaluate@bandwidth", checkpoint_ready(repo), sig)
+    run(["dvc", "repro", "preprocess-bandwidth"], repo)
+    killed = repro_until(repo, "evaluate-bandwidth", checkpoint_ready(repo), sig)
     assert killed.returncode != 0, killed.stdout
     assert not (repo / "models/bandwidth/model.pt").exists()
 
-    resumed = run(["dvc", "repro", "evaluate@bandwidth"], repo)
+    resumed = run(["dvc", "repro", "evaluate-bandwidth"], repo)
     assert "resuming from models/bandwidth/checkpoints/last.pt" in resumed.stdout + resumed.stderr, resumed.stdout
     assert not leftovers(repo / "models"), leftovers(repo / "models")
     interrupted_metrics = (repo / "metrics/bandwidth.json").read_bytes()
@@ -85,9 +87,9 @@ def test_repro_killed_during_train_resumes_to_identical_metrics(repo_copy: Path,
 
     # the same stages uninterrupted, from no checkpoint at all
     run(["seqpipe", "train", "bandwidth", "--fresh"], repo)
-    run(["dvc", "repro", "evaluate@bandwidth"], repo)
+    run(["dvc", "repro", "evaluate-bandwidth"], repo)
     assert (repo / "metrics/bandwidth.json").read_bytes() == interrupted_metrics
-    assert json.loads(run(["dvc", "status", "--json", "evaluate@bandwidth"], repo).stdout) == {}
+    assert json.loads(run(["dvc", "status", "--json", "evaluate-bandwidth"], repo).stdout) == {}
 
 
 def processed_ready(repo: Path, stage: str) -> Callable[[], bool]:
@@ -105,15 +107,15 @@ def test_repro_killed_during_data_stage_leaves_nothing_and_reruns_identically(re
     repo = repo_copy
     write_params(repo / "params.yaml", {**tiny_overrides(), **DATA})
     if stage == "preprocess":
-        run(["dvc", "repro", "download@crop_ndvi"], repo)
+        run(["dvc", "repro", "download-crop_ndvi"], repo)
     out = repo / "data" / ("raw" if stage == "download" else "processed") / "crop_ndvi"
-    killed = repro_until(repo, "preprocess@crop_ndvi", processed_ready(repo, stage), signal.SIGKILL)
+    killed = repro_until(repo, "preprocess-crop_ndvi", processed_ready(repo, stage), signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     assert not out.exists(), sorted(out.rglob("*"))   # dvc removed the old output; nothing partial came back
 
-    run(["dvc", "repro", "preprocess@crop_ndvi"], repo)
+    run(["dvc", "repro", "preprocess-crop_ndvi"], repo)
     assert not leftovers(repo / "data"), leftovers(repo / "data")
-    stages = ("download@crop_ndvi", "preprocess@crop_ndvi")
+    stages = ("download-crop_ndvi", "preprocess-crop_ndvi")
     after_kill = lock_outs(repo, *stages)
     files = file_hashes(repo / "data", repo)
 
@@ -132,22 +134,48 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _corrupt(path: Path) -> None:
+def _largest_record(path: Path) -> tuple[int, int, int]:
+    """(offset of the local header, offset of the bytes, size) of the zip's largest tensor record (stored)."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = path.read_bytes()
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    assert info.compress_type == zipfile.ZIP_STORED and info.file_size >= 128, info
+    return info.header_offset, info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def _damage_zip_header(path: Path) -> None:
+    """Overwrite the zip's local header of the largest tensor record: the archive no longer reads."""
     data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 64] = b"\xff" * 64     # damage inside the zip, not at the ends
+    header, _, _ = _largest_record(path)
+    data[header:header + 30] = b"\xff" * 30
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [truncate, _corrupt], ids=["truncated", "corrupted"])
-def test_damaged_checkpoint_is_named_and_fresh_starts_over(trained: Path, damage: Callable[[Path], None]) -> None:
+def _flip_weights(path: Path) -> None:
+    """Flip 64 bytes inside the largest tensor's data: the zip still reads (torch checks no CRC there),
+    so only the checkpoint's content digest can tell."""
+    data = bytearray(path.read_bytes())
+    _, start, size = _largest_record(path)
+    middle = start + size // 2 - 32
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (truncate, "unreadable checkpoint"),
+    (_damage_zip_header, "unreadable checkpoint"),
+    (_flip_weights, "corrupted checkpoint (content does not match its sha256)"),
+], ids=["truncated", "zip-header", "weights-flipped"])
+def test_damaged_checkpoint_is_named_and_fresh_starts_over(trained: Path, damage: Callable[[Path], None],
+                                                           problem: str) -> None:
     last = trained / "models/bandwidth/checkpoints/last.pt"
     damage(last)
     model_before = sha256_file(trained / "models/bandwidth/model.pt")
     failed = run(["seqpipe", "train", "bandwidth"], trained, check=False)
     lines = [line for line in failed.stderr.splitlines() if line.strip()]
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
-    assert lines[-1].startswith("seqpipe: error: models/bandwidth/checkpoints/last.pt: unreadable checkpoint"), lines
+    assert lines[-1].startswith(f"seqpipe: error: models/bandwidth/checkpoints/last.pt: {problem}"), lines
     assert lines[-1].endswith("use --fresh to start over"), lines[-1]
     assert sha256_file(trained / "models/bandwidth/model.pt") == model_before   # nothing was overwritten
 

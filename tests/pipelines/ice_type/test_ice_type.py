@@ -20,21 +20,19 @@ import yaml
 from torch.nn import functional as F
 from rasterio.crs import CRS
 
-from seqpipe import SeqpipeError, layout
-from seqpipe.evaluate import run_evaluate
+from seqpipe import layout, pipelines
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import read_json
-from seqpipe.models import build_network
-from seqpipe.models.resnet import DEPTHS, ResNetParams
-from seqpipe.params import ParamsError, load_params, set_dotted
-from seqpipe.preprocess import run_preprocess
-from seqpipe.registry import get
-from seqpipe.sources import run_download
-from seqpipe.sources.ice_type import CLASSES, IceTypeLocalParams, copy_local, north_up
+from seqpipe.networks import build_network
+from seqpipe.params import DEPTHS, ParamsError, ResNetParams, load_params, set_dotted
+from seqpipe.pipelines.ice_type.download import IceTypeLocalParams, copy_local, north_up
+from seqpipe.pipelines.ice_type.labels import CLASSES
+from seqpipe.stages import download, evaluate, preprocess, train
 from seqpipe.tasks import build_task
-from seqpipe.train_stage import run_train
 from tests.conftest import REPO
+from tests.pipelines.conftest import assert_one_error_line
 
-SPEC = get("ice_type")  # via the registry: importing the pipeline package first is circular
+SPEC = pipelines.get("ice_type")
 
 
 def write_tif(path: Path, image: np.ndarray) -> None:
@@ -73,8 +71,8 @@ def use_local(folder: Path, labels: Path | None = None) -> None:
 
 def test_synthetic_download_is_georeferenced_and_byte_deterministic(workdir: Path) -> None:
     params = load_params()
-    first = run_download("ice_type", params)
-    second = run_download("ice_type", params)
+    first = download.run(SPEC, params)
+    second = download.run(SPEC, params)
     assert first == second and len(first["files"]) == 61        # 60 GeoTIFFs + labels.csv
     labels = pd.read_csv(layout.raw_dir("ice_type") / "labels.csv")
     assert set(labels["label"]) == set(CLASSES)
@@ -85,8 +83,8 @@ def test_synthetic_download_is_georeferenced_and_byte_deterministic(workdir: Pat
 
 def test_preprocess_reads_patches_back_stratified_with_train_class_weights(workdir: Path) -> None:
     params = load_params()
-    run_download("ice_type", params)
-    stats = run_preprocess("ice_type", params)
+    download.run(SPEC, params)
+    stats = preprocess.run(SPEC, params)
     data = layout.processed_dir("ice_type")
     x_train, y_train = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
     assert x_train.shape[1:] == (3, 16, 16) and x_train.dtype == np.float32 and y_train.dtype == np.int64
@@ -98,16 +96,16 @@ def test_preprocess_reads_patches_back_stratified_with_train_class_weights(workd
     np.testing.assert_allclose(task.weight.numpy(), len(y_train) / (3 * counts), rtol=1e-6)
     assert stats["crs"] == "EPSG:3411" and stats["provenance"]["synthetic"] is True
     first = {k: v["sha256"] for k, v in stats["arrays"].items()}
-    assert {k: v["sha256"] for k, v in run_preprocess("ice_type", params)["arrays"].items()} == first
+    assert {k: v["sha256"] for k, v in preprocess.run(SPEC, params)["arrays"].items()} == first
 
 
 def test_local_source_copies_labelled_patches_only(workdir: Path, local_patches: Path) -> None:
     use_local(local_patches)
     params = load_params()
-    manifest = run_download("ice_type", params)
+    manifest = download.run(SPEC, params)
     assert manifest["synthetic"] is False and "patches/unlabelled.tif" not in manifest["files"]
     assert len(manifest["files"]) == 31
-    stats = run_preprocess("ice_type", params)
+    stats = preprocess.run(SPEC, params)
     assert stats["class_counts"]["train"] == {c: 6 for c in CLASSES}
 
 
@@ -122,7 +120,7 @@ def test_bad_labels_csv_is_one_line_naming_the_file(workdir: Path, local_patches
     edit(pd.read_csv(local_patches / "labels.csv")).to_csv(bad, index=False)
     use_local(local_patches, bad)
     with pytest.raises(SeqpipeError) as info:
-        run_download("ice_type", load_params())
+        download.run(SPEC, load_params())
     text = str(info.value)
     assert message in text and "\n" not in text and ("bad_labels.csv" in text or "gone.tif" in text)
     assert not layout.raw_dir("ice_type").exists()           # nothing partial left behind
@@ -132,9 +130,9 @@ def test_corrupt_geotiff_fails_preprocess_naming_the_file(workdir: Path, local_p
     (local_patches / "tifs" / "p04.tif").write_bytes(b"II*\x00 truncated")
     use_local(local_patches)
     params = load_params()
-    run_download("ice_type", params)
+    download.run(SPEC, params)
     with pytest.raises(SeqpipeError) as info:
-        run_preprocess("ice_type", params)
+        preprocess.run(SPEC, params)
     assert "p04.tif: unreadable GeoTIFF" in str(info.value) and "\n" not in str(info.value)
     assert not layout.processed_dir("ice_type").exists()
 
@@ -146,9 +144,8 @@ def test_cli_error_is_one_line_and_nonzero(workdir: Path, local_patches: Path) -
     proc = subprocess.run([sys.executable, "-m", "seqpipe.cli", "download", "ice_type"], capture_output=True,
                           text=True, timeout=120, env=env)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        f"seqpipe: error: {local_patches / 'x.csv'}: unknown label 'pack_ice' at data row 1 "
-        f"(allowed: {', '.join(CLASSES)})"]
+    assert_one_error_line(proc.stderr, f"seqpipe: error: {local_patches / 'x.csv'}: unknown label 'pack_ice' "
+                                       f"at data row 1 (allowed: {', '.join(CLASSES)})")
 
 
 @pytest.mark.parametrize("depth", sorted(DEPTHS))
@@ -156,7 +153,7 @@ def test_resnet_forward_backward_finite(depth: int) -> None:
     torch.manual_seed(0)
     name, args = SPEC.network(ResNetParams(depth=depth, base_width=4, dropout=0.1),
                               {"bands": 3, "classes": CLASSES})
-    net = build_network(name, args)
+    net = build_network(SPEC.network_module, name, args)
     x = torch.randn(4, 3, 16, 16)
     out = net(x)
     assert out.shape == (4, 3) and torch.isfinite(out).all()
@@ -195,10 +192,10 @@ def test_augment_keeps_shapes_labels_and_pixel_values() -> None:
 
 def test_tiny_pipeline_train_evaluate_predict(workdir: Path) -> None:
     params = load_params()
-    run_download("ice_type", params)
-    run_preprocess("ice_type", params)
-    run_train("ice_type", params)
-    metrics = run_evaluate("ice_type", params.model("ice_type"), params.seed, SPEC.evaluate)
+    download.run(SPEC, params)
+    preprocess.run(SPEC, params)
+    train.run(SPEC, params)
+    metrics = evaluate.run(SPEC, params)
     keys = {"accuracy", "macro_f1", "per_class"}
     assert set(metrics["test"]) == keys and set(metrics["baselines"]) == {"majority", "logistic"}
     assert all(set(m) == keys for m in metrics["baselines"].values())
@@ -216,7 +213,7 @@ def test_tiny_pipeline_train_evaluate_predict(workdir: Path) -> None:
     assert pd.read_csv("one.csv")["file"].tolist() == ["patch_00000.tif"]
     write_tif(workdir / "wrong.tif", np.zeros((3, 8, 8), np.uint8))
     with pytest.raises(SeqpipeError, match=r"wrong.tif: shape \(bands, h, w\) \(3, 8, 8\) differs from \(3, 16, 16\)"):
-        SPEC.predict(*_load(), _args(workdir / "wrong.tif"))
+        SPEC.stage("predict").predict(*_load(), _args(workdir / "wrong.tif"), params)
 
 
 def _load() -> tuple:

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqpipe import SeqpipeError, checkpoint, distributed
-from seqpipe.data.series import load_split_tensors
+from seqpipe import checkpoint, distributed
+from seqpipe.errors import SeqpipeError
+from seqpipe.fit import evaluate_loss
 from seqpipe.params import ParamsError, load_params
+from seqpipe.stages.train import load_split_tensors
 from seqpipe.tasks import Regression
-from seqpipe.train import evaluate_loss
 from tests.conftest import run, signal_when_exists, tiny_overrides, write_params
 
 EPOCHS = 15
@@ -47,7 +48,7 @@ def test_two_processes_reach_the_quality_of_one(runs: dict[int, tuple[Path, str]
     test_loss = {}
     for n, (folder, _) in runs.items():
         network, payload = checkpoint.load_model(folder / "models/bandwidth/model.pt", "bandwidth")
-        assert payload["params"]["train"]["nproc_per_node"] == n
+        assert set(payload["params"]) == {"model", "train"} and payload["params"]["train"]["nproc_per_node"] == n
         test_loss[n] = evaluate_loss(network, Regression(), test, 512, None, torch.device("cpu"))
     print(f"test MSE (scaled): 1 process {test_loss[1]:.4f}, 2 processes {test_loss[2]:.4f}, "
           f"train-mean baseline {mean_baseline:.4f}")
@@ -96,9 +97,12 @@ def test_sigterm_to_two_processes_saves_and_the_rerun_resumes_exactly(
 
 
 def test_nproc_per_node_is_checked_with_the_key_named(tmp_path: Path) -> None:
-    write_params(tmp_path / "params.yaml", tiny_overrides("bandwidth"))
-    with pytest.raises(ParamsError, match=r"models\.bandwidth\.train\.nproc_per_node: must be >= 1"):
-        load_params(tmp_path / "params.yaml", {"models.bandwidth.train.nproc_per_node": 0})
+    path = tmp_path / "params.yaml"
+    write_params(path, tiny_overrides("bandwidth"))
+    params = load_params(path, overrides={"models.bandwidth.train.nproc_per_node": 0})  # shape only
+    with pytest.raises(ParamsError, match=rf"^{re.escape(str(path))}: models\.bandwidth\.train\.nproc_per_node: "
+                                          r"must be >= 1"):
+        params.train("bandwidth")
     with pytest.raises(SeqpipeError, match=r"models\.bandwidth\.train\.nproc_per_node is 2 but 1 processes"):
         with distributed.process_group("bandwidth", 2, torch.device("cpu")):
             pass

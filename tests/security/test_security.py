@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqpipe import SeqpipeError, checkpoint
+from seqpipe import checkpoint
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy
 from tests.conftest import REPO
 

@@ -68,9 +68,9 @@ def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     run(["git", "commit", "-qam", "one thread per worker"], repo)           # see git-tracked files only
     committed = {m: json.loads((repo / "metrics" / f"{m}.json").read_text()) for m in MODELS}
 
-    queued = run(["dvc", "exp", "run", "--queue", "-n", "ff", "evaluate@freq_filter",
+    queued = run(["dvc", "exp", "run", "--queue", "-n", "ff", "evaluate-freq_filter",
                   "-S", "models.freq_filter.train.lr=0.003"], repo).stdout
-    queued += run(["dvc", "exp", "run", "--queue", "-n", "bw", "evaluate@bandwidth", "-S", SWEEP], repo).stdout
+    queued += run(["dvc", "exp", "run", "--queue", "-n", "bw", "evaluate-bandwidth", "-S", SWEEP], repo).stdout
     names = ["ff", "bw-1", "bw-2"]
     assert all(f"Queued experiment '{n}'" in queued for n in names), queued
     # the workers outlive `dvc queue start` and inherit its stdout: a pipe there (as `run` captures)
@@ -104,7 +104,7 @@ def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     # run side by side = run alone: the same params one after the other, without the run cache
     write_params(repo / "params.yaml",
                  {**tiny_overrides(), **ONE_THREAD, "models.bandwidth.model.hidden_size": SIZES[1]})
-    run(["dvc", "repro", "--no-run-cache", "evaluate@bandwidth"], repo)
+    run(["dvc", "repro", "--no-run-cache", "evaluate-bandwidth"], repo)
     alone = json.loads((repo / "metrics" / "bandwidth.json").read_text())
     assert alone["test"] == bw[1]
 

@@ -1,10 +1,12 @@
-"""Sea ice (G02135): flag decoding, grid checks, deterministic synthetic files, both pipelines end to
-end on tiny 16x16 GeoTIFFs, and predict outputs that keep the input's CRS and transform."""
+"""ice_forecast on sea ice (G02135): flag decoding, grid checks, deterministic synthetic files, the pipeline
+end to end on tiny 16x16 GeoTIFFs, and a forecast that keeps the input's CRS and transform."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -13,38 +15,22 @@ import torch
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from seqpipe import SeqpipeError, layout
+from seqpipe import layout, pipelines
 from seqpipe.cli import main
 from seqpipe.data import seaice
-from seqpipe.evaluate import run_evaluate
-from seqpipe.models.convlstm import ConvLSTMForecaster
-from seqpipe.models.siamese import SiameseChangeNet
-from seqpipe.params import Params
-from seqpipe.preprocess import run_preprocess
-from seqpipe.registry import get
-from seqpipe.sources import run_download
+from seqpipe.errors import SeqpipeError
+from seqpipe.networks.convlstm import ConvLSTMForecaster
+from seqpipe.params import Params, replace
+from seqpipe.pipelines.ice_forecast.download import DownloadParams
+from seqpipe.pipelines.ice_forecast.preprocess import PreprocessParams
+from seqpipe.sources.local import LocalParams
 from seqpipe.sources.nsidc_synthetic import SeaIceSyntheticParams, write_series
-from seqpipe.train_stage import run_train
+from seqpipe.stages.download import run_source
 
-TRANSFORM = Affine(25000.0, 0.0, -200000.0, 0.0, -25000.0, 200000.0)   # 16x16 around the pole
+if TYPE_CHECKING:
+    from tests.pipelines.conftest import G02135
 
-
-def write_tif(path: Path, codes: np.ndarray, crs: CRS | None = None, transform: Affine = TRANSFORM,
-              dtype: str = "uint16") -> Path:
-    """A G02135-style GeoTIFF written with rasterio directly (not through seqpipe)."""
-    profile = {"driver": "GTiff", "height": codes.shape[0], "width": codes.shape[1], "count": 1,
-               "dtype": dtype, "crs": crs or CRS.from_epsg(3411), "transform": transform}
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(codes.astype(dtype), 1)
-    return path
-
-
-def tiny_codes(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    codes = rng.integers(0, 1001, (16, 16)).astype(np.uint16)
-    codes[7:9, 7:9] = seaice.POLE_HOLE
-    codes[:, :2], codes[:, 2] = seaice.LAND, seaice.COAST
-    return codes
+SPEC = pipelines.get("ice_forecast")
 
 
 def test_epsg_3411_is_the_hughes_polar_stereographic_grid() -> None:
@@ -62,12 +48,12 @@ def test_flags_decode_to_nan_and_land_mask() -> None:
     assert ocean.tolist() == [[True, True, True, True, False, False, True]]
 
 
-def test_series_fills_missing_days_pole_hole_and_land(tmp_path: Path) -> None:
-    first, third = tiny_codes(0), tiny_codes(1)
+def test_series_fills_missing_days_pole_hole_and_land(tmp_path: Path, g02135: type[G02135]) -> None:
+    first, third = g02135.codes(0), g02135.codes(1)
     first[10, 10], third[10, 10] = 200, 600
     third[12, 12] = seaice.MISSING
-    write_tif(tmp_path / seaice.file_name(dt.date(2020, 1, 1)), first)
-    write_tif(tmp_path / seaice.file_name(dt.date(2020, 1, 3)), third)    # 2 January is missing
+    g02135.write(tmp_path / seaice.file_name(dt.date(2020, 1, 1)), first)
+    g02135.write(tmp_path / seaice.file_name(dt.date(2020, 1, 3)), third)    # 2 January is missing
     series = seaice.read_series(tmp_path)
     assert series.days[1] is None and series.dates[1] == dt.date(2020, 1, 2)
     concentration, observed, ocean, flags = seaice.series_arrays(series)
@@ -82,23 +68,23 @@ def test_series_fills_missing_days_pole_hole_and_land(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case, message", [
     ("crs", "CRS is EPSG:3413"), ("shape", "shape 16x15 != 16x16"), ("grid", "not on the NSIDC 25 km"),
     ("value", "neither concentration"), ("dtype", "expected 1 uint16 band"), ("name", "not a G02135 name")])
-def test_bad_files_name_the_file_in_one_line(tmp_path: Path, case: str, message: str) -> None:
-    write_tif(tmp_path / seaice.file_name(dt.date(2020, 1, 1)), tiny_codes(0))
+def test_bad_files_name_the_file_in_one_line(tmp_path: Path, g02135: type[G02135], case: str, message: str) -> None:
+    g02135.write(tmp_path / seaice.file_name(dt.date(2020, 1, 1)), g02135.codes(0))
     bad = tmp_path / seaice.file_name(dt.date(2020, 1, 2))
-    codes = tiny_codes(1)
+    codes = g02135.codes(1)
     if case == "crs":
-        write_tif(bad, codes, crs=CRS.from_epsg(3413))
+        g02135.write(bad, codes, crs=CRS.from_epsg(3413))
     elif case == "shape":
-        write_tif(bad, codes[:, :15])
+        g02135.write(bad, codes[:, :15])
     elif case == "grid":
-        write_tif(bad, codes, transform=TRANSFORM @ Affine.translation(0.5, 0))
+        g02135.write(bad, codes, transform=g02135.transform @ Affine.translation(0.5, 0))
     elif case == "value":
         codes[3, 3] = 1500
-        write_tif(bad, codes)
+        g02135.write(bad, codes)
     elif case == "dtype":
-        write_tif(bad, codes, dtype="float32")
+        g02135.write(bad, codes, dtype="float32")
     else:
-        bad = write_tif(tmp_path / "ice.tif", codes)
+        bad = g02135.write(tmp_path / "ice.tif", codes)
     with pytest.raises(SeqpipeError) as info:
         seaice.read_series(tmp_path)
     assert str(bad) in str(info.value) and message in str(info.value) and "\n" not in str(info.value)
@@ -122,31 +108,20 @@ def test_synthetic_files_are_real_g02135_and_byte_deterministic(tmp_path: Path) 
     assert set(np.unique(values[values > 1000])) <= set(seaice.FLAGS) and (values == seaice.POLE_HOLE).any()
 
 
-def test_networks_forward_backward_on_any_grid() -> None:
+def test_network_forward_backward_on_any_grid() -> None:
     torch.manual_seed(0)
     forecaster = ConvLSTMForecaster(hidden_channels=4, kernel_size=3, patch=2, horizon=3)
     out = forecaster(torch.rand(2, 5, 8, 12))
     assert out.shape == (2, 3, 8, 12)
     out.mean().backward()
-    siamese = SiameseChangeNet(in_channels=1, base_channels=4, depth=3)
-    logits = siamese(torch.rand(2, 2, 13, 10))
-    assert logits.shape == (2, 13, 10)
-    logits.mean().backward()
-    for net in (forecaster, siamese):
-        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in forecaster.parameters())
 
 
-def run_pipeline(name: str, params: Params) -> dict:
-    run_download(name, params)
-    run_preprocess(name, params)
-    run_train(name, params)
-    return run_evaluate(name, params.model(name), params.seed, get(name).evaluate)
-
-
-def test_ice_forecast_pipeline_and_predict_keep_the_grid(tiny_params: Params, workdir: Path,
-                                                        capsys: pytest.CaptureFixture) -> None:
-    metrics = run_pipeline("ice_forecast", tiny_params)
-    horizon = tiny_params.model("ice_forecast").preprocess.horizon_days
+def test_pipeline_and_predict_keep_the_grid(tiny_params: Params, workdir: Path,
+                                           run_tiny_pipeline: Callable[[str], dict],
+                                           capsys: pytest.CaptureFixture) -> None:
+    metrics = run_tiny_pipeline("ice_forecast")
+    horizon = tiny_params.section("ice_forecast", "preprocess", PreprocessParams).horizon_days
     keys = {"rmse", "edge_accuracy", *(f"rmse_lead_{k}" for k in range(1, horizon + 1))}
     assert keys <= set(metrics["test"])
     assert set(metrics["baselines"]) == {"persistence", "climatology"}
@@ -170,46 +145,19 @@ def test_ice_forecast_pipeline_and_predict_keep_the_grid(tiny_params: Params, wo
     assert not (workdir / "x.tif").exists()
 
 
-def test_ice_change_pipeline_and_predict_keep_the_grid(tiny_params: Params, workdir: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
-    metrics = run_pipeline("ice_change", tiny_params)
-    assert {"f1", "iou", "precision", "recall", "accuracy"} == set(metrics["test"])
-    assert set(metrics["baselines"]["abs_difference"]) == set(metrics["test"])
-    pair = sorted(p for p in layout.raw_dir("ice_change").iterdir() if p.is_dir())[-1]
-    before, after = sorted(pair.glob("N_*.tif"))
-    out = workdir / "change.tif"
-    assert main(["predict", "ice_change", "--before", str(before), "--after", str(after), "--output", str(out)]) == 0
-    with rasterio.open(before) as src, rasterio.open(out) as dst:
-        assert dst.crs == src.crs and dst.transform == src.transform and dst.shape == src.shape
-        assert dst.dtypes == ("uint8",) and dst.nodata == 255
-        assert set(np.unique(dst.read(1))) <= {0, 1, 255}
-        land = np.isin(src.read(1), (seaice.COAST, seaice.LAND, seaice.POLE_HOLE))
-        assert (dst.read(1)[land] == 255).all()
-    with rasterio.open(after) as src:
-        codes = src.read(1)
-    shifted = write_tif(workdir / "shifted.tif", codes, transform=TRANSFORM @ Affine.translation(1, 0))
-    bad = workdir / "bad.tif"
-    assert main(["predict", "ice_change", "--before", str(before), "--after", str(shifted),
-                 "--output", str(bad)]) == 1
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seqpipe: error:")]
-    assert len(errors) == 1 and "shifted.tif: transform" in errors[0] and not bad.exists()
-
-
-def test_local_source_checks_every_file_and_leaves_nothing_on_error(tiny_params: Params, workdir: Path) -> None:
-    from seqpipe.params import replace
-    from seqpipe.sources import run_source
-    from seqpipe.sources.local import LocalParams
-
+def test_local_source_checks_every_file_and_leaves_nothing_on_error(tiny_params: Params, workdir: Path,
+                                                                     g02135: type[G02135]) -> None:
     folder = workdir / "downloads"
     folder.mkdir()
     for day in (1, 2, 3):
-        write_tif(folder / seaice.file_name(dt.date(2021, 3, day)), tiny_codes(day))
-    spec, cfg = get("ice_forecast"), tiny_params.model("ice_forecast")
-    local = replace(cfg.download, source="local", local=LocalParams(path=str(folder)))
+        g02135.write(folder / seaice.file_name(dt.date(2021, 3, day)), g02135.codes(day))
+    sources = SPEC.stage("download").SOURCES
+    local = replace(tiny_params.section("ice_forecast", "download", DownloadParams), source="local",
+                    local=LocalParams(path=str(folder)))
     out = workdir / "raw"
-    manifest = run_source("local", spec.sources, local, 0, out)
+    manifest = run_source("local", sources, local, 0, out)
     assert manifest["synthetic"] is False and len(manifest["files"]) == 3
-    write_tif(folder / seaice.file_name(dt.date(2021, 3, 4)), tiny_codes(4), crs=CRS.from_epsg(3413))
+    g02135.write(folder / seaice.file_name(dt.date(2021, 3, 4)), g02135.codes(4), crs=CRS.from_epsg(3413))
     with pytest.raises(SeqpipeError, match="N_20210304_concentration_v3.0.tif: CRS is EPSG:3413"):
-        run_source("local", spec.sources, local, 0, workdir / "raw2")
+        run_source("local", sources, local, 0, workdir / "raw2")
     assert not (workdir / "raw2").exists()

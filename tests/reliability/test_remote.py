@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
+from seqpipe import pipelines
 from tests.conftest import file_hashes, lock_outs, run
 
 STAGES = ("download", "preprocess", "train", "evaluate")
@@ -33,9 +33,9 @@ def test_push_then_clone_and_pull_restores_every_output(repo_copy: Path, tmp_pat
     repo, remote = repo_copy, tmp_path / "remote"
     # one model: the other models' stages in dvc.lock stay at the main branch's defaults, so commands
     # name the model's stages; all models: the plain commands
-    targets = [f"evaluate@{m}" for m in models] if models else []
-    models = models or list(yaml.safe_load((repo / "dvc.yaml").read_text())["vars"][0]["models"])
-    stages = [f"{s}@{m}" for m in models for s in STAGES]
+    targets = [f"evaluate-{m}" for m in models] if models else []
+    models = models or pipelines.names()
+    stages = [f"{s}-{m}" for m in models for s in STAGES]
     scope = stages if targets else []
     run(["dvc", "repro", *targets], repo)
     run(["git", "add", "-A"], repo)

@@ -7,25 +7,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqpipe import pipelines
 from seqpipe.baselines import bandpass
 from seqpipe.params import Params
-from seqpipe.preprocess import run_preprocess
-from seqpipe.sources import run_download
+from seqpipe.pipelines.freq_filter.download import DownloadParams
+from seqpipe.stages import download, preprocess
 from tests.conftest import run
+
+SPEC = pipelines.get("freq_filter")
 
 
 def test_synthetic_mix_is_the_sum_of_components_plus_small_noise(tiny_params: Params, workdir: Path) -> None:
-    run_download("freq_filter", tiny_params)
+    download.run(SPEC, tiny_params)
     raw = workdir / "data/raw/freq_filter"
     signals, components = np.load(raw / "signals.npy"), np.load(raw / "components.npy")
     residual = signals - components.sum(axis=1)
-    noise = tiny_params.model("freq_filter").download.synthetic.noise_std
+    noise = tiny_params.section("freq_filter", "download", DownloadParams).synthetic.noise_std
     assert abs(residual.std() - noise) < 0.3 * noise
 
 
 def test_split_keeps_each_series_in_one_split(tiny_params: Params, workdir: Path) -> None:
-    run_download("freq_filter", tiny_params)
-    stats = run_preprocess("freq_filter", tiny_params)
+    download.run(SPEC, tiny_params)
+    stats = preprocess.run(SPEC, tiny_params)
     processed = workdir / "data/processed/freq_filter"
     signals = {s: np.load(processed / f"x_{s}.npy")[:, :, 0] for s in ("train", "val", "test")}
     keys = {s: {row.tobytes() for row in v} for s, v in signals.items()}

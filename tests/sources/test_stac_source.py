@@ -16,10 +16,11 @@ import yaml
 from rasterio.transform import from_origin
 from rasterio.warp import transform, transform_bounds
 
-from seqpipe import SeqpipeError, registry
+from seqpipe import pipelines
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import ParamsError, load_params
-from seqpipe.sources import run_source
 from seqpipe.sources.stac import StacParams, baseline_of, download_stac
+from seqpipe.stages.download import run_source
 from tests.conftest import REPO, run, tiny_overrides, write_params
 from tests.servers import FileServer, Response
 
@@ -159,7 +160,7 @@ def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(a
                                                                                tmp_path: Path) -> None:
     _, items = archive
     write_params(repo_copy / "params.yaml", stac_params(api))
-    run(["dvc", "repro", "evaluate@crop_ndvi"], repo_copy)
+    run(["dvc", "repro", "evaluate-crop_ndvi"], repo_copy)
     raw = repo_copy / "data/raw/crop_ndvi"
     manifest = json.loads((raw / "manifest.json").read_text())
     assert json.loads((repo_copy / "metrics/crop_ndvi.json").read_text())["n_test_windows"] > 0
@@ -214,8 +215,9 @@ def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(a
     assert len(api.searches) == 3   # 12 items in pages of 4: the `next` links were followed
 
     # the same remote content gives the same bytes (no wall-clock time anywhere)
-    spec, cfg = registry.get("crop_ndvi"), load_params(repo_copy / "params.yaml").model("crop_ndvi")
-    again = run_source("stac", spec.sources, cfg.download, 0, tmp_path / "again")
+    module = pipelines.get("crop_ndvi").stage("download")
+    download = load_params(repo_copy / "params.yaml").section("crop_ndvi", "download", module.DownloadParams)
+    again = run_source("stac", module.SOURCES, download, 0, tmp_path / "again")
     assert json.dumps(again, sort_keys=True) == json.dumps(manifest, sort_keys=True)
 
 

@@ -13,11 +13,11 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from seqpipe import SeqpipeError, registry  # noqa: F401 - the registry first: pipelines import it
 from seqpipe.data.rasters import iter_windows, tile_aligned
-from seqpipe.pipelines.crop_ndvi.preprocess import Stack, preprocess
-from seqpipe.sources.crop_ndvi import (SYNTHETIC_LAYOUT, CropSyntheticParams, StackLayout, index_stack,
-                                      write_synthetic)
+from seqpipe.data.sentinel2 import SYNTHETIC_LAYOUT, StackLayout, index_stack
+from seqpipe.errors import SeqpipeError
+from seqpipe.pipelines.crop_ndvi.download import CropSyntheticParams, write_synthetic
+from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, preprocess
 from tests.conftest import run, tiny_overrides, write_params
 
 SIZE = 16
@@ -133,7 +133,7 @@ def test_windowed_reading_equals_the_whole_array_and_preprocess_ignores_block_si
     def run_with(block: int) -> dict[str, np.ndarray]:
         out = tmp_path / f"out{block}"
         out.mkdir()
-        p = tiny_params.model("crop_ndvi").preprocess
+        p = tiny_params.section("crop_ndvi", "preprocess", PreprocessParams)
         preprocess(type(p)(**{**p.__dict__, "block_size": block}), 1, raw, out)
         return {f.stem.removesuffix("_test"): np.load(f) for f in out.glob("*_test.npy")}
 

@@ -9,16 +9,19 @@ import pytest
 import torch
 
 from seqpipe import checkpoint
-from seqpipe.models.lstm import LSTMRegressor
+from seqpipe.fit import fit
+from seqpipe.networks import build_network
+from seqpipe.networks.lstm import LSTMRegressor
 from seqpipe.params import TrainParams
 from seqpipe.tasks import Regression
-from seqpipe.train import fit
 
 BASE = TrainParams(epochs=4, batch_size=16, lr=0.01, weight_decay=1e-5, optimizer="adam", scheduler="plateau",
                    scheduler_factor=0.5, scheduler_patience=1, grad_clip=1.0, early_stop_patience=10,
                    keep_checkpoints=2, amp=True, num_threads=0, nproc_per_node=1,
                    require_real_data=False)
-IDENTITY = {"model": "toy", "network": "LSTMRegressor", "network_args": {}, "fingerprint": "abc", "params": {}}
+ARGS = {"input_size": 1, "hidden_size": 8, "num_layers": 2, "dropout": 0.2, "output_size": 1}
+IDENTITY = {"model": "toy", "network_module": "lstm", "network": "LSTMRegressor", "network_args": ARGS,
+            "fingerprint": "abc", "params": {}}
 
 
 def toy_data(seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -33,7 +36,9 @@ def toy_data(seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Te
 
 def new_model() -> LSTMRegressor:
     torch.manual_seed(0)
-    return LSTMRegressor(input_size=1, hidden_size=8, num_layers=2, dropout=0.2, output_size=1)
+    model = build_network("lstm", "LSTMRegressor", ARGS)
+    assert isinstance(model, LSTMRegressor)
+    return model
 
 
 def train(tmp: Path, tp: TrainParams, resume: str = "auto") -> tuple[LSTMRegressor, object]:
@@ -72,6 +77,10 @@ def test_early_stop_restores_best_weights(tmp_path: Path) -> None:
     best = checkpoint.load(tmp_path / "best.pt")
     assert best["epoch"] == result.best_epoch
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in best["state_dict"].items())
+    # the checkpoint names its network (module, class, args): it rebuilds without the training code
+    rebuilt, payload = checkpoint.load_model(tmp_path / "best.pt", "toy")
+    assert isinstance(rebuilt, LSTMRegressor) and payload["network_module"] == "lstm"
+    assert same_weights(rebuilt, model)
     assert result.best_val_loss == min(h["val_loss"] for h in result.history)
 
 

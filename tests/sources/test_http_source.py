@@ -12,7 +12,8 @@ import pytest
 
 from seqpipe.cli import main
 from seqpipe.io import sha256_file
-from seqpipe.sources.bandwidth import FILE_NAME, BandwidthSyntheticParams, write_synthetic
+from seqpipe.pipelines.bandwidth import FILE_NAME
+from seqpipe.pipelines.bandwidth.download import BandwidthSyntheticParams, write_synthetic
 from tests.conftest import error_lines, run, tiny_overrides, write_params
 from tests.servers import FileServer
 
@@ -41,7 +42,7 @@ def test_http_source_end_to_end_through_dvc_repro(repo_copy: Path, served: Path)
     with FileServer(served) as server:
         url = f"{server.url}/{FILE_NAME}"
         write_params(repo_copy / "params.yaml", {**tiny_overrides(), **http_params(one_file(url, sha))})
-        run(["dvc", "repro", "evaluate@bandwidth"], repo_copy)
+        run(["dvc", "repro", "evaluate-bandwidth"], repo_copy)
     assert server.paths_requested() == [f"/{FILE_NAME}"]
     raw = repo_copy / "data" / "raw" / "bandwidth"
     manifest = json.loads((raw / "manifest.json").read_text())

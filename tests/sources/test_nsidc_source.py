@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import rasterio
 
+from seqpipe import pipelines
 from seqpipe.cli import main
 from seqpipe.data import seaice
 from seqpipe.io import sha256_file
 from seqpipe.params import load_params
-from seqpipe.preprocess import run_preprocess
-from seqpipe.sources import run_download
-from seqpipe.sources.ice_change import MASK_NAME, NOT_EVALUATED
+from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED
 from seqpipe.sources.nsidc import MONTHS
 from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
+from seqpipe.stages import download, preprocess
 from tests.conftest import error_lines, run, tiny_overrides, write_params
 from tests.servers import FileServer
 
@@ -93,7 +93,7 @@ def test_nsidc_download_picks_versions_records_gaps_crops_and_retries(workdir: P
 def test_ice_forecast_from_nsidc_end_to_end_through_dvc_repro(repo_copy: Path, nsidc_tree: Path) -> None:
     with FileServer(nsidc_tree) as server:
         write_params(repo_copy / "params.yaml", {**tiny_overrides(), **nsidc_params("ice_forecast", server.url)})
-        run(["dvc", "repro", "evaluate@ice_forecast"], repo_copy)
+        run(["dvc", "repro", "evaluate-ice_forecast"], repo_copy)
     manifest = json.loads((repo_copy / "data" / "raw" / "ice_forecast" / "manifest.json").read_text())
     assert manifest["source"] == "nsidc" and len(manifest["files"]) == DAYS - 1
     stats = json.loads((repo_copy / "data" / "processed" / "ice_forecast" / "stats.json").read_text())
@@ -107,8 +107,8 @@ def test_ice_change_from_nsidc_through_download_and_preprocess(workdir: Path, ns
         write_params(workdir / "params.yaml", {**tiny_overrides(), **nsidc_params(
             "ice_change", server.url, start="2023-02-01", end="2023-03-15", gap_days=[3, 7], stride_days=2)})
         params = load_params(workdir / "params.yaml")
-        manifest = run_download("ice_change", params)
-    stats = run_preprocess("ice_change", params)
+        manifest = download.run(pipelines.get("ice_change"), params)
+    stats = preprocess.run(pipelines.get("ice_change"), params)
     raw = workdir / "data" / "raw" / "ice_change"
     pairs = sorted(p for p in raw.iterdir() if p.is_dir())
     assert [p.name for p in raw.iterdir() if p.name.startswith(".")] == []   # the day folder is gone
