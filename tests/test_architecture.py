@@ -87,7 +87,8 @@ def test_project_imports_sit_at_module_level() -> None:
             if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for node in ast.walk(func):
                     names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                             else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                             else ["seqpipe" if node.level else node.module or ""] if isinstance(node, ast.ImportFrom)
+                             else [])   # a relative import is a project import too
                     misplaced += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names
                                   if n.split(".")[0] == "seqpipe"]
     assert not misplaced, misplaced

@@ -11,6 +11,7 @@ tests/stages/test_deps.py checks both against the modules a real run has in `sys
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 from seqpipe import pipelines
@@ -55,9 +56,7 @@ def module_level_imports(name: str) -> set[str]:
             if isinstance(node, ast.Import):
                 found.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
                 found.add(base)
                 found.update(f"{base}.{a.name}" for a in node.names)
             elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
