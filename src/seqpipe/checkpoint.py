@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,15 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
     """Atomic torch.save, with a content digest that `load` checks. Through a file handle, the zip's
     inner folder is always `archive/`; given a path, torch names it after the (random) temp file, so
     equal payloads would differ in bytes."""
+    buffer = io.BytesIO()  # torch's zip writer turns ENOSPC into a RuntimeError; a plain write keeps the errno
+    torch.save({**payload, DIGEST: content_digest(payload)}, buffer)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save({**payload, DIGEST: content_digest(payload)}, fh)
+        fh.write(buffer.getbuffer())
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Load tensors and plain data only; a truncated, corrupted or foreign file is a CheckpointError."""
+def load(path: str | Path, trust_unverified: bool = False) -> dict[str, Any]:
+    """Load tensors and plain data only; a truncated, corrupted or foreign file is a CheckpointError, and
+    so is a file without its sha256 digest unless `trust_unverified` (its weights cannot be checked)."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -68,14 +72,18 @@ def load(path: str | Path) -> dict[str, Any]:
                               f"{str(exc).splitlines()[0][:160]})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not a seqpipe checkpoint")
-    if DIGEST in payload and payload[DIGEST] != content_digest(payload):  # files from before lack it
+    if DIGEST not in payload and not trust_unverified:
+        raise CheckpointError(f"{path}: has no sha256 digest, so its weights cannot be verified (an edited file, "
+                              f"or one from before digests); retrain it, or pass predict --trust-unverified")
+    if DIGEST in payload and payload[DIGEST] != content_digest(payload):
         raise CheckpointError(f"{path}: corrupted checkpoint (content does not match its sha256)")
     return payload
 
 
-def load_model(path: str | Path, expected_model: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(path: str | Path, expected_model: str | None = None,
+               trust_unverified: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network a model file describes (class + constructor args) and load its weights."""
-    payload = load(path)
+    payload = load(path, trust_unverified)
     if expected_model is not None and payload["model"] != expected_model:
         raise CheckpointError(f"{path}: holds model {payload['model']!r}, not {expected_model!r}")
     try:

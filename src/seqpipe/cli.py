@@ -6,11 +6,13 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seqpipe import __version__, layout
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import EXIT_CODES, SeqpipeError, environment_error, first_line
 
 if TYPE_CHECKING:
     from seqpipe.params import Params
@@ -29,7 +31,12 @@ examples:
   seqpipe predict crop_ndvi --input s2_stack/ --output next_ndvi.tif
   seqpipe export bandwidth                  models/bandwidth/model.onnx, checked with onnxruntime
 
-Stages are normally run by `dvc repro`; every hyperparameter lives in params.yaml."""
+Stages are normally run by `dvc repro`; every hyperparameter lives in params.yaml.
+
+exit codes:
+""" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items()) + """
+An error is one line `seqpipe: error: <file or key>: <what is wrong>`; an unexpected one also names a
+log file holding the traceback (--debug prints it instead)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seqpipe {__version__}")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list registered models")
     for stage, text in (("download", "fetch or generate raw data into data/raw/MODEL/"),
@@ -57,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--before", type=Path, help="ice_change: the earlier raster (t1)")
     predict.add_argument("--after", type=Path, help="ice_change: the later raster (t2), on the same grid")
     predict.add_argument("--output", type=Path, required=True, help="output file")
-    predict.add_argument("--model-file", type=Path, help="model file (default: models/MODEL/model.pt)")
+    predict.add_argument("--model-file", type=Path, help="model file (default: models/MODEL/model.pt); a "
+                         "checkpoint of the run that wrote models/MODEL/model.pt works too")
+    predict.add_argument("--force", action="store_true", help="write --output even over the model file, an input, "
+                         "params.yaml, dvc.yaml/dvc.lock or a path DVC tracks")
+    predict.add_argument("--trust-unverified", action="store_true",
+                         help="load a model file that has no sha256 digest (its weights cannot be checked)")
     dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml's stages from the model folders (deps = what each stage imports)")
     dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
     export = sub.add_parser("export", help="export MODEL to ONNX and check it against torch")
@@ -79,11 +92,42 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("seqpipe: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: one line, the traceback in a file (or on stderr with --debug)
+        return _unexpected(exc, args.debug)
+
+
+def _unexpected(exc: Exception, debug: bool) -> int:
+    """Report an exception no module turned into a SeqpipeError: an environment fault (disk full,
+    read-only, permission) as one line with exit code 3, anything else as an internal error."""
+    if debug:
+        traceback.print_exc()
+    known = environment_error(exc)
+    if known is not None:
+        print(f"seqpipe: error: {known}", file=sys.stderr)
+        return known.exit_code
+    where = "printed above" if debug else f"in {_crash_log(exc)}"
+    print(f"seqpipe: error: internal error: {type(exc).__name__}: {first_line(exc)}; traceback {where}",
+          file=sys.stderr)
+    return 1
+
+
+def _crash_log(exc: Exception) -> str:
+    """Write the traceback to a new file in the system temp folder (never a DVC output); its path,
+    or a hint to rerun with --debug when even that cannot be written."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="seqpipe-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"seqpipe {__version__}: {' '.join(sys.argv)}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return "(not written: rerun with --debug)"
+    return path
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     """Import only what the command needs: `list`, download and preprocess never load torch."""
     from seqpipe import pipelines
+    from seqpipe.io import check_writable
     from seqpipe.params import load_params
 
     if args.command == "dvc-yaml":
@@ -99,6 +143,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     spec = pipelines.get(args.model)
     params = load_params(args.params, pipelines.names())
+    if args.command in OUTPUT_FOLDERS:
+        for folder in OUTPUT_FOLDERS[args.command](spec.name):
+            check_writable(folder)
     if args.command == "download":
         from seqpipe.stages import download
         download.run(spec, params)
@@ -124,12 +171,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
     """The train stage, launched under torchrun when nproc_per_node > 1; logs to models/MODEL/train.log."""
     from seqpipe import distributed
+    from seqpipe.io import check_writable
     from seqpipe.stages import train
 
     # the sections the stage reads, parsed first: a bad key is one error line and nothing written (no train.log)
     params.section(spec.name, "model", spec.model_params)
     nproc = params.train(spec.name).nproc_per_node
     if not args.validate_only:
+        for folder in (layout.model_dir(spec.name), layout.train_plots_dir(spec.name).parent):
+            check_writable(folder)
         if distributed.rank() != 0:  # under DDP, rank 0 alone logs
             logging.getLogger().setLevel(logging.WARNING)
         else:
@@ -138,13 +188,18 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
             from seqpipe.fit import select_device
             distributed.check_launch(spec.name, nproc, select_device(params.device))
             mode = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
-            return distributed.launch(["--params", str(args.params), "train", spec.name, *mode], nproc)
+            debug = ["--debug"] if args.debug else []
+            return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *mode], nproc)
     mode = "resume" if args.resume else "fresh" if args.fresh else "auto"
     train.run(spec, params, resume=mode, validate_only=args.validate_only)
     return 0
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# The folders each DVC stage writes into, checked before it starts (train's: in _train, after its params).
+OUTPUT_FOLDERS = {"download": lambda m: [layout.raw_dir(m).parent],
+                  "preprocess": lambda m: [layout.processed_dir(m).parent],
+                  "evaluate": lambda m: [layout.metrics_file(m).parent, layout.eval_plots_dir(m).parent]}
 
 
 def _setup_logging() -> None:
@@ -154,10 +209,30 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class _FileLog(logging.FileHandler):
+    """A log file that, when a write fails (disk full...), says so once and stops, instead of printing
+    a traceback per record as logging does by default."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            print(f"seqpipe: warning: {self.baseFilename}: log file not written from here on "
+                  f"({first_line(sys.exc_info()[1] or Exception())})", file=sys.stderr)
+
+
 def _log_to_file(path: Path) -> None:
     """Training also logs to models/MODEL/train.log (appended across resumes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = _FileLog(path)
+    except OSError as exc:
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot open ({first_line(exc)})") from exc
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     logging.getLogger().addHandler(handler)
 

@@ -1,8 +1,11 @@
-"""Atomic file output: every file is written to a temp file in its folder, then os.replace'd."""
+"""Atomic file output: every file is written to a temp file in its folder, then os.replace'd with the
+mode the umask gives; disk-full, read-only and permission faults are one EnvError naming the output."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import glob
 import hashlib
 import json
 import os
@@ -14,31 +17,42 @@ from typing import Any
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import EnvError, SeqpipeError, environment_error, first_line
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success it replaces `path`, on error it is removed."""
+    """Yield a temp path beside `path`; on success it replaces `path` (mode 0666 less the umask), on
+    error it is removed. Temps of an earlier, killed write of the same `path` are removed first. A full
+    disk, a read-only file system or a denied permission is an EnvError naming `path` (exit code 3)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        _raise_environment(exc, path)
+        raise
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~umask())
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
+        _raise_environment(exc, path, tmp_path)
         raise
 
 
 def remove_stale_temps(folder: str | Path, name: str = "*") -> list[Path]:
     """Delete the `.<name>.*.tmp` files and folders that atomic_path/atomic_dir leave when a process is
     killed (SIGKILL, power loss) before it could clean up; returns what was removed."""
-    stale = sorted(Path(folder).glob(f".{name}.*.tmp"))
+    pattern = "*" if name == "*" else glob.escape(name)
+    stale = sorted(Path(folder).glob(f".{pattern}.*.tmp"))
     for path in stale:
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
@@ -47,14 +61,20 @@ def remove_stale_temps(folder: str | Path, name: str = "*") -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temp folder beside `path`; on success it replaces `path` whole, on error it is removed.
-    Temp folders of an earlier, killed run for the same `path` are removed first."""
+    """Yield a temp folder beside `path`; on success it replaces `path` whole (mode 0777 less the umask),
+    on error it is removed. Temp folders of an earlier, killed run for the same `path` are removed
+    first. Environment faults are EnvErrors naming `path`, as in atomic_path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent, path.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path.parent, path.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        _raise_environment(exc, path)
+        raise
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -63,9 +83,53 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, EnvError) and str(tmp) in str(exc):  # a file written inside: name the output
+            raise EnvError(str(exc).replace(str(tmp), str(path))) from exc
+        _raise_environment(exc, path, tmp)
         raise
+
+
+def _raise_environment(exc: BaseException, path: Path, tmp: Path | None = None) -> None:
+    """Raise `exc` as an EnvError if it is a disk-full/read-only/permission OSError, naming `path` when the
+    failed call named no file or one beside `path` or in the temp, else the file it names (an input)."""
+    named = getattr(exc, "filename", None)
+    if named is not None:
+        named = Path(os.path.abspath(named))
+        in_tmp = tmp is not None and Path(os.path.abspath(tmp)) in (named, *named.parents)
+        named = None if in_tmp or named.parent == Path(os.path.abspath(path)).parent else named
+    problem = environment_error(exc, named or path)
+    if problem is not None:
+        raise problem from exc
+
+
+def check_writable(folder: str | Path) -> None:
+    """Create and delete a file in `folder`, or in its nearest existing parent (nothing is left behind):
+    a read-only or denied output folder is found before a stage works for hours. Raises EnvError (exit
+    code 3) naming the folder tried."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    shown = os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        problem = environment_error(exc, shown) or SeqpipeError(f"{shown}: cannot write here ({first_line(exc)})")
+        raise problem from exc
+
+
+@functools.cache
+def umask() -> int:
+    """The process umask, read once (from /proc without changing it where Linux offers that)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any, Literal, TypeVar
 
 import yaml
@@ -140,6 +140,7 @@ class Params:
     def __init__(self, raw: dict[str, Any], path: Path) -> None:
         self.raw, self.path = raw, path
         self.seed: int = convert(raw["seed"], int, "seed")
+        check(0 <= self.seed < 2**32, "seed", f"must be in 0..2**32-1 (numpy and torch seeds), got {self.seed}")
         self.device: str = convert(raw["device"], str, "device")
         ok = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         check(ok, "device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
@@ -173,11 +174,21 @@ def load_params(path: str | Path = DEFAULT_PARAMS, models: Iterable[str] | None 
     The sections' contents are checked when a stage reads them. `overrides` maps dotted keys to values."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+        raw = read_yaml(data.decode("utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found (run from the repository root)") from None
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: is a folder; --params takes a params.yaml file") from None
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ParamsError(f"{path}: line {line}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        raise ParamsError(f"{path}: nested too deeply to be a params file") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
     for dotted, value in (overrides or {}).items():
@@ -187,6 +198,33 @@ def load_params(path: str | Path = DEFAULT_PARAMS, models: Iterable[str] | None 
         return Params(raw, path)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last silently;
+    DVC refuses the file, so seqpipe and DVC would otherwise disagree about the params)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses it below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicated key {key!r} on line {line} (first on line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML safely (plain data only), refusing duplicated keys."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def check_shape(raw: dict[str, Any], models: list[str] | None) -> None:

@@ -41,7 +41,8 @@ class EvalContext:
 
 
 def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
-    """Write metrics/<name>.json and plots/<name>/eval/ (both atomically)."""
+    """Write metrics/<name>.json and plots/<name>/eval/ (both atomically; the plots only once the metrics are
+    written)."""
     name, module = spec.name, spec.stage("evaluate")
     evaluate = params.section(name, "evaluate", module.EvaluateParams)
     network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
@@ -53,7 +54,7 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
         ctx = EvalContext(name=name, params=evaluate, stats=stats, data_dir=data_dir, network=network,
                           predictions=predictions, plots_dir=plots_tmp, seed=params.seed)
         metrics = module.evaluate(ctx)
-    write_json(layout.metrics_file(name), metrics)
+        write_json(layout.metrics_file(name), metrics)  # in the block: if it fails, no new plots either
     log.info("evaluate %s: %s", name, _headline(metrics))
     return metrics
 

@@ -18,12 +18,16 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256)
     import onnx
     import onnxruntime as ort
 
+    output = Path(output or layout.model_dir(name) / "model.onnx")
+    if output.is_dir():
+        raise SeqpipeError(f"{output}: is a folder; --output takes a file path")
+    if output.exists() and output.suffix != ".onnx":  # e.g. model.pt, params.yaml: never overwritten by export
+        raise SeqpipeError(f"{output}: exists and is not an .onnx file; export overwrites only .onnx files")
     network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
     x_path = layout.processed_dir(name) / "x_test.npy"
     if not x_path.exists():
         raise SeqpipeError(f"{x_path}: missing; run the preprocess stage first")
     x = torch.from_numpy(load_npy(x_path, mmap_mode="r")[:check_samples].copy())
-    output = Path(output or layout.model_dir(name) / "model.onnx")
     with atomic_path(output) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(network, (x[:2],), str(tmp), input_names=["x"], output_names=["y"],

@@ -1,14 +1,24 @@
-"""`seqpipe predict`: run a trained model on new input through its folder's `predict` module."""
+"""`seqpipe predict`: run a trained model on new input through its folder's `predict` module.
+
+The output is checked before anything runs: it may not be the model file, a checkpoint, an input,
+params.yaml, dvc.yaml, dvc.lock or anything dvc.yaml names (unless --force), and must be a file path
+in an existing folder. A model file must carry its sha256 digest (unless --trust-unverified).
+"""
 
 from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from seqpipe import checkpoint, layout
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
 from seqpipe.spec import ModelSpec
+
+REPO_FILES = ("dvc.yaml", "dvc.lock", ".dvc", ".git", ".dvcignore", ".gitignore")
 
 
 def require_input(args: Namespace) -> Path:
@@ -22,9 +32,68 @@ def run(spec: ModelSpec, params: Params, args: Namespace) -> Path:
     """Load models/<model>/model.pt (or --model-file) and write the model's prediction for the input."""
     if not spec.has_stage("predict"):
         raise SeqpipeError(f"model {spec.name!r} has no predict command")
-    for given in (args.input, args.before, args.after):
-        if given is not None and not given.exists():
+    inputs = [given for given in (args.input, args.before, args.after) if given is not None]
+    for given in inputs:
+        if not given.exists():
             raise SeqpipeError(f"{given}: not found")
+    model_file = Path(args.model_file or layout.model_file(spec.name))
+    check_output(Path(args.output), spec.name, model_file, inputs, Path(args.params), force=args.force)
     module = spec.stage("predict")
-    network, payload = checkpoint.load_model(args.model_file or layout.model_file(spec.name), spec.name)
+    network, payload = checkpoint.load_model(model_file, spec.name, trust_unverified=args.trust_unverified)
+    if "stats" not in payload:
+        payload = {**payload, "stats": checkpoint_stats(spec.name, model_file, payload)}
     return module.predict(network, payload, args, params)
+
+
+def check_output(output: Path, model: str, model_file: Path, inputs: list[Path], params_file: Path,
+                 force: bool = False) -> None:
+    """Refuse an --output that is a folder or in a missing folder, and (unless `force`) one that would
+    overwrite the model file, a checkpoint, an input, the params, the DVC files or a DVC-tracked path."""
+    if not force:
+        protected = [(model_file, "the model file predict reads"),
+                     (layout.model_dir(model), "the model's folder (model file, checkpoints: DVC outputs)"),
+                     (params_file, "the params file"),
+                     *[(path, "an input of this predict") for path in inputs],
+                     *[(Path(name), "a DVC/git file of the repository") for name in REPO_FILES],
+                     *[(path, "a path DVC tracks (dvc.yaml)") for path in dvc_paths(Path("dvc.yaml"))]]
+        target = output.resolve()
+        for path, what in protected:
+            if target == path.resolve():
+                raise SeqpipeError(f"{output}: is {what}; choose another --output, or pass --force to overwrite it")
+            if path.resolve() in target.parents:
+                raise SeqpipeError(f"{output}: is inside {path}, {what}; choose another --output, or pass --force")
+    if output.is_dir():
+        raise SeqpipeError(f"{output}: is a folder; --output takes a file path")
+    if not output.parent.is_dir():
+        raise SeqpipeError(f"{output.parent}: folder of --output does not exist; create it first")
+
+
+def dvc_paths(dvc_yaml: Path) -> list[Path]:
+    """Every deps/outs/metrics path that dvc.yaml names (templated `${...}` entries left out)."""
+    try:
+        spec = yaml.safe_load(dvc_yaml.read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    if not isinstance(spec, dict):
+        return []
+    entries: list[Any] = list(spec.get("metrics") or [])
+    for stage in (spec.get("stages") or {}).values():
+        entries += [*(stage.get("deps") or []), *(stage.get("outs") or []), *(stage.get("metrics") or [])]
+    names = [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+    return [Path(name) for name in names if isinstance(name, str) and "${" not in name]
+
+
+def checkpoint_stats(model: str, model_file: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """The preprocessing stats a training checkpoint (best.pt, last.pt, epoch_NNNN.pt) lacks: those of
+    models/<model>/model.pt when it comes from the same training run (same fingerprint: params, data
+    and code); otherwise an error that says what predict expects."""
+    trained = layout.model_file(model)
+    epoch = f" (epoch {payload['epoch']})" if "epoch" in payload else ""
+    if trained.exists() and trained.resolve() != model_file.resolve():
+        other = checkpoint.load(trained)
+        if "stats" in other and other.get("fingerprint") == payload.get("fingerprint"):
+            return other["stats"]
+    raise SeqpipeError(
+        f"{model_file}: a training checkpoint{epoch} without the preprocessing stats predict needs, and "
+        f"{trained} is not from the same training run; --model-file takes a model.pt written by "
+        f"`seqpipe train {model}` (or one of its run's checkpoints once that model.pt exists)")
