@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.params import check
 
 SCHEMES = ("http", "https", "file")
+HASH_MISMATCH = re.compile(r"does not match the known hash: expected \S+ but got (\w+)")   # pooch's ValueError
 log = logging.getLogger(__name__)
 
 
@@ -47,10 +49,24 @@ class Transfer:
 
 
 def check_url(url: str, key: str) -> None:
-    """A ParamsError naming `key` unless `url` is an http, https or file URL."""
-    parts = urlsplit(url)
+    """A ParamsError naming `key` unless `url` is a well-formed http, https or file URL."""
+    import requests
+
+    check(url.isprintable(), key, f"{url!r}: control (non-printable) characters are not allowed in a URL")
+    try:
+        parts = urlsplit(url)
+        parts.port   # noqa: B018 (parsed on access: a port out of range raises)
+    except ValueError as exc:
+        check(False, key, f"{url!r}: not a URL ({first_line(exc)})")
     check(parts.scheme in SCHEMES, key, f"{url!r}: scheme must be one of {', '.join(SCHEMES)}")
     check(bool(parts.netloc) or parts.scheme == "file", key, f"{url!r}: no host")
+    if parts.scheme != "file":
+        host = parts.hostname or ""
+        check(bool(host) and "" not in host.rstrip(".").split("."), key, f"{url!r}: no host, or an empty part in it")
+        try:
+            requests.models.PreparedRequest().prepare_url(url, None)   # what requests would refuse later
+        except requests.RequestException as exc:
+            check(False, key, f"{url!r}: not a valid URL ({first_line(exc)})")
 
 
 def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None) -> Path:
@@ -71,10 +87,6 @@ def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None)
     attempts = f"{transfer.retries + 1} attempt{'s' if transfer.retries else ''}"
     try:
         store.fetch(target.name, downloader=downloader)
-    except ValueError as exc:   # pooch's hash check; it has deleted the file
-        got = re.search(r"but got (\w+)", str(exc))
-        raise SeqpipeError(f"{url}: sha256 mismatch: expected {sha256}, got {got.group(1) if got else '?'} "
-                           f"({attempts}; the file was deleted)") from None
     except requests.Timeout:
         raise SeqpipeError(f"{url}: no answer within timeout_s={transfer.timeout_s:g} s ({attempts})") from None
     except requests.HTTPError as exc:
@@ -83,8 +95,14 @@ def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None)
         raise SeqpipeError(f"{url}: the connection broke before the whole body arrived ({attempts})") from None
     except requests.ConnectionError:
         raise SeqpipeError(f"{url}: cannot connect to {urlsplit(url).netloc} ({attempts})") from None
-    except requests.RequestException as exc:
+    except requests.RequestException as exc:   # before ValueError: InvalidURL and a few others are both
         raise SeqpipeError(f"{url}: download failed ({first_line(exc)}; {attempts})") from None
+    except ValueError as exc:
+        got = HASH_MISMATCH.search(str(exc))
+        if got is None:   # not pooch's hash check: a bug, not a bad download (the CLI logs it)
+            raise
+        raise SeqpipeError(f"{url}: sha256 mismatch: expected {sha256}, got {got.group(1)} "
+                           f"({attempts}; the file was deleted)") from None
     return target
 
 
@@ -121,6 +139,8 @@ def _copy_file(url: str, output_file: str, pooch: Any) -> None:
     """pooch downloader for file:// URLs."""
     source = Path(url2pathname(urlsplit(url).path))
     try:
+        if not stat.S_ISREG(source.stat().st_mode):   # a FIFO would block, /dev/zero never end
+            raise SeqpipeError(f"{url}: {source} is not a regular file")
         shutil.copyfile(source, output_file)
     except OSError as exc:
-        raise SeqpipeError(f"{url}: cannot read {source} ({exc.strerror})") from None
+        raise SeqpipeError(f"{url}: cannot read {source} ({exc.strerror or first_line(exc)})") from None

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from seqpipe import layout
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import check
 from seqpipe.sources.fetch import Transfer, check_url, fetch
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+NAME_MAX = 255   # bytes in one file or folder name (Linux, macOS)
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,19 @@ class HttpFile:
     def __post_init__(self) -> None:
         check_url(self.url, "url")
         check(bool(SHA256.match(self.sha256)), "sha256", f"must be 64 lowercase hex digits, got {self.sha256!r}")
-        path = PurePosixPath(self.path)
-        check(bool(path.parts) and not path.is_absolute() and ".." not in path.parts and "\\" not in self.path,
-              "path", f"must be a relative path without '..', got {self.path!r}")
-        check(self.path != "manifest.json", "path", "manifest.json is written by the download stage")
+        check_path(self.path, "path")
+
+
+def check_path(text: str, key: str) -> None:
+    """A ParamsError naming `key` unless `text` is a plain relative path that is not the manifest's."""
+    path = PurePosixPath(text)
+    check(text.isprintable(), key, f"{text!r}: control (non-printable) characters are not allowed in a path")
+    check(bool(path.parts) and not path.is_absolute() and ".." not in path.parts and "\\" not in text,
+          key, f"must be a relative path without '..', got {text!r}")
+    check(all(len(part.encode()) <= NAME_MAX for part in path.parts), key,
+          f"{text!r}: a file or folder name longer than {NAME_MAX} bytes")
+    check(_same(path.parts[0]) != _same(layout.MANIFEST), key,
+          f"{text!r}: {layout.MANIFEST} is written by the download stage; choose another path")
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,21 @@ class HttpParams(Transfer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        paths = [f.path for f in self.files]
-        dupes = sorted({p for p in paths if paths.count(p) > 1})
-        check(not dupes, "files", f"two files land at {dupes[0] if dupes else ''!r}")
+        first: dict[str, int] = {}     # normalised path -> index of the first file landing there
+        for i, f in enumerate(self.files):
+            check(_same(f.path) not in first, f"files[{i}].path",
+                  f"{f.path!r}: files[{first.get(_same(f.path))}].path lands there too")
+            first[_same(f.path)] = i
+        for i, f in enumerate(self.files):
+            inside = [first[str(d)] for d in PurePosixPath(_same(f.path)).parents[:-1] if str(d) in first]
+            check(not inside, f"files[{i}].path", f"{f.path!r} lies inside {self.files[inside[0]].path!r}, "
+                  f"which files[{inside[0]}].path downloads as a file" if inside else "")
+
+
+def _same(path: str) -> str:
+    """`path` normalised ('./a//b' is 'a/b') and case-folded: two paths equal here land at one file
+    (on case-insensitive file systems, as macOS and Windows have, too)."""
+    return PurePosixPath(path).as_posix().casefold()
 
 
 def download_http(p: HttpParams, out_dir: Path, validate: Callable[[Path], object] | None = None) -> dict:

@@ -181,6 +181,8 @@ def scene_of(item: Any, p: StacParams) -> Scene:
     if when is None:
         raise SeqpipeError(f"STAC item {item.id}: no datetime")
     tile = str(props.get("grid:code") or props.get("s2:mgrs_tile") or "AOI").removeprefix("MGRS-")
+    if not re.fullmatch(r"[A-Za-z0-9]{1,16}", tile):   # it names the files in data/raw/crop_ndvi/
+        raise SeqpipeError(f"STAC item {item.id}: tile {tile!r} (grid:code or s2:mgrs_tile) is not like 33UVP")
     return Scene(id=item.id, date=when.strftime("%Y%m%d"), tile=f"T{tile.removeprefix('T')}", baseline=baseline,
                  offset=-1000 if float(baseline) >= 4.0 else 0,
                  provider_flag=props.get("earthsearch:boa_offset_applied"), platform=str(props.get("platform", "")),

@@ -16,6 +16,7 @@ from seqpipe.io import atomic_path
 from seqpipe.params import check
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
 from seqpipe.sources.http import HttpParams, download_http
+from seqpipe.sources.local import LocalParams, local_source
 
 CRS_EPSG = 3411  # NSIDC Sea Ice Polar Stereographic North
 
@@ -127,10 +128,8 @@ def write_patch(path: Path, image: np.ndarray, transform: Affine) -> None:
 
 def copy_local(p: IceTypeLocalParams, out_dir: Path) -> dict:
     """Copy the labelled patches and the labels CSV into the raw layout (unlabelled files are left out)."""
-    for key, value in (("patches", p.patches), ("labels", p.labels)):
-        if not value:
-            raise SeqpipeError(f"download.local.{key}: empty; set it to your patch folder / labels CSV")
-    patches, labels_path = Path(p.patches).expanduser(), Path(p.labels).expanduser()
+    patches, labels_path = (local_source(LocalParams(value), f"download.local.{key}")   # links, special files
+                            for key, value in (("patches", p.patches), ("labels", p.labels)))
     if not patches.is_dir():
         raise SeqpipeError(f"{patches}: not a folder (download.local.patches)")
     frame = read_labels(labels_path, patches)
