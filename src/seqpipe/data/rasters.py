@@ -1,6 +1,8 @@
-"""Generic rasterio helpers: safe opening, grid checks, block windows, NDVI, deterministic GeoTIFF writes.
+"""Generic rasterio helpers: safe opening, grid checks, block windows, the file's own nodata, a memory
+budget for whole reads, NDVI, deterministic GeoTIFF writes.
 
-Every read error names the file; nothing here holds more than one window of a raster in memory.
+Every read error names the file; nothing here holds more than one window of a raster in memory, and a
+reader that reads a raster whole checks its size against WHOLE_READ_BUDGET first (`require_whole_read`).
 rasterio is imported on use, inside the functions that need it.
 """
 
@@ -19,6 +21,8 @@ from seqpipe.io import atomic_path
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
+
+WHOLE_READ_BUDGET = 1 << 30   # bytes one whole-raster read may take (a header can claim any size)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,52 @@ def open_raster(path: str | Path) -> Iterator[Any]:
         yield ds
     finally:
         ds.close()
+
+
+def require_in_budget(path: str | Path, nbytes: int, what: str, hint: str = "crop or tile the file",
+                      budget: int = WHOLE_READ_BUDGET) -> None:
+    """Refuse, naming `path`, `what` when it would take `nbytes` of memory, over `budget`."""
+    if nbytes > budget:
+        raise SeqpipeError(f"{path}: {what} is {format_bytes(nbytes)}, over the memory budget of "
+                           f"{format_bytes(budget)}; {hint}")
+
+
+def require_whole_read(path: str | Path, ds: Any, bands: int | None = None) -> None:
+    """Before `ds.read()` of `bands` whole bands (default: all): their size in memory, from the header
+    alone, must fit WHOLE_READ_BUDGET, so a small file claiming a huge raster is refused, not read."""
+    count = ds.count if bands is None else bands
+    nbytes = ds.width * ds.height * count * max(np.dtype(t).itemsize for t in ds.dtypes)
+    require_in_budget(path, nbytes, f"{ds.width}x{ds.height} pixels x {count} band(s) of {ds.dtypes[0]} "
+                      "to read whole")
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def nodata_mask(ds: Any, band: int, data: np.ndarray, path: str | Path, window: Window | None = None) -> np.ndarray:
+    """True where the file's own metadata marks `data` (band `band`, read from `window`) as no data:
+    its nodata value (NaN included) or its mask or alpha band; all False when it declares none."""
+    from rasterio.enums import MaskFlags
+    from rasterio.errors import RasterioError
+
+    flags = ds.mask_flag_enums[band - 1]
+    if MaskFlags.all_valid in flags:
+        return np.zeros(data.shape, bool)
+    if MaskFlags.nodata in flags:
+        nodata = ds.nodatavals[band - 1]
+        if data.dtype.kind == "f":   # compared in the band's own precision, as GDAL does
+            return np.isnan(data) if np.isnan(nodata) else data == data.dtype.type(nodata)
+        return data == nodata        # by value: a nodata outside the integer type's range matches nothing
+    try:
+        return ds.read_masks(band, window=window) == 0
+    except RasterioError as exc:
+        raise SeqpipeError(f"{path}: reading the mask of band {band} failed ({first_line(exc)})") from None
 
 
 def bounded_cache(megabytes: int = 64) -> Any:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.rasters import Grid, geotiff_writer
+from seqpipe.data.rasters import Grid, geotiff_writer, nodata_mask, require_whole_read
 
 if TYPE_CHECKING:
     from affine import Affine
@@ -30,8 +30,9 @@ EPSG = 3411
 PIXEL_M = 25_000.0
 NORTH_ORIGIN = (-3_850_000.0, 5_850_000.0)   # top-left corner of the 304 x 448 northern grid
 NORTH_SHAPE = (448, 304)                      # rows, columns
-# EPSG code -> top-left corner of that hemisphere's 25 km grid (south: 316 x 332)
+# EPSG code -> top-left corner and (rows, columns) of that hemisphere's 25 km grid
 ORIGINS = {EPSG: NORTH_ORIGIN, 3412: (-3_950_000.0, 4_350_000.0)}
+SHAPES = {EPSG: NORTH_SHAPE, 3412: (332, 316)}
 FILE_PATTERN = re.compile(r"^[NS]_(\d{8})_concentration_v(\d+\.\d+)\.tif$")
 NAME_HINT = "N_YYYYMMDD_concentration_vX.Y.tif, S_ in the south"
 
@@ -56,7 +57,7 @@ def window_transform(row_off: int, col_off: int) -> Affine:
 
 
 def check_g02135_grid(path: Path, grid: Grid) -> None:
-    """EPSG:3411 (or 3412 in the south), north-up 25 km pixels aligned with that NSIDC grid."""
+    """EPSG:3411 (or 3412 in the south), north-up 25 km pixels aligned with that NSIDC grid, inside it."""
     epsg = grid.crs.to_epsg() if grid.crs is not None else None
     if epsg not in ORIGINS:
         found = grid.crs.to_string() if grid.crs else "none"
@@ -69,10 +70,16 @@ def check_g02135_grid(path: Path, grid: Grid) -> None:
     cols, rows = (t.c - origin[0]) / PIXEL_M, (origin[1] - t.f) / PIXEL_M
     if not (float(cols).is_integer() and float(rows).is_integer()):
         raise SeqpipeError(f"{path}: origin ({t.c}, {t.f}) is not on the NSIDC 25 km grid of EPSG:{epsg}")
+    height, width = SHAPES[epsg]
+    if rows < 0 or cols < 0 or rows + grid.height > height or cols + grid.width > width:
+        raise SeqpipeError(f"{path}: {grid.width}x{grid.height} pixels from row {rows:.0f}, column {cols:.0f} reach "
+                           f"beyond the {width}x{height} G02135 grid of EPSG:{epsg}")
 
 
 def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
-    """The uint16 band of one G02135 file and its grid (checked)."""
+    """The uint16 band of one G02135 file and its grid, both checked before the band is read (the size
+    against the memory budget too). A pixel the file's own nodata value or mask marks is MISSING unless
+    it holds a flag already."""
     import rasterio
     from rasterio.errors import RasterioError
 
@@ -80,11 +87,13 @@ def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
         with rasterio.open(path) as src:
             if src.count != 1 or src.dtypes[0] != "uint16":
                 raise SeqpipeError(f"{path}: expected 1 uint16 band, found {src.count} x {src.dtypes[0]}")
+            require_whole_read(path, src)
             grid = Grid.of(src)
+            check_g02135_grid(path, grid)
             raw = src.read(1)
+            raw = np.where(nodata_mask(src, 1, raw, path) & ~np.isin(raw, FLAGS), np.uint16(MISSING), raw)
     except RasterioError as exc:
         raise SeqpipeError(f"{path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
-    check_g02135_grid(path, grid)
     bad = (raw > 1000) & ~np.isin(raw, FLAGS)
     if bad.any():
         raise SeqpipeError(f"{path}: {int(bad.sum())} pixels hold values that are neither concentration "

@@ -1,7 +1,8 @@
 """Sentinel-2 L2A stacks on disk: how a folder of red/NIR/SCL GeoTIFFs is laid out and indexed.
 
-`scenes.json` (INDEX) maps each date to the (file, band) of its red, NIR and SCL rasters; the
-download sources write it and preprocess and predict read it. rasterio is imported on use.
+`scenes.json` (INDEX) maps each date to the (file, band) of its red, NIR and SCL rasters (and, when
+params set one, the DN offset that overrides the files' tags); the download sources write it and
+preprocess and predict read it. rasterio is imported on use.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from seqpipe.io import write_json
 from seqpipe.params import ParamsError, check
 
 INDEX = "scenes.json"   # date -> (file, band) of red, NIR and SCL: what preprocess and predict read
+OFFSET_KEY = "boa_add_offset"   # in a scene of scenes.json: the DN offset set in params, over the files' tags
 BANDS = ("red", "nir", "scl")
 SCL = {"nodata": 0, "saturated": 1, "shadow": 3, "vegetation": 4, "not_vegetated": 5, "water": 6,
        "cloud_medium": 8, "cloud_high": 9, "cirrus": 10}
@@ -34,6 +36,7 @@ class StackLayout:
     red: str           # band name matched by the `band` group, or a 1-based band index without it
     nir: str
     scl: str
+    boa_add_offset: int | None = None   # DN offset for every file (0: already offset-free); None: from the tags
 
     def __post_init__(self) -> None:
         try:
@@ -44,6 +47,8 @@ class StackLayout:
         if "band" not in groups:
             check(all(b.isdigit() and int(b) >= 1 for b in (self.red, self.nir, self.scl)), "red",
                   "without a (?P<band>...) group, red/nir/scl must be 1-based band indexes")
+        check(self.boa_add_offset is None or -10000 <= self.boa_add_offset <= 10000, "boa_add_offset",
+              f"a DN offset such as -1000 or 0 (or null to read it from the tags), got {self.boa_add_offset}")
 
 
 SYNTHETIC_LAYOUT = StackLayout(pattern=r"T\w+_(?P<date>\d{8})_(?P<band>B04|B08|SCL)\.tif", date_format="%Y%m%d",
@@ -86,6 +91,8 @@ def find_scenes(folder: Path, layout: StackLayout) -> list[dict]:
         if missing:
             raise SeqpipeError(f"{folder}: date {scene['date']} has no {', '.join(missing)} file "
                                f"(bands {layout.red}/{layout.nir}/{layout.scl})")
+        if layout.boa_add_offset is not None:   # wins over the files' tags when preprocess scales the DN
+            scene[OFFSET_KEY] = layout.boa_add_offset
     return scenes
 
 

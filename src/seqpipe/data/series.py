@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy, save_npy, sha256_file
 
 SPLITS = ("train", "val", "test")
@@ -33,9 +34,21 @@ class Standardizer:
         self.std = np.asarray(std, dtype=np.float64)
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> Standardizer:
-        std = values.std(axis=0)
-        return cls(values.mean(axis=0), np.where(std > 0, std, 1.0))
+    def fit(cls, values: np.ndarray, source: str = "train values", columns: list[str] | None = None) -> Standardizer:
+        """Mean/std of each column of (rows, columns) `values`; a non-finite one (NaN, or a sum that
+        overflows) is refused naming `source`, the column and the row of its largest value."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = values.mean(axis=0), values.std(axis=0)
+        bad = ~(np.isfinite(mean) & np.isfinite(std))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            column = values[:, k].astype(np.float64)
+            row = int(np.nanargmax(np.abs(column))) if not np.isnan(column).all() else 0
+            name = repr(columns[k]) if columns else str(k)
+            raise SeqpipeError(f"{source}: column {name}: mean/std are not finite (a NaN, or an overflow in "
+                               f"{values.dtype}; largest |value| {column[row]:.3g} at data row {row + 1}); "
+                               "rescale or remove it")
+        return cls(mean, np.where(std > 0, std, 1.0))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean) / self.std).astype(np.float32)

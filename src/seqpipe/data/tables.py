@@ -10,6 +10,8 @@ import pandas as pd
 
 from seqpipe.errors import SeqpipeError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)   # numeric cells beyond this overflow the model's float32
+
 
 def read_csv_with_columns(path: Path, required: list[str], **read_csv: Any) -> pd.DataFrame:
     """`pd.read_csv(path, **read_csv)`, refusing a missing, empty or unparseable file and missing columns."""
@@ -32,7 +34,8 @@ def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], m
                         min_rows_reason: str = "") -> pd.DataFrame:
     """Read `path`; return a frame with a parsed, strictly increasing `timestamp_column` index-free
     column and float64 `columns`. Refuses empty files, missing columns, bad timestamps, unsorted or
-    duplicated times, non-numeric values, NaN/inf and fewer than `min_rows` rows (`min_rows_reason` says why)."""
+    duplicated times, non-numeric values, NaN/inf, values beyond float32 and fewer than `min_rows` rows
+    (`min_rows_reason` says why)."""
     frame = read_csv_with_columns(path, [timestamp_column, *columns])
     if len(frame) < min_rows:
         why = f" ({min_rows_reason})" if min_rows_reason else ""
@@ -59,5 +62,11 @@ def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], m
         if not finite.all():
             raise SeqpipeError(f"{path}: column {column!r} has {int((~finite).sum())} NaN/inf value(s), "
                                f"first at data row {int(np.flatnonzero(~finite)[0]) + 1}")
+        huge = np.abs(values.to_numpy(np.float64)) > FLOAT32_MAX
+        if huge.any():
+            row = int(np.flatnonzero(huge)[0])
+            raise SeqpipeError(f"{path}: value {values.iloc[row]:.6g} in column {column!r} at data row "
+                               f"{row + 1} overflows float32 (|value| > {FLOAT32_MAX:.3g}), the precision "
+                               f"the model works in")
         out[column] = values.astype(np.float64)
     return out

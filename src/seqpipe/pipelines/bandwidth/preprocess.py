@@ -52,7 +52,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         raise SeqpipeError(f"{path}: {len(frame)} rows leave {n_windows} windows of {p.window}; too few")
     splits = chronological_split(n_windows, p.val_fraction, p.test_fraction)
     train_rows = splits["train"].stop + p.window          # rows seen by train windows and targets
-    scaler = Standardizer.fit(features[:train_rows])
+    scaler = Standardizer.fit(features[:train_rows], str(path), p.feature_columns)  # data row = array row + 1
     windows = windows_from_frame(p, features, scaler)[:n_windows]
     target_index = [p.feature_columns.index(c) for c in p.target_columns]
     targets = scaler.transform(features)[p.window:, target_index]

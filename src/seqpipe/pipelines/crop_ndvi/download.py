@@ -31,8 +31,10 @@ CLASSES = {"wheat": (0.25, 0.25, 0.82, -5, 95), "maize": (0.22, 0.18, 0.88, 50, 
            "grassland": (0.10, 0.45, 0.72, 10, 160), "bare": (0.05, 0.12, 0.12, 0, 0),
            "urban": (0.05, 0.06, 0.06, 0, 0), "water": (0.05, -0.35, -0.35, 0, 0)}
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CropLocalParams(StackLayout):
+    """The layout keys (and boa_add_offset) of StackLayout, which `http` files are indexed with too."""
+
     path: str          # the folder of GeoTIFFs; relative paths are taken from the repository root
 
 

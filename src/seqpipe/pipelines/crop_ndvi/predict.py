@@ -63,4 +63,5 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
                     y = predict_batches(network, x, 8192)[:, 0]
                     out[valid] = scaler.inverse(y)
                 dst.write(out.reshape(int(win.height), int(win.width)), 1, window=win)
+            stack.check_ndvi_range()   # a wrong DN offset: refused before the output replaces anything
     return output

@@ -8,6 +8,7 @@ neighbouring pixels do not straddle splits.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,17 +17,21 @@ import numpy as np
 import pandas as pd
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, open_raster, read_window,
-                                  require_georeferenced, require_same_grid, tile_aligned)
+from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, nodata_mask, open_raster,
+                                  read_window, require_georeferenced, require_in_budget, require_same_grid,
+                                  tile_aligned)
 from seqpipe.data.series import Standardizer, save_splits, sliding_windows
 from seqpipe.io import read_json
 from seqpipe.params import check
-from seqpipe.data.sentinel2 import BANDS, INDEX
+from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
 
+log = logging.getLogger(__name__)
+
 SATURATED = 65535
+MAX_OUTSIDE, MIN_OUTSIDE = 0.05, 10   # NDVI outside [-1, 1] on more of a date's valid pixels: a wrong offset
 DN_TYPES = {"red": ("uint16",), "nir": ("uint16",), "scl": ("uint8", "uint16")}   # L2A digital numbers, SCL classes
 
 
@@ -68,26 +73,37 @@ def read_scenes(folder: Path) -> list[dict]:
     return scenes
 
 
-def scale_offset(path: Path, tags: dict[str, str]) -> tuple[float, float]:
-    """(offset, quantification) so that reflectance = (DN + offset) / quantification.
+def scale_offset(path: Path, tags: dict[str, str], override: int | None = None) -> tuple[float, float, str]:
+    """(offset, quantification, where the offset came from) so that reflectance = (DN + offset) / quantification.
 
-    Explicit BOA_ADD_OFFSET / BOA_QUANTIFICATION_VALUE tags win; otherwise PROCESSING_BASELINE >= 04.00
-    means offset -1000 (ESA's change of January 2022), older baselines none.
+    `override` (download.local.boa_add_offset, via scenes.json) wins; then explicit BOA_ADD_OFFSET /
+    BOA_QUANTIFICATION_VALUE tags; otherwise PROCESSING_BASELINE >= 04.00 means offset -1000 (ESA's
+    change of January 2022), older baselines none.
     """
     try:
         quant = float(tags.get("BOA_QUANTIFICATION_VALUE", 10000))
-        if "BOA_ADD_OFFSET" in tags:
-            return float(tags["BOA_ADD_OFFSET"]), quant
-        baseline = tags.get("PROCESSING_BASELINE")
-        if baseline is None:
+        if override is not None:
+            offset, origin = float(override), "download.local.boa_add_offset"
+        elif "BOA_ADD_OFFSET" in tags:
+            offset, origin = float(tags["BOA_ADD_OFFSET"]), f"tag BOA_ADD_OFFSET {tags['BOA_ADD_OFFSET']}"
+        elif (baseline := tags.get("PROCESSING_BASELINE")) is None:
             raise SeqpipeError(f"{path}: no PROCESSING_BASELINE or BOA_ADD_OFFSET tag; cannot scale DN to reflectance")
-        return (-1000.0 if float(baseline) >= 4.0 else 0.0), quant
+        else:
+            offset, origin = (-1000.0 if float(baseline) >= 4.0 else 0.0), f"PROCESSING_BASELINE {baseline}"
     except ValueError:
         raise SeqpipeError(f"{path}: unreadable scale tags {tags}") from None
+    if not (np.isfinite(offset) and np.isfinite(quant) and quant > 0):
+        raise SeqpipeError(f"{path}: scale tags give offset {offset:g} and quantification {quant:g}; "
+                           "a finite offset and a positive quantification value are needed")
+    return offset, quant, origin
 
 
 class Stack:
-    """Open red/NIR/SCL datasets of every date on one grid; `ndvi(window)` reads only that window."""
+    """Open red/NIR/SCL datasets of every date on one grid; `ndvi(window)` reads only that window.
+
+    A pixel is invalid where SCL is in `mask_scl`, a DN is 0 or saturated, a file's own nodata value or
+    mask says so, or its NDVI falls outside [-1, 1] (counted per date; see `check_ndvi_range`).
+    """
 
     def __init__(self, folder: Path, scenes: list[dict], mask_scl: list[int], reproject: bool) -> None:
         self.mask_scl = np.asarray(mask_scl, np.uint8)
@@ -95,6 +111,8 @@ class Stack:
         self._exit = contextlib.ExitStack()
         self.bands: list[dict[str, tuple[Any, int, Path]]] = []
         self.scale: list[tuple[float, float, float, float]] = []
+        self.offset_origin: list[str] = []
+        self.checked, self.outside = np.zeros(len(scenes), np.int64), np.zeros(len(scenes), np.int64)
         self.grid: Grid | None = None
         reference: Path | None = None
         try:
@@ -111,8 +129,10 @@ class Stack:
                         require_same_grid(reference, self.grid, path, Grid.of(ds))
                     opened[band], tags[band] = (aligned(ds, self.grid), scene[band]["band"], path), ds.tags()
                 self.bands.append(opened)
-                self.scale.append((*scale_offset(opened["red"][2], tags["red"]),
-                                   *scale_offset(opened["nir"][2], tags["nir"])))
+                (red_off, red_q, origin), (nir_off, nir_q, _) = (
+                    scale_offset(opened[b][2], tags[b], scene.get(OFFSET_KEY)) for b in ("red", "nir"))
+                self.scale.append((red_off, red_q, nir_off, nir_q))
+                self.offset_origin.append(origin)
         except BaseException:
             self.close()
             raise
@@ -131,16 +151,38 @@ class Stack:
         return tile_aligned(requested, self.bands[0]["red"][0])
 
     def ndvi(self, window: Window) -> np.ndarray:
-        """(dates, rows, cols) float32 NDVI of one window; NaN where SCL or DN says invalid."""
+        """(dates, rows, cols) float32 NDVI of one window; NaN where invalid (see the class)."""
         out = np.empty((len(self.bands), int(window.height), int(window.width)), np.float32)
         for k, (opened, (red_off, red_q, nir_off, nir_q)) in enumerate(zip(self.bands, self.scale)):
-            red_dn, nir_dn, scl = (read_window(ds, band, window, path) for ds, band, path in
-                                   (opened["red"], opened["nir"], opened["scl"]))
+            dn = {b: read_window(ds, band, window, path) for b, (ds, band, path) in opened.items()}
+            red_dn, nir_dn, scl = dn["red"], dn["nir"], dn["scl"]
             value = ndvi((nir_dn + nir_off) / nir_q, (red_dn + red_off) / red_q)
             bad = np.isin(scl, self.mask_scl) | (red_dn == 0) | (nir_dn == 0)
             bad |= (red_dn == SATURATED) | (nir_dn == SATURATED)
-            out[k] = np.where(bad, np.float32(np.nan), value)
+            for b, (ds, band, path) in opened.items():   # the files' own nodata values and masks
+                bad |= nodata_mask(ds, band, dn[b], path, window)
+            outside = ~bad & ((value < -1) | (value > 1))
+            self.checked[k] += int((~bad & ~np.isnan(value)).sum())
+            self.outside[k] += int(outside.sum())
+            out[k] = np.where(bad | outside, np.float32(np.nan), value)
         return out
+
+    def check_ndvi_range(self) -> None:
+        """After a pass over the rasters: refuse when a date's NDVI left [-1, 1] on more than MAX_OUTSIDE
+        of its valid pixels (the DN offset is then wrong: e.g. files tagged baseline >= 04.00 whose DN are
+        already offset-free); warn about fewer, which stay masked (noise on very dark pixels)."""
+        share = self.outside / np.maximum(self.checked, 1)
+        k = int(np.argmax(share))
+        red = self.bands[k]["red"][2]
+        if share[k] > MAX_OUTSIDE and self.outside[k] >= MIN_OUTSIDE:
+            raise SeqpipeError(f"{red}: {share[k]:.0%} of the NDVI values of {self.dates[k]:%Y-%m-%d} are outside "
+                               f"[-1, 1] after scaling DN with offset {self.scale[k][0]:g} ({self.offset_origin[k]}); "
+                               f"the offset is probably wrong for these files (DN already offset-free?): set "
+                               f"models.crop_ndvi.download.local.boa_add_offset (e.g. 0) for local or http data")
+        if self.outside.any():
+            log.warning("%s: %d NDVI value(s) outside [-1, 1] after scaling masked as invalid (most on %s); if "
+                        "many, the DN offset may be wrong for these files (download.local.boa_add_offset)",
+                        red.parent, int(self.outside.sum()), f"{self.dates[k]:%Y-%m-%d}")
 
 
 def date_grid(dates: pd.DatetimeIndex, grid_days: int) -> np.ndarray:
@@ -195,7 +237,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             raise SeqpipeError(f"{raw_dir / INDEX}: {len(scenes)} dates span {n_steps} grid steps of "
                                f"{p.grid_days} days; need at least window + 2 = {p.window + 2}")
         fraction = min(1.0, p.max_pixels / (grid.width * grid.height))
-        splits = _block_splits(grid, p, seed)
+        splits = _block_splits(grid, p, seed, stack.bands[0]["red"][2])
         parts: dict[str, list[tuple[np.ndarray, ...]]] = {s: [] for s in ("train", "val", "test")}
         masked, total = np.zeros(len(scenes)), 0
         for win in iter_windows(grid.height, grid.width, stack.window_size(p.block_size)):
@@ -212,6 +254,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             for code, name in enumerate(parts):
                 here = split == code
                 parts[name].append((x[here], y[here], meta[here]))
+        stack.check_ndvi_range()
         if (masked == total).all():
             raise SeqpipeError(f"{raw_dir}: every pixel of every date is nodata or masked (SCL classes "
                                f"{p.mask_scl}); no NDVI to learn from")
@@ -264,9 +307,11 @@ def _blocks(width: int, p: PreprocessParams) -> int:
     return -(-width // p.split_block_px)
 
 
-def _block_splits(grid: Grid, p: PreprocessParams, seed: int) -> np.ndarray:
-    """Split code per spatial block (0 train, 1 val, 2 test), by a seeded permutation."""
+def _block_splits(grid: Grid, p: PreprocessParams, seed: int, path: Path) -> np.ndarray:
+    """Split code per spatial block (0 train, 1 val, 2 test), by a seeded permutation (of `path`'s grid)."""
     n = _blocks(grid.width, p) * -(-grid.height // p.split_block_px)
+    require_in_budget(path, 25 * n, f"splitting {grid.width}x{grid.height} pixels into {n} blocks of "
+                      f"{p.split_block_px} px", "crop the file or raise models.crop_ndvi.preprocess.split_block_px")
     rank = np.random.default_rng(seed).permutation(n)
     n_test, n_val = max(1, round(n * p.test_fraction)), max(1, round(n * p.val_fraction))
     return np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)

@@ -9,6 +9,7 @@ import numpy as np
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
+from seqpipe.data.rasters import nodata_mask, require_whole_read
 from seqpipe.data.series import chronological_split, save_splits
 from seqpipe.params import check
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, pair_folders
@@ -39,7 +40,8 @@ def pair_inputs(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def read_pair(folder: Path) -> dict:
-    """Both dates (checked to share one grid), their dates, and the change mask on that grid."""
+    """Both dates (checked to share one grid), their dates, and the change mask on that grid (the
+    mask file's own nodata pixels are NOT_EVALUATED)."""
     import rasterio
     from rasterio.errors import RasterioError
 
@@ -51,7 +53,9 @@ def read_pair(folder: Path) -> dict:
     mask_path = folder / MASK_NAME
     try:
         with rasterio.open(mask_path) as src:
+            require_whole_read(mask_path, src, 1)
             mask_grid, mask = seaice.Grid.of(src), src.read(1)
+            mask = np.where(nodata_mask(src, 1, mask, mask_path), NOT_EVALUATED, mask.astype(np.int64))
     except RasterioError as exc:
         raise SeqpipeError(f"{mask_path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
     if (diff := mask_grid.difference(grid)) is not None:
@@ -81,6 +85,9 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         arrays[f"y_{split}"] = np.stack([(q["mask"] == 1).astype(np.float32) for q in inside])
         counts[split] = len(inside)
     train_valid = arrays["mask_train"]
+    if not train_valid.any():
+        raise SeqpipeError(f"{raw_dir}: no pixel of the train split is evaluated (every change mask pixel is "
+                           f"{NOT_EVALUATED} or its file's nodata, or flagged in the maps); nothing to learn from")
     positives = float(arrays["y_train"][train_valid].mean())
     return {"pairs": len(pairs), "pairs_per_split": counts, "dropped_across_splits": len(pairs) - sum(counts.values()),
             "map_shape": list(pairs[0]["grid"].shape), "crs": pairs[0]["grid"].crs.to_string(),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from seqpipe.errors import SeqpipeError
+from seqpipe.data.rasters import nodata_mask, require_whole_read
 from seqpipe.data.series import SPLITS, save_splits
 from seqpipe.params import check
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
@@ -24,18 +25,27 @@ class PreprocessParams:
 
 
 def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
-    """One GeoTIFF as float32 (bands, h, w) and its CRS string; unreadable or non-finite -> SeqpipeError."""
+    """One GeoTIFF as float32 (bands, h, w) and its CRS string. Refused with one line naming the file:
+    unreadable, too large to read whole (checked from the header first), any pixel the file's own
+    nodata value or mask marks (a patch is classified whole), NaN/inf or beyond float32."""
     import rasterio
     from rasterio.errors import RasterioError
 
     try:
         with rasterio.open(path) as src:
-            image = src.read().astype(np.float32)
+            require_whole_read(path, src)
+            raw = src.read()
+            nodata = sum(int(nodata_mask(src, b + 1, band, path).sum()) for b, band in enumerate(raw))
             crs = src.crs.to_string() if src.crs else None
     except (RasterioError, OSError) as exc:
         raise SeqpipeError(f"{path}: unreadable GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
+    if nodata:
+        raise SeqpipeError(f"{path}: {nodata} nodata pixel(s) (the file's nodata value or mask); a patch needs "
+                           "data in every pixel of every band: crop it or leave it out")
+    with np.errstate(over="ignore"):
+        image = raw.astype(np.float32)
     if not np.isfinite(image).all():
-        raise SeqpipeError(f"{path}: {int((~np.isfinite(image)).sum())} NaN/inf pixel(s)")
+        raise SeqpipeError(f"{path}: {int((~np.isfinite(image)).sum())} NaN/inf pixel(s) (or values beyond float32)")
     return image, crs
 
 
