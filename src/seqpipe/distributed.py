@@ -8,13 +8,17 @@ process nothing here creates a process group or communicates.
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
+import functools
 import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +29,10 @@ from torch.utils.data.distributed import DistributedSampler
 from seqpipe.errors import SeqpipeError
 
 log = logging.getLogger(__name__)
+
+AGENT_PID = "SEQPIPE_TORCHRUN_PID"  # set by `torchrun` below, read by its workers
+_PR_SET_PDEATHSIG = 1
+TEARDOWN_S = 20  # the longest a stopped or failed worker may take to exit
 
 
 def rank() -> int:
@@ -37,9 +45,17 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def check_launch(name: str, nproc: int, device: torch.device) -> None:
     """Refuse, in one line naming the key, an nproc_per_node the device cannot serve."""
     key = f"models.{name}.train.nproc_per_node"
+    if device.type == "cpu" and nproc > usable_cores():
+        raise SeqpipeError(f"{key} is {nproc} but this machine has {usable_cores()} usable CPU cores; "
+                           "each process needs one, so set it to at most that")
     if device.type == "cuda":
         if device.index is not None:
             raise SeqpipeError(f"{key} is {nproc}: each rank takes cuda:LOCAL_RANK, so device must be "
@@ -55,7 +71,8 @@ def launch(args: list[str], nproc: int) -> int:
     torchrun runs in its own session, so a terminal's Ctrl-C reaches only this process, which
     forwards SIGINT/SIGTERM to torchrun; torchrun passes it on to every worker, which saves the
     checkpoint and exits 128 + signal, as a one-process run does. With num_threads 0 each worker
-    gets an equal share of the cores (OMP_NUM_THREADS).
+    gets an equal share of the cores (OMP_NUM_THREADS). torchrun gets SIGTERM if this process dies
+    without forwarding anything (kill -9), and stops its workers as for any signal.
     """
     cmd = [sys.executable, "-m", "seqpipe.distributed", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "seqpipe.cli", *args]
@@ -72,8 +89,11 @@ def launch(args: list[str], nproc: int) -> int:
             proc.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    launcher = os.getpid()
+    _prctl()  # load libc here, not in the forked child
     try:
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                                preexec_fn=lambda: _die_with_parent(launcher, os._exit))
         for signum in pending:
             proc.send_signal(signum)
         code = proc.wait()
@@ -90,6 +110,9 @@ def torchrun(argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
+    os.environ[AGENT_PID] = str(os.getpid())
+    # a failed worker has said why in its own one line; torchrun's "failed (exitcode: 1)" would follow it
+    logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
     try:
         run(parse_args(argv))
     except SignalException as exc:
@@ -98,6 +121,65 @@ def torchrun(argv: list[str]) -> int:
         code = exc.get_first_failure()[1].exitcode
         return code if code > 0 else 128 - code
     return 0
+
+
+def die_with_launcher() -> None:
+    """In a torchrun worker: get SIGTERM when torchrun dies, and stop now if it is already gone.
+    (torchrun starts each worker in a session of its own, so no process-group kill reaches it.)"""
+    agent = os.environ.get(AGENT_PID)
+    if agent is not None:
+        _die_with_parent(int(agent), sys.exit)
+
+
+def _die_with_parent(parent: int, exit: Callable[[int], object]) -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies; `exit(143)` if `parent` is
+    already gone (reparented before the request took effect). Elsewhere than Linux: nothing.
+    Safe between fork and exec: libc is loaded beforehand, by `_prctl`."""
+    prctl = _prctl()
+    if prctl is None:
+        return
+    prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:
+        exit(128 + signal.SIGTERM)
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+@contextmanager
+def run_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive lock on the folder itself (no lock file) for the duration, or refuse in one
+    line when another process holds it: a run in progress, or the survivor of a killed one. The
+    kernel drops the lock when its holder exits, however it dies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # not inherited by child processes
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            raise SeqpipeError(f"{folder}: another `seqpipe train {name}` is still running"
+                               f"{f' (pid {holder})' if holder else ''}, or the survivor of a killed "
+                               "one; wait for it to end or stop it, then rerun") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The pid holding a flock on what `fd` is open on, from /proc/locks (None if unknown)."""
+    st = os.fstat(fd)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for fields in (line.split() for line in lines):
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit():
+            return int(fields[4])
+    return None
 
 
 @contextmanager
@@ -119,6 +201,13 @@ def process_group(name: str, nproc: int, device: torch.device) -> Iterator[torch
     log.info("DDP: %d processes, backend %s", world, backend)
     try:
         yield device
+    except BaseException:
+        # Freeing the DDP module after a stopped or failed step can deadlock in torch (the main
+        # thread joins gloo's worker thread while holding the GIL that thread waits for; seen
+        # about 1 exit in 8). SIGALRM's default action ends the process whatever it is stuck in:
+        # nothing is left to write by then (last.pt is saved before the stop is raised).
+        signal.alarm(TEARDOWN_S)
+        raise
     finally:
         dist.destroy_process_group()
 

@@ -295,8 +295,7 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
     last = folder / "last.pt"
     if mode == "fresh" or (mode == "auto" and not last.exists()):
         if owner:
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True, exist_ok=True)
+            _clear(folder)
         return None
     if mode == "resume" and not last.exists():
         raise checkpoint.CheckpointError(f"{last}: not found; nothing to resume (drop --resume)")
@@ -324,6 +323,16 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
         setattr(state, key, payload[key])
     log.info("resuming from %s at epoch %d batch %d", last, state.epoch + 1, state.step)
     return state.epoch
+
+
+def _clear(folder: Path) -> None:
+    """Empty the checkpoint folder for a fresh start; the folder itself stays (its owner holds a lock on it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _open_live(live_dir: Path | None, history: list[dict[str, float]]) -> Any:

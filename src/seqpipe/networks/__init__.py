@@ -23,6 +23,31 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def training_footprint(module: str, class_name: str, args: dict, x: torch.Tensor,
+                       batch_size: int) -> tuple[int, int]:
+    """(parameters, bytes that one training batch of `batch_size` samples shaped like `x`'s saves for
+    backward) of the network `build_network` would build, measured on torch's meta device: shapes
+    only, nothing is allocated. Saved parameters (and views of them) are not counted twice; the
+    activations count 0 when an op has no meta kernel."""
+    with torch.device("meta"):
+        model = build_network(module, class_name, args)
+    weights = {id(p) for p in model.parameters()}
+    saved = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        if id(tensor) not in weights and id(tensor._base) not in weights:
+            saved += tensor.numel() * tensor.element_size()
+        return tensor
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            model.train()(torch.empty(batch_size, *x.shape[1:], dtype=x.dtype, device="meta"))
+    except (NotImplementedError, RuntimeError):
+        saved = 0
+    return count_parameters(model), saved
+
+
 @torch.inference_mode()
 def predict_batches(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     """`model(x)` in eval mode, `batch_size` samples at a time, as a float32 numpy array."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from seqpipe.data.series import load_split
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
 from seqpipe.io import read_json, remove_stale_temps, sha256_file, write_json
-from seqpipe.networks import build_network, count_parameters
+from seqpipe.networks import build_network, count_parameters, training_footprint
 from seqpipe.params import Params, TrainParams, as_dict, fingerprint
 from seqpipe.spec import ModelSpec
 from seqpipe.tasks import build_task
@@ -51,7 +52,10 @@ def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor]:
 
 
 def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_only: bool = False) -> dict:
-    """Train, then write models/<name>/model.pt and model_card.json (rank 0; other ranks return {})."""
+    """Train, then write models/<name>/model.pt and model_card.json (rank 0; other ranks return {}).
+    Everything is checked before anything is written; rank 0 holds the checkpoint folder's lock from
+    then to the end."""
+    distributed.die_with_launcher()
     name = spec.name
     model_params = params.section(name, "model", spec.model_params)
     train = params.train(name)
@@ -62,15 +66,16 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
     if train.require_real_data and stats["provenance"].get("synthetic", True):
         raise SeqpipeError(f"{data_dir}: data is synthetic (manifest says synthetic: true) but "
                            f"models.{name}.train.require_real_data is true")
+    device = select_device(params.device)
+    network_class, network_args = spec.network(model_params, stats)
+    train_data, val_data = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
+    check_fits(name, spec.network_module, network_class, network_args, train_data["x"], train, device)
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
-    device = select_device(params.device)
     log.info("train %s on %s (torch %s, %d threads)", name, _describe(device), torch.__version__,
              torch.get_num_threads())
-    network_class, network_args = spec.network(model_params, stats)
     torch.manual_seed(params.seed)
     model = build_network(spec.network_module, network_class, network_args)
-    train_data, val_data = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
     task = build_task(spec.task, stats)
     sections = {"model": as_dict(model_params), "train": as_dict(train)}
     identity = {"model": name, "network_module": spec.network_module, "network": network_class,
@@ -79,22 +84,32 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
                 "params": sections}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, train, device, identity)
-    if distributed.rank() == 0:  # a killed save leaves a temp; last.pt itself is whole
-        for stale in remove_stale_temps(layout.checkpoint_dir(name)):
-            log.info("removed %s, left by an interrupted run", stale)
-    with distributed.process_group(name, train.nproc_per_node, device) as device:
-        result = fit(model, task, train_data, val_data, train, seed=params.seed, device=device,
-                     checkpoint_dir=layout.checkpoint_dir(name), identity=identity, resume=resume,
-                     live_dir=layout.train_plots_dir(name), name=name)
-    if distributed.rank() != 0:
-        return {}
+    folder = layout.checkpoint_dir(name)
+    with distributed.run_lock(folder, name) if distributed.rank() == 0 else contextlib.nullcontext():
+        if distributed.rank() == 0:  # a killed save leaves a temp; last.pt itself is whole
+            for stale in remove_stale_temps(folder):
+                log.info("removed %s, left by an interrupted run", stale)
+        with distributed.process_group(name, train.nproc_per_node, device) as device:
+            result = fit(model, task, train_data, val_data, train, seed=params.seed, device=device,
+                         checkpoint_dir=folder, identity=identity, resume=resume,
+                         live_dir=layout.train_plots_dir(name), name=name)
+        if distributed.rank() != 0:
+            return {}
+        return _save(spec, model, identity, stats, params.seed, result, device)
+
+
+def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, seed: int, result: Any,
+          device: torch.device) -> dict:
+    """Write model.pt and model_card.json; return the card."""
+    name = spec.name
     model_path = layout.model_file(name)
     summary = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
     checkpoint.save(model_path, {**identity, "state_dict": model.cpu().state_dict(), "stats": stats,
                                  "training": summary})
-    card = {"model": name, "summary": spec.summary, "network": network_class, "network_args": network_args,
-            "parameters": count_parameters(model), "params": sections, "seed": params.seed,
+    card = {"model": name, "summary": spec.summary, "network": identity["network"],
+            "network_args": identity["network_args"], "parameters": count_parameters(model),
+            "params": identity["params"], "seed": seed,
             "data": {"provenance": stats["provenance"], "arrays": stats["arrays"]},
             "training": {**summary, "seconds": round(result.seconds, 1), "device": str(device),
                          "resumed_from_epoch": result.resumed_from_epoch},
@@ -103,6 +118,69 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
     write_json(layout.model_dir(name) / "model_card.json", card)
     log.info("train %s: wrote %s (%d parameters, %.1f s)", name, model_path, card["parameters"], result.seconds)
     return card
+
+
+class TrainRefused(SeqpipeError):
+    """A train param the data or the machine cannot serve; every rank finds it, rank 0 reports it."""
+
+    rank0_reports = True
+
+
+MAX_PARAMETERS = 1_000_000_000
+BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and Adam's two moments
+
+
+def check_fits(name: str, network_module: str, network_class: str, network_args: dict, x: torch.Tensor,
+               train: TrainParams, device: torch.device) -> None:
+    """Refuse, before anything is allocated or written, a batch larger than a process's share of the
+    train split, more threads than cores, and a network over the parameter or memory budget."""
+    nproc = train.nproc_per_node
+    per_rank = -(-len(x) // nproc)
+    share = f" ({per_rank} per process)" if nproc > 1 else ""
+    if train.batch_size > per_rank:
+        raise TrainRefused(f"models.{name}.train.batch_size is {train.batch_size} but the train split has "
+                           f"{len(x)} samples{share}; set it to at most {per_rank}")
+    cores = distributed.usable_cores()
+    if train.num_threads * nproc > cores:
+        each = f" x {nproc} processes" if nproc > 1 else ""
+        raise TrainRefused(f"models.{name}.train.num_threads is {train.num_threads}{each} but this machine "
+                           f"has {cores} usable CPU cores; set it to at most {cores // nproc} (0 = share them)")
+    parameters, activations = training_footprint(network_module, network_class, network_args, x,
+                                                 train.batch_size)
+    if parameters > MAX_PARAMETERS:
+        raise TrainRefused(f"models.{name}.model: {network_class} would have {parameters:,} parameters, over "
+                           f"the budget of {MAX_PARAMETERS:,}; make the network smaller")
+    copies = nproc if device.type == "cpu" else 1  # CPU ranks share the machine's memory
+    need = (parameters * BYTES_PER_PARAMETER + activations) * copies
+    available = _available_memory(device)
+    if available is not None and need > available:
+        each = f", x {nproc} processes" if copies > 1 else ""
+        raise TrainRefused(f"models.{name}.model: training {network_class} needs about {_gb(need)} "
+                           f"({parameters:,} parameters x {BYTES_PER_PARAMETER} bytes + {_gb(activations)} of "
+                           f"activations per batch of {train.batch_size}{each}) but {_gb(available)} is "
+                           f"available on {device.type}; make the network or batch_size smaller")
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """Free bytes for training on `device`: the GPU's free memory, or on CPU what Linux reports as
+    available, lowered to the cgroup's limit (a container) when that is tighter. None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        available = int(meminfo["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        current = int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return available
+    return min(available, int(limit) - current) if limit.isdigit() else available
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 def _validate_only(name: str, model: torch.nn.Module, task: Any, train_data: dict, val: dict,
