@@ -120,6 +120,15 @@ def check_writable(folder: str | Path) -> None:
         raise problem from exc
 
 
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB' (binary units, up to TiB)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    power = 0
+    while n >= 1024 and power < len(units) - 1:
+        n, power = n / 1024, power + 1
+    return f"{n:.0f} B" if power == 0 else f"{n:.1f} {units[power]}"
+
+
 @functools.cache
 def umask() -> int:
     """The process umask, read once (from /proc without changing it where Linux offers that)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seqpipe.errors import SeqpipeError, first_line
-from seqpipe.io import atomic_path
+from seqpipe.io import atomic_path, format_bytes
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
@@ -107,15 +107,6 @@ def require_whole_read(path: str | Path, ds: Any, bands: int | None = None) -> N
     nbytes = ds.width * ds.height * count * max(np.dtype(t).itemsize for t in ds.dtypes)
     require_in_budget(path, nbytes, f"{ds.width}x{ds.height} pixels x {count} band(s) of {ds.dtypes[0]} "
                       "to read whole")
-
-
-def format_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def nodata_mask(ds: Any, band: int, data: np.ndarray, path: str | Path, window: Window | None = None) -> np.ndarray:

@@ -25,7 +25,6 @@ SCL = {"nodata": 0, "saturated": 1, "shadow": 3, "vegetation": 4, "not_vegetated
        "cloud_medium": 8, "cloud_high": 9, "cirrus": 10}
 
 
-
 @dataclass(frozen=True)
 class StackLayout:
     """How a folder of GeoTIFFs is organised: file-name regex, where the date is, which band is which."""

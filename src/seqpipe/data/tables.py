@@ -58,15 +58,16 @@ def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], m
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise SeqpipeError(f"{path}: non-numeric value {frame[column].iloc[row]!r} in column "
                                f"{column!r} at data row {row + 1}")
-        finite = np.isfinite(values.to_numpy(np.float64))
+        array = values.to_numpy(np.float64)
+        finite = np.isfinite(array)
         if not finite.all():
             raise SeqpipeError(f"{path}: column {column!r} has {int((~finite).sum())} NaN/inf value(s), "
                                f"first at data row {int(np.flatnonzero(~finite)[0]) + 1}")
-        huge = np.abs(values.to_numpy(np.float64)) > FLOAT32_MAX
+        huge = np.abs(array) > FLOAT32_MAX
         if huge.any():
             row = int(np.flatnonzero(huge)[0])
             raise SeqpipeError(f"{path}: value {values.iloc[row]:.6g} in column {column!r} at data row "
                                f"{row + 1} overflows float32 (|value| > {FLOAT32_MAX:.3g}), the precision "
                                f"the model works in")
-        out[column] = values.astype(np.float64)
+        out[column] = array
     return out

@@ -30,13 +30,16 @@ class LocalParams:
 def local_source(params: LocalParams, key: str = KEY) -> Path:
     """`params.path` as a Path once it and everything in it are checked (see the module docstring);
     errors name the path and `key`."""
+    return _checked(params, key)[0]
+
+
+def _checked(params: LocalParams, key: str) -> tuple[Path, list[Path]]:
+    """The checked source path and, for a folder, its files (relative, sorted; one walk of the tree)."""
     if not params.path:
         raise SeqpipeError(f"{key}: empty; set it to your file or folder")
     source = Path(params.path).expanduser()
     check_path(source, key)
-    if source.is_dir():
-        regular_files(source, key)
-    return source
+    return source, regular_files(source, key) if source.is_dir() else []
 
 
 def check_path(source: Path, key: str = KEY) -> None:
@@ -78,7 +81,7 @@ def regular_files(folder: Path, key: str = KEY) -> list[Path]:
 def copy_local(params: LocalParams, target_name: str | None, out_dir: Path, required: tuple[str, ...] = ()) -> dict:
     """Copy `params.path` into `out_dir` (a file as `target_name`, a folder's files as they are). A folder
     must hold `required` (default: `target_name`), checked first so the error names the user's folder."""
-    source = local_source(params)
+    source, files = _checked(params, KEY)
     if target_name is None and not source.is_dir():
         raise SeqpipeError(f"{source}: not a folder ({KEY} must name a folder of this model's files)")
     if source.is_dir():
@@ -86,7 +89,7 @@ def copy_local(params: LocalParams, target_name: str | None, out_dir: Path, requ
         if missing:   # e.g. the default folder data/local/<model>/ still holding only its README
             raise SeqpipeError(f"{source}: no {', '.join(missing)} in this folder ({KEY}: put "
                                f"{'them' if len(missing) > 1 else 'it'} there, or set the path to your data)")
-        for name in regular_files(source):
+        for name in files:
             (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / name, out_dir / name)
     else:

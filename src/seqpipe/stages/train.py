@@ -15,7 +15,7 @@ from seqpipe import checkpoint, distributed, layout
 from seqpipe.data.series import load_split
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
-from seqpipe.io import read_json, remove_stale_temps, sha256_file, write_json
+from seqpipe.io import format_bytes, read_json, remove_stale_temps, sha256_file, write_json
 from seqpipe.networks import build_network, count_parameters, training_footprint
 from seqpipe.params import Params, TrainParams, as_dict, fingerprint
 from seqpipe.spec import ModelSpec
@@ -155,9 +155,10 @@ def check_fits(name: str, network_module: str, network_class: str, network_args:
     available = _available_memory(device)
     if available is not None and need > available:
         each = f", x {nproc} processes" if copies > 1 else ""
-        raise TrainRefused(f"models.{name}.model: training {network_class} needs about {_gb(need)} "
-                           f"({parameters:,} parameters x {BYTES_PER_PARAMETER} bytes + {_gb(activations)} of "
-                           f"activations per batch of {train.batch_size}{each}) but {_gb(available)} is "
+        raise TrainRefused(f"models.{name}.model: training {network_class} needs about {format_bytes(need)} "
+                           f"({parameters:,} parameters x {BYTES_PER_PARAMETER} bytes + "
+                           f"{format_bytes(activations)} of activations per batch of {train.batch_size}{each}) "
+                           f"but {format_bytes(available)} is "
                            f"available on {device.type}; make the network or batch_size smaller")
 
 
@@ -178,9 +179,6 @@ def _available_memory(device: torch.device) -> int | None:
         return available
     return min(available, int(limit) - current) if limit.isdigit() else available
 
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 def _validate_only(name: str, model: torch.nn.Module, task: Any, train_data: dict, val: dict,
