@@ -1,8 +1,92 @@
-"""Metric functions shared by evaluations (numpy in, plain floats out)."""
+"""Metric functions shared by evaluations (numpy in, plain floats out), which way each metric is
+better, and the split of an evaluation into its headline (metrics/<model>.json) and its detail."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+
+from seqpipe import layout
+from seqpipe.errors import SeqpipeError
+
+# Which way each metric name is better: the one place the PR report (scripts/pr_report.py), the
+# evaluate log line and the tests read it from. A name matches itself or itself plus a suffix after
+# "_" (rmse_lead_3, mse_1hz, edge_accuracy_lead_2); NO_DIRECTION wins over both (mape_coverage is
+# a share of the data, not a score).
+HIGHER_IS_BETTER = frozenset({"accuracy", "balanced_accuracy", "correlation", "edge_accuracy", "f1", "iou",
+                              "macro_f1", "precision", "r2", "recall", "auc"})
+LOWER_IS_BETTER = frozenset({"mae", "mape", "mse", "rmse", "loss", "error"})
+NO_DIRECTION = frozenset({"mape_coverage", "support"})
+
+DETAIL_FILE = "metrics_detail.json"   # the whole evaluation, beside the model's plots
+
+
+def direction(key: str) -> int | None:
+    """+1 when a larger value of metric `key` is better, -1 when a smaller one is, None when unknown.
+
+    `key` may be a dotted path (`baselines.ridge.rmse`): its last part is the metric name."""
+    name = key.rsplit(".", 1)[-1]
+    if name in NO_DIRECTION:
+        return None
+    parts = name.split("_")
+    for end in range(len(parts), 0, -1):
+        stem = "_".join(parts[:end])
+        if stem in HIGHER_IS_BETTER:
+            return 1
+        if stem in LOWER_IS_BETTER:
+            return -1
+    return None
+
+
+def detail_file(name: str) -> Path:
+    """plots/<name>/eval/metrics_detail.json: every number of the evaluation (per target, per lead,
+    per class, goals, counts); metrics/<name>.json holds only its headline."""
+    return layout.eval_plots_dir(name) / DETAIL_FILE
+
+
+def headline(detail: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The few numbers of an evaluation that `dvc exp show` and the PR report compare.
+
+    `detail` is what a model's `evaluate` returns: the model's section under "test" and one section
+    per baseline under "baselines". `keys` (the model's HEADLINE) are paths inside a section, e.g.
+    "rmse" or "mean.rmse"; each is kept under its last part, for the model and every baseline:
+    {"test": {"rmse": ...}, "baselines": {"persistence": {"rmse": ...}, ...}}."""
+    if not keys:
+        raise SeqpipeError("HEADLINE: names no metric")
+    names = [k.rsplit(".", 1)[-1] for k in keys]
+    if len(set(names)) != len(names):
+        raise SeqpipeError(f"HEADLINE {tuple(keys)}: two keys end in the same name")
+    unknown = [k for k in keys if direction(k) is None]
+    if unknown:
+        raise SeqpipeError(f"HEADLINE key(s) {unknown}: not in seqpipe.metrics.HIGHER_IS_BETTER or "
+                           "LOWER_IS_BETTER, so no report can say whether a change is better")
+
+    def pick(section: dict[str, Any], where: str) -> dict[str, float]:
+        out = {}
+        for key, name in zip(keys, names):
+            value: Any = section
+            for part in key.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise SeqpipeError(f"HEADLINE key {key!r}: not in the evaluation's {where}")
+                value = value[part]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SeqpipeError(f"HEADLINE key {key!r}: {where} holds {value!r}, not a number")
+            out[name] = float(value)
+        return out
+
+    return {"test": pick(detail["test"], "test"),
+            "baselines": {b: pick(section, f"baselines.{b}") for b, section in detail.get("baselines", {}).items()}}
+
+
+def headline_line(head: dict[str, Any]) -> str:
+    """One log line: 'rmse=4.657 mae=3.073 (persistence: rmse=16.71 mae=12.2; ridge: ...)'."""
+    def pairs(section: dict[str, float]) -> str:
+        return " ".join(f"{k}={v:.4g}" for k, v in section.items())
+    baselines = "; ".join(f"{b}: {pairs(s)}" for b, s in head["baselines"].items())
+    return pairs(head["test"]) + (f" ({baselines})" if baselines else "")
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, mape_floor: float | None = None) -> dict[str, float]:

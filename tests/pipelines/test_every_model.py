@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from seqpipe import layout, pipelines
+from seqpipe.metrics import direction
 from seqpipe.networks import build_network, count_parameters
 from seqpipe.params import Params, load_params
 from seqpipe.stages import download, preprocess
@@ -19,7 +20,7 @@ from tests.conftest import REPO, TINY
 
 MODELS = pipelines.names()
 CONVENTIONS = {"download": ("DownloadParams", "SOURCES"), "preprocess": ("PreprocessParams", "preprocess"),
-               "evaluate": ("EvaluateParams", "evaluate", "quality_aim")}
+               "evaluate": ("EvaluateParams", "evaluate", "quality_aim", "HEADLINE")}
 CLASSES = {"download": "DownloadParams", "preprocess": "PreprocessParams", "evaluate": "EvaluateParams"}
 
 
@@ -41,6 +42,9 @@ def test_model_folder_follows_the_conventions(name: str) -> None:
         assert is_dataclass(getattr(module, CLASSES[stage]))
     evaluate = spec.stage("evaluate")
     assert all(callable(f) for f in (spec.stage("preprocess").preprocess, evaluate.evaluate, evaluate.quality_aim))
+    # the headline (metrics/<model>.json): 1-3 metrics, each with a direction the PR report can judge
+    assert isinstance(evaluate.HEADLINE, tuple) and 1 <= len(evaluate.HEADLINE) <= 3, evaluate.HEADLINE
+    assert all(direction(k) in (1, -1) for k in evaluate.HEADLINE), evaluate.HEADLINE
     if spec.has_stage("predict"):
         assert callable(spec.stage("predict").predict)
 

@@ -12,6 +12,7 @@ import pytest
 
 from seqpipe.cli import main
 from seqpipe.io import sha256_file
+from seqpipe.metrics import detail_file
 from seqpipe.pipelines.bandwidth import FILE_NAME
 from seqpipe.pipelines.bandwidth.download import BandwidthSyntheticParams, write_synthetic
 from tests.conftest import error_lines, run, tiny_overrides, write_params
@@ -53,7 +54,9 @@ def test_http_source_end_to_end_through_dvc_repro(repo_copy: Path, served: Path)
     stats = json.loads((repo_copy / "data" / "processed" / "bandwidth" / "stats.json").read_text())
     assert stats["provenance"] == {"source": "http", "synthetic": False, "urls": {FILE_NAME: url}}
     metrics = json.loads((repo_copy / "metrics" / "bandwidth.json").read_text())
-    assert "correlation" in metrics["test"]["mean"]
+    assert set(metrics["test"]) == {"rmse", "mae"} and "persistence" in metrics["baselines"]
+    detail = json.loads((repo_copy / detail_file("bandwidth")).read_text())
+    assert "correlation" in detail["test"]["mean"]
     assert not [p.name for p in raw.parent.iterdir() if p.name.startswith(".bandwidth")]   # no temp folders left
 
 

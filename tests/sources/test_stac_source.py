@@ -18,6 +18,7 @@ from rasterio.warp import transform, transform_bounds
 
 from seqpipe import pipelines
 from seqpipe.errors import SeqpipeError
+from seqpipe.metrics import detail_file
 from seqpipe.params import ParamsError, load_params
 from seqpipe.sources.stac import StacParams, baseline_of, download_stac
 from seqpipe.stages.download import run_source
@@ -163,7 +164,7 @@ def test_pipeline_through_dvc_repro_decodes_per_baseline_and_reads_only_ranges(a
     run(["dvc", "repro", "evaluate-crop_ndvi"], repo_copy)
     raw = repo_copy / "data/raw/crop_ndvi"
     manifest = json.loads((raw / "manifest.json").read_text())
-    assert json.loads((repo_copy / "metrics/crop_ndvi.json").read_text())["n_test_windows"] > 0
+    assert json.loads((repo_copy / detail_file("crop_ndvi")).read_text())["n_test_windows"] > 0
 
     kept = [i for i in items if i not in (CLOUDY, FILTERED, DUPLICATE)]
     assert [r["id"] for r in manifest["items"]] == kept

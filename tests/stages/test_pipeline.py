@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from seqpipe import pipelines
+from seqpipe.metrics import detail_file, headline
 from tests.conftest import run
 
 STAGES = ("download", "preprocess", "train", "evaluate")
@@ -41,6 +42,9 @@ def test_repro_then_param_change_reruns_only_that_model(repo_copy: Path) -> None
         assert metrics["test"] and metrics["baselines"]
         for baseline in metrics["baselines"].values():
             assert set(baseline) == set(metrics["test"])
+        # metrics/<model>.json is the headline of the detail the eval plots folder holds
+        detail = json.loads((repo / detail_file(model)).read_text())
+        assert metrics == headline(detail, pipelines.get(model).stage("evaluate").HEADLINE)
         assert (repo / "models" / model / "model.pt").exists()
         card = json.loads((repo / "models" / model / "model_card.json").read_text())
         assert card["parameters"] > 0 and card["data"]["provenance"]["source"] == "synthetic"

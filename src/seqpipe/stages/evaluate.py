@@ -1,4 +1,5 @@
-"""The evaluate stage: test-split predictions, then the model's own metrics next to its baselines."""
+"""The evaluate stage: test-split predictions, then the model's own metrics next to its baselines:
+the headline in metrics/<model>.json, everything in plots/<model>/eval/metrics_detail.json."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqpipe import checkpoint, layout
+from seqpipe import checkpoint, layout, metrics
 from seqpipe.data.series import load_split
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import atomic_dir, load_npy, read_json, write_json
 from seqpipe.networks import predict_batches
 from seqpipe.params import Params
@@ -41,9 +43,14 @@ class EvalContext:
 
 
 def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
-    """Write metrics/<name>.json and plots/<name>/eval/ (both atomically; the plots only once the metrics are
-    written)."""
+    """Write metrics/<name>.json (the headline: the model's HEADLINE keys and the same keys of each
+    baseline) and plots/<name>/eval/ with the model's plots and metrics_detail.json (everything the
+    model's `evaluate` returned), both atomically, the plots only once the metrics are written.
+    Returns the detail."""
     name, module = spec.name, spec.stage("evaluate")
+    keys = getattr(module, "HEADLINE", None)
+    if not keys or isinstance(keys, str):
+        raise SeqpipeError(f"{module.__name__}: HEADLINE must be a tuple of metric keys, e.g. (\"rmse\", \"mae\")")
     evaluate = params.section(name, "evaluate", module.EvaluateParams)
     network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
     data_dir = layout.processed_dir(name)
@@ -53,13 +60,9 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
     with atomic_dir(layout.eval_plots_dir(name)) as plots_tmp:
         ctx = EvalContext(name=name, params=evaluate, stats=stats, data_dir=data_dir, network=network,
                           predictions=predictions, plots_dir=plots_tmp, seed=params.seed)
-        metrics = module.evaluate(ctx)
-        write_json(layout.metrics_file(name), metrics)  # in the block: if it fails, no new plots either
-    log.info("evaluate %s: %s", name, _headline(metrics))
-    return metrics
-
-
-def _headline(metrics: dict[str, Any]) -> str:
-    test = metrics["test"]
-    flat = test.get("mean", test)
-    return ", ".join(f"{k}={v:.4g}" for k, v in flat.items() if isinstance(v, float))
+        detail = module.evaluate(ctx)
+        head = metrics.headline(detail, keys)
+        write_json(plots_tmp / metrics.DETAIL_FILE, detail)
+        write_json(layout.metrics_file(name), head)  # in the block: if it fails, no new plots either
+    log.info("evaluate %s: %s", name, metrics.headline_line(head))
+    return detail

@@ -23,6 +23,7 @@ from rasterio.crs import CRS
 from seqpipe import layout, pipelines
 from seqpipe.errors import SeqpipeError
 from seqpipe.io import read_json
+from seqpipe.metrics import detail_file
 from seqpipe.networks import build_network
 from seqpipe.params import DEPTHS, ParamsError, ResNetParams, load_params, set_dotted
 from seqpipe.pipelines.ice_type.download import IceTypeLocalParams, copy_local, north_up
@@ -202,6 +203,11 @@ def test_tiny_pipeline_train_evaluate_predict(workdir: Path) -> None:
     assert set(metrics["test"]["per_class"]) == set(CLASSES)
     confusion = pd.read_csv(layout.eval_plots_dir("ice_type") / "confusion.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == metrics["n_test"]
+    # the stage wrote the detail beside the plots and only the headline to metrics/ice_type.json
+    assert read_json(detail_file("ice_type")) == metrics
+    assert read_json(layout.metrics_file("ice_type")) == {
+        "test": {k: metrics["test"][k] for k in ("accuracy", "macro_f1")},
+        "baselines": {b: {k: m[k] for k in ("accuracy", "macro_f1")} for b, m in metrics["baselines"].items()}}
     from seqpipe.cli import main
 
     patches = layout.raw_dir("ice_type") / "patches"

@@ -19,6 +19,10 @@ from seqpipe.params import check
 log = logging.getLogger(__name__)
 
 
+# metrics/crop_ndvi.json: RMSE (NDVI) and accuracy = 1 - MAE / NDVI range (each baseline the same);
+# everything else goes to plots/crop_ndvi/eval/metrics_detail.json
+HEADLINE = ("rmse", "accuracy")
+
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
@@ -118,7 +122,8 @@ def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int) -> None:
 
 
 def quality_aim(m: dict) -> bool:
-    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`);
+    `m` is the whole evaluation, as in plots/<model>/eval/metrics_detail.json."""
     test, baselines = m["test"], m["baselines"]
     return (test["r2"] >= 0.9 and m["min_accuracy"]["passed"]
             and test["rmse"] < 0.75 * baselines["persistence"]["rmse"]

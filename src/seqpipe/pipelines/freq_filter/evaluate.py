@@ -12,6 +12,10 @@ from seqpipe.metrics import regression_metrics
 from seqpipe.params import check
 
 
+# metrics/freq_filter.json: MSE and MAE over all test series, the model's and each filter's (each baseline the same);
+# everything else goes to plots/freq_filter/eval/metrics_detail.json
+HEADLINE = ("mse", "mae")
+
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
@@ -74,5 +78,6 @@ def _plots(ctx: EvalContext, freqs: list[float], fs: float, signals: np.ndarray,
 
 
 def quality_aim(m: dict) -> bool:
-    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`);
+    `m` is the whole evaluation, as in plots/<model>/eval/metrics_detail.json."""
     return m["test"]["mse"] <= 0.01 and m["test"]["mse"] < m["baselines"]["bandpass"]["mse"] / 10

@@ -13,6 +13,10 @@ from seqpipe.metrics import binary_metrics
 from seqpipe.params import check
 
 
+# metrics/ice_change.json: F1 and IoU of the change class on valid pixels (each baseline the same);
+# everything else goes to plots/ice_change/eval/metrics_detail.json
+HEADLINE = ("f1", "iou")
+
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
@@ -60,6 +64,7 @@ def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.nda
 
 
 def quality_aim(m: dict) -> bool:
-    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`);
+    `m` is the whole evaluation, as in plots/<model>/eval/metrics_detail.json."""
     test, baseline = m["test"], m["baselines"]["abs_difference"]
     return test["f1"] >= 0.9 and test["f1"] >= baseline["f1"] + 0.1 and test["iou"] > baseline["iou"]

@@ -13,6 +13,10 @@ from seqpipe.metrics import binary_metrics, regression_metrics
 from seqpipe.params import check
 
 
+# metrics/ice_forecast.json: RMSE and MAE (% concentration), means over the lead days (each baseline the same);
+# everything else goes to plots/ice_forecast/eval/metrics_detail.json
+HEADLINE = ("rmse", "mae")
+
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
@@ -78,6 +82,7 @@ def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: di
 
 
 def quality_aim(m: dict) -> bool:
-    """The quality this model must reach on its default params (checked by the slow tests and `make bench`)."""
+    """The quality this model must reach on its default params (checked by the slow tests and `make bench`);
+    `m` is the whole evaluation, as in plots/<model>/eval/metrics_detail.json."""
     leads = [k for k in m["test"] if k.startswith("rmse_lead_")]
     return len(leads) == 7 and all(m["test"][k] < b[k] for b in m["baselines"].values() for k in leads)
