@@ -1,8 +1,10 @@
-"""scripts/pr_report.sh on a small real DVC project in a temp git repo with two commits."""
+"""scripts/pr_report.sh with the real git and dvc: on a copy of this repository (its committed headline
+metrics and plots, one metric and one plot changed on the PR side) and on a small DVC project of its own."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -13,6 +15,7 @@ import yaml
 from tests.conftest import REPO, run
 
 SCRIPT = REPO / "scripts" / "pr_report.sh"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 DVC_YAML = {
     "metrics": ["metrics.json"],
@@ -29,8 +32,131 @@ def png(gray: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes([0, gray])))
+    return (PNG_MAGIC + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes([0, gray])))
             + chunk(b"IEND", b""))
+
+
+def md_rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("|") and not line.startswith("|--") and not line.startswith("|---")]
+
+
+def metric_rows(report: str, model: str) -> dict[str, dict[str, str]]:
+    """The metrics table of one model's section, {metric: {column: cell}}."""
+    start = report.index(f"#### `{model}`")
+    ends = [i for i in (report.find("\n#### ", start), report.find("\n### ", start)) if i != -1]
+    header, *body = md_rows(report[start: min(ends, default=len(report))])
+    return {row[0].strip("`"): dict(zip(header, row)) for row in body}
+
+
+def images(report: str) -> list[tuple[str, str]]:
+    """(alt text, path) of each markdown image."""
+    out = []
+    for line in report.splitlines():
+        if line.startswith("!["):
+            alt, _, rest = line[2:].partition("](")
+            out.append((alt, rest.rstrip(")")))
+    return out
+
+
+def edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------- this repository's metrics and plots
+
+
+@pytest.fixture(scope="module")
+def pr_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """This repository's tracked files in a fresh git repo (branch main), then on the workspace: bandwidth's
+    test RMSE 3% higher (worse, and above ridge's) and MAE 2% lower (better), ice_change's F1 0.2% higher
+    (within the default noise), one bandwidth CSV series and ice_change's map image changed, one param."""
+    repo = tmp_path_factory.mktemp("pr") / "repo"
+    files = run(["git", "ls-files"], REPO).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, repo / rel)
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+        run(cmd, repo)
+    base = {m: json.loads((repo / "metrics" / f"{m}.json").read_text()) for m in ("bandwidth", "ice_change")}
+
+    def bandwidth(m: dict) -> None:
+        m["test"]["rmse"] *= 1.03
+        m["test"]["mae"] *= 0.98
+    edit_json(repo / "metrics/bandwidth.json", bandwidth)
+    edit_json(repo / "metrics/ice_change.json", lambda m: m["test"].update(f1=m["test"]["f1"] * 1.002))
+    csv = repo / "plots/bandwidth/eval/predictions.csv"
+    lines = csv.read_text().splitlines()
+    column = lines[0].split(",").index("predicted_throughput_mbps")
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:
+        row[column] = f"{float(row[column]) + 25:.6g}"
+    csv.write_text("\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
+    shutil.copy(repo / "plots/ice_forecast/eval/forecast_vs_truth.png", repo / "plots/ice_change/eval/change_maps.png")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["bandwidth"]["train"]["lr"] = 0.0003
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo, base
+
+
+@pytest.fixture(scope="module")
+def pr_report(pr_copy: tuple[Path, dict]) -> str:
+    return run([str(SCRIPT), "main", "report_plots"], pr_copy[0]).stdout
+
+
+def test_changed_model_has_deltas_and_verdicts_by_direction(pr_copy: tuple[Path, dict], pr_report: str) -> None:
+    repo, base = pr_copy
+    rows = metric_rows(pr_report, "bandwidth")
+    old = base["bandwidth"]["test"]
+    rmse, mae = rows["rmse"], rows["mae"]
+    assert rmse["base"] == f"{old['rmse']:.4g}" and rmse["PR"] == f"{old['rmse'] * 1.03:.4g}"
+    assert rmse["delta"] == f"{old['rmse'] * 0.03:+.4g}" and rmse["relative"] == "+3.00%"
+    assert rmse["verdict"] == "**worse**"                      # lower is better
+    assert mae["relative"] == "-2.00%" and mae["verdict"] == "better"
+    # the baselines beside it: their values, and whether the model still beats them
+    ridge = base["bandwidth"]["baselines"]["ridge"]
+    persistence = base["bandwidth"]["baselines"]["persistence"]
+    assert rmse["ridge"] == f"{ridge['rmse']:.4g}" and mae["persistence"] == f"{persistence['mae']:.4g}"
+    assert old["rmse"] < ridge["rmse"] < old["rmse"] * 1.03          # it beat ridge at base, not in the PR
+    assert rmse["beats baselines"] == "**now loses to ridge**" and mae["beats baselines"] == "all"
+    assert "#### `bandwidth`: mixed" in pr_report
+    assert ("**Summary:** `bandwidth` **mixed** (mae -2.00%, rmse +3.00%); `ice_change` **same**; 4 unchanged."
+            in pr_report)
+    assert ["`models.bandwidth.train.lr`", "0.001", "0.0003"] in md_rows(pr_report)
+
+
+def test_change_within_the_noise_is_same_and_beyond_it_better(pr_copy: tuple[Path, dict], pr_report: str) -> None:
+    f1 = metric_rows(pr_report, "ice_change")["f1"]
+    assert f1["relative"] == "+0.20%" and f1["verdict"] == "same"      # 0.2% < the default 0.5%
+    strict = run([str(SCRIPT), "--noise", "0.001", "main", "strict_plots"], pr_copy[0]).stdout
+    assert metric_rows(strict, "ice_change")["f1"]["verdict"] == "better"   # higher is better
+    assert "more than 0.1% of the base value" in strict
+
+
+def test_untouched_models_are_one_line_each(pr_report: str) -> None:
+    for model in ("freq_filter", "crop_ndvi", "ice_type", "ice_forecast"):
+        mentions = [line for line in pr_report.splitlines() if f"`{model}`" in line]
+        assert len(mentions) == 1 and mentions[0].startswith(f"- `{model}`: unchanged ("), mentions
+        assert f"#### `{model}`" not in pr_report
+
+
+def test_changed_plots_are_drawn_as_pngs_and_embedded(pr_copy: tuple[Path, dict], pr_report: str) -> None:
+    repo = pr_copy[0]
+    shown = images(pr_report)
+    assert {path for _, path in shown} == {"report_plots/diff_bandwidth_throughput.png",
+                                           "report_plots/diff_plots_ice_change_eval_change_maps.png"}, pr_report
+    assert ("bandwidth: throughput, actual vs predicted vs persistence (test)",
+            "report_plots/diff_bandwidth_throughput.png") in shown
+    for _, path in shown:
+        assert (repo / path).read_bytes().startswith(PNG_MAGIC) and (repo / path).stat().st_size > 5000
+    assert "2 plot(s) differ from `main`" in pr_report
+    assert (repo / "report_plots" / "index.html").exists()     # every plot, for the artifact
+
+
+# ---------------------------------------------------------------- a small project of its own
 
 
 def commit_run(repo: Path, lr: float, losses: list[float], gray: int, message: str) -> None:
@@ -41,11 +167,6 @@ def commit_run(repo: Path, lr: float, losses: list[float], gray: int, message: s
     (repo / "map.png").write_bytes(png(gray))
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", message], repo)
-
-
-def md_rows(text: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
-            if line.startswith("|") and not line.startswith("|--")]
 
 
 @pytest.fixture
@@ -62,28 +183,72 @@ def two_commits(tmp_path: Path) -> Path:
     return repo
 
 
-def test_report_shows_changed_params_metrics_and_plots(two_commits: Path) -> None:
+def test_any_dvc_project_flat_metrics_and_image_plots(two_commits: Path) -> None:
     repo = two_commits
     report = run([str(SCRIPT), "main", "plots_out"], repo).stdout
     rows = md_rows(report)
-    assert ["params.yaml", "train.epochs", "2", "3"] in rows, report
-    assert ["params.yaml", "train.lr", "0.01", "0.03"] in rows, report
-    assert ["metrics.json", "loss", "0.25", "0.125", "-0.125"] in rows, report
-    assert ["metrics.json", "epochs_run", "2", "3", "1"] in rows, report
-    plots = {r[0].strip("`"): r[1] for r in rows if len(r) == 2}
-    assert plots == {"plot": "change", "loss": "changed", "map.png": "changed"}, report
+    assert ["`train.epochs`", "2", "3"] in rows and ["`train.lr`", "0.01", "0.03"] in rows, report
+    metrics = metric_rows(report, "metrics")                   # a flat file: each key is a metric of its own
+    assert [metrics["loss"][c] for c in ("base", "PR", "delta", "relative", "verdict")] == \
+        ["0.25", "0.125", "-0.125", "-50.00%", "better"]
+    assert metrics["epochs_run"]["verdict"] == "changed"       # no direction: changed, neither better nor worse
+    assert {path for _, path in images(report)} == {"plots_out/diff_loss.png", "plots_out/diff_map.png"}
+    assert all((repo / path).read_bytes().startswith(PNG_MAGIC) for _, path in images(report))
     assert (repo / "plots_out" / "index.html").exists()
     assert report.startswith("## ") and "`main`" in report.splitlines()[0]
 
     same = run([str(SCRIPT), "feature"], repo).stdout
-    assert "No params changed." in same and "No metrics changed." in same
-    assert "No plot differs from `feature`." in same
+    assert "No params changed." in same and "- `metrics`: unchanged (epochs_run 3, loss 0.125)" in same
+    assert "**Summary:** 1 unchanged." in same
+    assert "No plot differs from `feature`." in same and not images(same)
     assert (repo / "dvc_plots" / "index.html").exists()
 
 
-@pytest.mark.parametrize("args", [["no-such-branch"], []])
-def test_bad_base_is_one_clear_line(two_commits: Path, args: list[str]) -> None:
+@pytest.mark.parametrize(("args", "expected"), [
+    (["no-such-branch"], "no-such-branch"), ([], "usage"), (["a", "b", "c"], "usage"),
+    (["--noise", "lots", "main"], "--noise 'lots'"), (["--noise", "1.5", "main"], "--noise '1.5'"),
+    (["--bogus", "main"], "unknown option '--bogus'"), (["main", "--noise"], "--noise needs a value")])
+def test_bad_arguments_are_one_clear_line(two_commits: Path, args: list[str], expected: str) -> None:
     proc = run([str(SCRIPT), *args], two_commits, check=False)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("pr_report.sh: ")
-    assert (args[0] if args else "usage") in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("pr_report.sh: "), proc.stderr
+    assert expected in proc.stderr
+
+
+def test_a_failing_dvc_command_is_one_clear_line(two_commits: Path) -> None:
+    (two_commits / "metrics.json").write_text("{not json")
+    proc = run([str(SCRIPT), "main"], two_commits, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("pr_report.sh: dvc "), proc.stderr
+
+
+# ---------------------------------------------------------------- the workflows that run it
+
+
+def workflow(name: str) -> dict:
+    data = yaml.safe_load((REPO / ".github" / "workflows" / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))                # YAML 1.1 reads the key `on` as true
+    return data
+
+
+def test_pr_workflow_caches_pushes_and_posts_the_report_with_cml() -> None:
+    pr = workflow("pr.yml")
+    steps = pr["jobs"]["report"]["steps"]
+    text = "\n".join(json.dumps(s) for s in steps)
+    cached = [s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/cache@")]
+    assert ".venv" in cached and ".dvc/cache" in cached
+    assert "hashFiles('dvc.lock')" in text and "hashFiles('requirements.lock'" in text
+    assert "dvc push" in text and "scripts/pr_report.sh" in text
+    post = next(s for s in steps if "@dvcorg/cml" in s.get("run", ""))
+    assert "comment update" in post["run"] and "--watermark-title" in post["run"]
+    assert post["env"]["REPO_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+
+
+def test_test_workflow_runs_make_test_on_every_push_and_pull_request() -> None:
+    test = workflow("test.yml")
+    assert {"push", "pull_request"} <= set(test["on"])
+    steps = test["jobs"]["test"]["steps"]
+    assert any(s.get("with", {}).get("python-version") == "3.11" for s in steps)
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "make test" in runs
+    assert any("download.pytorch.org/whl/cpu" in json.dumps(s.get("env", {})) for s in steps)
