@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,16 +66,30 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 600) -> 
 
 def signal_when_exists(cmd: list[str], cwd: Path, path: Path, sig: int, timeout: float = 120
                        ) -> subprocess.CompletedProcess:
-    """Start `cmd`, send it `sig` once `path` exists (e.g. the first epoch's checkpoint), wait for its end."""
+    """Start `cmd`, send it `sig` once `path` (a glob: e.g. the first epoch's checkpoint,
+    `models/m/checkpoints/*/last.pt`) exists, wait for its end."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=run_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not glob.glob(str(path)):
         assert proc.poll() is None and time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.1)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def run_folder(root: Path, model: str) -> Path:
+    """The one checkpoint folder (models/MODEL/checkpoints/FINGERPRINT/) the train runs in `root` wrote."""
+    folders = [p for p in (root / "models" / model / "checkpoints").glob("*") if p.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def checkpoint_folder(root: Path, model: str) -> Path:
+    """Where `seqpipe train MODEL` in `root` keeps its checkpoints, as --validate-only reports it."""
+    proc = run(["seqpipe", "train", model, "--validate-only"], root)
+    return root / re.search(r"checkpoints=(\S+?),", proc.stderr).group(1)
 
 
 def error_lines(text: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,14 @@ def prune_epochs(folder: Path, keep: int) -> None:
     snapshots = sorted(p for p in folder.glob("epoch_*.pt") if EPOCH_FILE.search(p.name))
     for old in snapshots[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def prune_runs(root: Path, keep: int, current: Path) -> None:
+    """Delete all but the `keep` most recently written run folders under `root` (`current` always
+    stays), and any loose file there (the single-folder layout of older versions)."""
+    runs = sorted((p for p in root.iterdir() if p.is_dir() and p != current),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[max(keep - 1, 0):]:
+        shutil.rmtree(old, ignore_errors=True)
+    for loose in (p for p in root.iterdir() if not p.is_dir()):
+        loose.unlink(missing_ok=True)

@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train MODEL -> models/MODEL/model.pt (resumes a matching checkpoint)")
     train.add_argument("model")
     mode = train.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="require and resume models/MODEL/checkpoints/last.pt")
-    mode.add_argument("--fresh", action="store_true", help="delete checkpoints and start from scratch")
+    mode.add_argument("--resume", action="store_true", help="require and resume this params set's checkpoint "
+                      "(models/MODEL/checkpoints/FINGERPRINT/last.pt)")
+    mode.add_argument("--fresh", action="store_true", help="delete this params set's checkpoints and start from scratch")
     mode.add_argument("--validate-only", action="store_true",
                       help="check params, data and network with one batch and a validation pass; write nothing")
     sub.add_parser("evaluate", help="test metrics and baselines -> metrics/MODEL.json, plots/MODEL/eval/"
@@ -126,8 +127,7 @@ def _crash_log(exc: Exception) -> str:
 
 def _dispatch(args: argparse.Namespace) -> int:
     """Import only what the command needs: `list`, download and preprocess never load torch."""
-    from seqpipe import pipelines
-    from seqpipe.io import check_writable
+    from seqpipe import numerics, pipelines
     from seqpipe.params import load_params
 
     if args.command == "dvc-yaml":
@@ -143,6 +143,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     spec = pipelines.get(args.model)
     params = load_params(args.params, pipelines.names())
+    # before numpy and torch load: they read the pinned kernels and thread counts when they do
+    data_stage = args.command in ("download", "preprocess")
+    threads = 1 if data_stage else numerics.threads_per_process(params.train(spec.name).num_threads)
+    numerics.configure(params.numerics, threads)
+    if not data_stage:
+        numerics.configure_torch(params.numerics, threads)
+    from seqpipe.io import check_writable
+
     if args.command in OUTPUT_FOLDERS:
         for folder in OUTPUT_FOLDERS[args.command](spec.name):
             check_writable(folder)
@@ -178,8 +186,7 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
     params.section(spec.name, "model", spec.model_params)
     nproc = params.train(spec.name).nproc_per_node
     if not args.validate_only:
-        for folder in (layout.model_dir(spec.name), layout.train_plots_dir(spec.name).parent):
-            check_writable(folder)
+        check_writable(layout.model_dir(spec.name))
         if distributed.rank() != 0:  # under DDP, rank 0 alone logs
             logging.getLogger().setLevel(logging.WARNING)
         else:
@@ -199,7 +206,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # The folders each DVC stage writes into, checked before it starts (train's: in _train, after its params).
 OUTPUT_FOLDERS = {"download": lambda m: [layout.raw_dir(m).parent],
                   "preprocess": lambda m: [layout.processed_dir(m).parent],
-                  "evaluate": lambda m: [layout.metrics_file(m).parent, layout.eval_plots_dir(m).parent]}
+                  "evaluate": lambda m: [layout.metrics_file(m).parent, layout.eval_plots_dir(m).parent,
+                                         layout.train_plots_dir(m).parent]}
 
 
 def _setup_logging() -> None:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
 from seqpipe.errors import SeqpipeError
+from seqpipe.numerics import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,6 @@ def rank() -> int:
 def world_size() -> int:
     """The number of processes torchrun started (1 when not launched by torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def check_launch(name: str, nproc: int, device: torch.device) -> None:
@@ -70,14 +66,13 @@ def launch(args: list[str], nproc: int) -> int:
 
     torchrun runs in its own session, so a terminal's Ctrl-C reaches only this process, which
     forwards SIGINT/SIGTERM to torchrun; torchrun passes it on to every worker, which saves the
-    checkpoint and exits 128 + signal, as a one-process run does. With num_threads 0 each worker
-    gets an equal share of the cores (OMP_NUM_THREADS). torchrun gets SIGTERM if this process dies
+    checkpoint and exits 128 + signal, as a one-process run does. Each worker takes an equal share of
+    num_threads (seqpipe.numerics). torchrun gets SIGTERM if this process dies
     without forwarding anything (kill -9), and stops its workers as for any signal.
     """
     cmd = [sys.executable, "-m", "seqpipe.distributed", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "seqpipe.cli", *args]
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, torch.get_num_threads() // nproc)))
     log.info("launching %d processes: %s", nproc, " ".join(cmd[1:]))
     proc: subprocess.Popen | None = None
     pending: list[int] = []  # a signal that comes before torchrun has started

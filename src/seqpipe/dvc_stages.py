@@ -21,7 +21,7 @@ from seqpipe.spec import ModelSpec
 
 SRC = Path(__file__).resolve().parents[1]          # the folder holding the seqpipe package
 ROOT = SRC.parent
-COMMON = ("seqpipe.cli", "seqpipe.pipelines", "seqpipe.params", "{package}")
+COMMON = ("seqpipe.cli", "seqpipe.pipelines", "seqpipe.params", "seqpipe.numerics", "{package}")
 ENTRIES = {"download": ("seqpipe.stages.download", "{package}.download"),
            "preprocess": ("seqpipe.stages.preprocess", "{package}.preprocess"),
            "train": ("seqpipe.stages.train", "seqpipe.networks.{network}"),
@@ -104,13 +104,19 @@ def stage_block(stage: str, spec: ModelSpec) -> dict:
     data = {"download": [f"${{models.{m}.download.{key}}}" for key in local_paths(spec)],
             "preprocess": [f"data/raw/{m}"], "train": [f"data/processed/{m}"],
             "evaluate": [f"models/{m}/model.pt", f"data/processed/{m}"]}[stage]
-    params = {"download": ["seed", f"models.{m}.download"], "preprocess": ["seed", f"models.{m}.preprocess"],
-              "train": ["seed", "device", f"models.{m}.model", f"models.{m}.train"],
-              "evaluate": ["seed", f"models.{m}.evaluate"]}[stage]
+    params = {"download": ["seed", "numerics", f"models.{m}.download"],
+              "preprocess": ["seed", "numerics", f"models.{m}.preprocess"],
+              "train": ["seed", "device", "numerics", f"models.{m}.model", f"models.{m}.train"],
+              "evaluate": ["seed", "numerics", f"models.{m}.train.num_threads", f"models.{m}.evaluate"]}[stage]
+    # DVC's run-cache is off for a stage with a `persist` output or a `cache: false` one (other than a
+    # metrics/plots output), so train's outputs are all cached: a params set trained before is restored,
+    # not retrained. Its checkpoints (models/<m>/checkpoints/<fingerprint>/) are no output at all: DVC
+    # does not delete them before a run, so a killed run resumes. The committed files (metrics, the eval
+    # plots and the training curves, which model.pt's history holds) come from the cheap evaluate stage.
     outs = {"download": [f"data/raw/{m}"], "preprocess": [f"data/processed/{m}"],
-            "train": [f"models/{m}/model.pt", {f"models/{m}/model_card.json": {"cache": False}},
-                      {f"models/{m}/checkpoints": {"persist": True}}, {f"plots/{m}/train": {"cache": False}}],
-            "evaluate": [{f"metrics/{m}.json": {"cache": False}}, {f"plots/{m}/eval": {"cache": False}}]}[stage]
+            "train": [f"models/{m}/model.pt", f"models/{m}/model_card.json"],
+            "evaluate": [{f"metrics/{m}.json": {"cache": False}}, {f"plots/{m}/eval": {"cache": False}},
+                         {f"plots/{m}/train": {"cache": False}}]}[stage]
     return {"cmd": f"seqpipe {stage} {m}", "deps": data + stage_deps(stage, spec), "params": params, "outs": outs}
 
 

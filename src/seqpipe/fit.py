@@ -4,7 +4,7 @@ It knows a network, a task (batch -> loss) and tensors; nothing about any partic
 Features: Adam/AdamW, plateau/cosine schedules, gradient clipping, early stopping that restores the
 best weights, atomic best/last/epoch checkpoints, exact resume (mid-epoch too), SIGINT/SIGTERM ->
 checkpoint + non-zero exit, AMP on CUDA, tqdm bars on a terminal and periodic log lines otherwise,
-DVCLive per-epoch metrics. Under torchrun the same loop runs on every rank through the hooks of
+a per-epoch history (train and validation loss, lr) that model.pt keeps. Under torchrun the same loop runs on every rank through the hooks of
 `distributed.Ranks` (DDP module, sharded sample order, summed losses); rank 0 alone writes.
 """
 
@@ -83,8 +83,7 @@ def select_device(name: str) -> torch.device:
 
 def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
         tp: TrainParams, *, seed: int, device: torch.device, checkpoint_dir: Path,
-        identity: dict[str, Any], resume: ResumeMode = "auto", live_dir: Path | None = None,
-        name: str = "model") -> FitResult:
+        identity: dict[str, Any], resume: ResumeMode = "auto", name: str = "model") -> FitResult:
     """Train `model` in place and leave it holding the best weights (lowest validation loss).
 
     `identity` is stored in every checkpoint (model name, network class and args, params,
@@ -118,7 +117,6 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     if ranks.world > 1:
         log.info("%s: each of %d ranks takes %d of %d samples per epoch (%d batches of %d)", name,
                  ranks.world, per_rank, n_train, n_batches, tp.batch_size)
-    live = _open_live(live_dir if ranks.is_main else None, state.history)
     interactive = sys.stderr.isatty() and ranks.is_main
     epoch_bar = tqdm(total=tp.epochs, initial=min(state.epoch, tp.epochs), desc=name, unit="epoch",
                      disable=not interactive, dynamic_ncols=True)
@@ -169,7 +167,6 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                 if ranks.is_main:
                     _save_epoch(checkpoint_dir, identity, model, optimizer, scheduler, scaler, state, tp)
                 record = state.history[-1]
-                _log_live(live, record)
                 epoch_bar.update(1)
                 epoch_bar.set_postfix(train=f"{record['train_loss']:.4g}",
                                       val=f"{record['val_loss']:.4g}", refresh=False)
@@ -182,8 +179,6 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                              tp.early_stop_patience)
     finally:
         epoch_bar.close()
-        if live is not None:
-            live.end()
     ranks.barrier()  # best.pt is on disk for every rank
     best = checkpoint.load(checkpoint_dir / "best.pt")
     model.load_state_dict(best["state_dict"])
@@ -333,28 +328,6 @@ def _clear(folder: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-
-
-def _open_live(live_dir: Path | None, history: list[dict[str, float]]) -> Any:
-    """DVCLive on a fresh folder, replaying resumed history so curves never miss or repeat a step."""
-    if live_dir is None:
-        return None
-    from dvclive import Live
-
-    shutil.rmtree(live_dir, ignore_errors=True)
-    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
-    for record in history:
-        _log_live(live, record)
-    return live
-
-
-def _log_live(live: Any, record: dict[str, float]) -> None:
-    if live is None:
-        return
-    live.log_metric("train/loss", record["train_loss"])
-    live.log_metric("val/loss", record["val_loss"])
-    live.log_metric("lr", record["lr"])
-    live.next_step()
 
 
 class _StopOnSignal:

@@ -23,8 +23,10 @@ def model_file(name: str) -> Path:
     return model_dir(name) / "model.pt"
 
 
-def checkpoint_dir(name: str) -> Path:
-    return model_dir(name) / "checkpoints"
+def checkpoint_dir(name: str, fingerprint: str) -> Path:
+    """One run's checkpoints, by its training fingerprint (params, data, code). Not a DVC output,
+    so DVC's run-cache stays on and a killed run resumes from here."""
+    return model_dir(name) / "checkpoints" / fingerprint
 
 
 def metrics_file(name: str) -> Path:

@@ -35,6 +35,9 @@ def check(condition: bool, key: str, message: str) -> None:
         raise ParamsError(f"{key}: {message}")
 
 
+MAX_THREADS = 256
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """The shared trainer's settings; every model has a `train:` section of this shape."""
@@ -65,7 +68,8 @@ class TrainParams:
         check(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)")
         check(self.early_stop_patience >= 1, "early_stop_patience", "must be >= 1")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
-        check(self.num_threads >= 0, "num_threads", "must be >= 0 (0 = all cores)")
+        check(0 <= self.num_threads <= MAX_THREADS, "num_threads",
+              f"must be in 0..{MAX_THREADS} (0 = every usable core), got {self.num_threads}")
         check(self.nproc_per_node >= 1, "nproc_per_node", f"must be >= 1 (1 = no DDP), got {self.nproc_per_node}")
 
 
@@ -131,6 +135,8 @@ class SiameseParams:
 
 
 SECTIONS = ("download", "preprocess", "model", "train", "evaluate")
+TOP_LEVEL = ("seed", "device", "numerics", "models")
+NUMERICS_MODES = ("portable", "native")  # see seqpipe.numerics
 
 
 class Params:
@@ -144,6 +150,9 @@ class Params:
         self.device: str = convert(raw["device"], str, "device")
         ok = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         check(ok, "device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        self.numerics: str = convert(raw["numerics"], str, "numerics")
+        check(self.numerics in NUMERICS_MODES, "numerics",
+              f"must be {' or '.join(NUMERICS_MODES)}, got {self.numerics!r}")
         self._parsed: dict[tuple[str, str], Any] = {}
 
     @property
@@ -169,7 +178,7 @@ class Params:
 
 def load_params(path: str | Path = DEFAULT_PARAMS, models: Iterable[str] | None = None,
                 overrides: dict[str, Any] | None = None) -> Params:
-    """Read params.yaml and check its shape: `seed`, `device`, and one section per model in `models`
+    """Read params.yaml and check its shape: `seed`, `device`, `numerics`, and one section per model in `models`
     (the model folders), each with exactly the keys download, preprocess, model, train, evaluate.
     The sections' contents are checked when a stage reads them. `overrides` maps dotted keys to values."""
     path = Path(path)
@@ -229,8 +238,8 @@ def read_yaml(text: str) -> Any:
 
 def check_shape(raw: dict[str, Any], models: list[str] | None) -> None:
     """Top-level keys, the model names and each model's five section names (not their contents)."""
-    reject_unknown(raw, ["seed", "device", "models"], "")
-    for key in ("seed", "device", "models"):
+    reject_unknown(raw, TOP_LEVEL, "")
+    for key in TOP_LEVEL:
         check(key in raw, key, "missing")
     check(isinstance(raw["models"], dict), "models", "must be a mapping")
     if models is not None:

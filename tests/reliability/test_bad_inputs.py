@@ -15,7 +15,7 @@ import pytest
 from rasterio.crs import CRS
 
 from seqpipe.io import read_json, write_json
-from tests.conftest import REPO, truncate
+from tests.conftest import REPO, checkpoint_folder, truncate
 from tests.reliability.bad_inputs import (Case, bandwidth_csv, check_refused, copy_raw, fake_checkpoint, g02135_folder,
                                           good, nth_file, rewrite_tif, set_cell)
 
@@ -116,10 +116,14 @@ def _processed_bandwidth(text: str) -> Callable[[Path, Path], str]:
 
 
 def _checkpoint_case(name: str, **fields: object) -> Callable[[Path, Path], str]:
-    """Good processed bandwidth data and a fake checkpoint at models/bandwidth/`name`."""
+    """Good processed bandwidth data and a fake checkpoint at models/bandwidth/`name`, where
+    `checkpoints/` stands for this params set's checkpoint folder."""
     def setup(base: Path, work: Path) -> str:
         shutil.copytree(good(base, "preprocess", "bandwidth"), work / "data/processed/bandwidth")
-        return str(fake_checkpoint(work / "models/bandwidth" / name, **fields))
+        folder = work / "models/bandwidth"
+        if name.startswith("checkpoints/"):
+            folder = checkpoint_folder(work, "bandwidth")
+        return str(fake_checkpoint(folder / name.removeprefix("checkpoints/"), **fields))
     return setup
 
 

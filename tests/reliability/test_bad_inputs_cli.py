@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, run
+from tests.conftest import REPO, run, run_folder
 from tests.reliability.bad_inputs import Case, check_refused, copy_raw, fake_checkpoint, good
 
 MOUNTS: list[Path] = []   # tmpfs mounts made by a case's setup, unmounted after the test
@@ -114,7 +114,7 @@ def _lone_checkpoint(base: Path, work: Path) -> str:
     copy_raw(base, work, "bandwidth")
     (work / "models/bandwidth/model.pt").unlink()
     (work / "saved").mkdir()
-    shutil.copy(trained(base) / "checkpoints/best.pt", work / "saved/best.pt")
+    shutil.copy(run_folder(base, "bandwidth") / "best.pt", work / "saved/best.pt")
     return "saved/best.pt: a training checkpoint (epoch"
 
 
@@ -261,8 +261,8 @@ def test_unexpected_error_is_one_line_and_a_log(base: Path, tmp_path: Path) -> N
                                             "traceback printed above")
 
 
-@pytest.mark.parametrize("model_file", ["models/bandwidth/checkpoints/best.pt", "models/bandwidth/checkpoints/last.pt"])
-def test_predict_accepts_a_checkpoint_of_the_run_that_wrote_model_pt(model_file: str, base: Path,
+@pytest.mark.parametrize("checkpoint", ["best.pt", "last.pt"])
+def test_predict_accepts_a_checkpoint_of_the_run_that_wrote_model_pt(checkpoint: str, base: Path,
                                                                      tmp_path: Path) -> None:
     """A checkpoint holds no preprocessing stats; those of model.pt apply when the fingerprints match.
     best.pt holds model.pt's weights, so the forecasts are the same."""
@@ -270,6 +270,7 @@ def test_predict_accepts_a_checkpoint_of_the_run_that_wrote_model_pt(model_file:
     _model(base, tmp_path)
     copy_raw(base, tmp_path, "bandwidth")
     run(["seqpipe", *PREDICT, "from_model.csv"], tmp_path)
+    model_file = (run_folder(tmp_path, "bandwidth") / checkpoint).relative_to(tmp_path).as_posix()
     run(["seqpipe", *PREDICT, "from_checkpoint.csv", "--model-file", model_file], tmp_path)
     assert (tmp_path / "from_checkpoint.csv").read_text().count("\n") > 10
     if model_file.endswith("best.pt"):

@@ -16,7 +16,7 @@ from seqpipe.fit import evaluate_loss
 from seqpipe.params import ParamsError, load_params
 from seqpipe.stages.train import load_split_tensors
 from seqpipe.tasks import Regression
-from tests.conftest import run, signal_when_exists, tiny_overrides, write_params
+from tests.conftest import run, run_folder, signal_when_exists, tiny_overrides, write_params
 
 EPOCHS = 15
 LR = 0.003  # one process; two take 2 x LR (linear scaling: each step sees 2 x batch_size samples)
@@ -61,7 +61,7 @@ def test_two_processes_reach_the_quality_of_one(runs: dict[int, tuple[Path, str]
 
 def test_rank_zero_alone_writes_checkpoints_dvclive_and_log(runs: dict[int, tuple[Path, str]]) -> None:
     folder, stderr = runs[2]
-    names = sorted(p.name for p in (folder / "models/bandwidth/checkpoints").iterdir())
+    names = sorted(p.name for p in run_folder(folder, "bandwidth").iterdir())
     assert names == ["best.pt", "epoch_0013.pt", "epoch_0014.pt", "epoch_0015.pt", "last.pt"]
     steps = (folder / "plots/bandwidth/train/plots/metrics/val/loss.tsv").read_text().splitlines()[1:]
     assert [int(line.split("\t")[0]) for line in steps] == list(range(EPOCHS))
@@ -78,9 +78,10 @@ def test_sigterm_to_two_processes_saves_and_the_rerun_resumes_exactly(
         runs: dict[int, tuple[Path, str]], tmp_path: Path) -> None:
     write_params(tmp_path / "params.yaml", {**TWO, "models.bandwidth.train.epochs": 200})
     shutil.copytree(runs[2][0] / "data", tmp_path / "data")
-    last = tmp_path / "models/bandwidth/checkpoints/last.pt"
     # to `seqpipe train`, as DVC or a CI runner would, once the first epoch is saved
-    proc = signal_when_exists(["seqpipe", "train", "bandwidth"], tmp_path, last, signal.SIGTERM)
+    proc = signal_when_exists(["seqpipe", "train", "bandwidth"], tmp_path,
+                              tmp_path / "models/bandwidth/checkpoints/*/last.pt", signal.SIGTERM)
+    last = run_folder(tmp_path, "bandwidth") / "last.pt"
     stderr = proc.stderr
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert stderr.count("SIGTERM at epoch") == 1 and "run again to resume" in stderr

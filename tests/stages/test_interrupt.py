@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from seqpipe import checkpoint
-from tests.conftest import run, signal_when_exists, tiny_overrides, write_params
+from tests.conftest import run, run_folder, signal_when_exists, tiny_overrides, write_params
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -18,8 +18,9 @@ def test_signal_saves_checkpoint_and_rerun_resumes(tmp_path: Path, sig: signal.S
     write_params(tmp_path / "params.yaml", overrides)
     run(["seqpipe", "download", "bandwidth"], tmp_path)
     run(["seqpipe", "preprocess", "bandwidth"], tmp_path)
-    last = tmp_path / "models/bandwidth/checkpoints/last.pt"
-    proc = signal_when_exists(["seqpipe", "train", "bandwidth"], tmp_path, last, sig)
+    proc = signal_when_exists(["seqpipe", "train", "bandwidth"], tmp_path,
+                              tmp_path / "models/bandwidth/checkpoints/*/last.pt", sig)
+    last = run_folder(tmp_path, "bandwidth") / "last.pt"
     stderr = proc.stderr
     assert proc.returncode == 128 + sig, stderr
     assert f"{sig.name} at epoch" in stderr and "run again to resume" in stderr

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqpipe import checkpoint, layout, metrics
+from seqpipe import checkpoint, layout, metrics, training_curves
 from seqpipe.data.series import load_split
 from seqpipe.errors import SeqpipeError
 from seqpipe.io import atomic_dir, load_npy, read_json, write_json
@@ -45,14 +45,17 @@ class EvalContext:
 def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
     """Write metrics/<name>.json (the headline: the model's HEADLINE keys and the same keys of each
     baseline) and plots/<name>/eval/ with the model's plots and metrics_detail.json (everything the
-    model's `evaluate` returned), both atomically, the plots only once the metrics are written.
-    Returns the detail."""
+    model's `evaluate` returned), both atomically, the plots only once the metrics are written; then
+    plots/<name>/train/, the training curves from model.pt's history. Returns the detail."""
     name, module = spec.name, spec.stage("evaluate")
     keys = getattr(module, "HEADLINE", None)
     if not keys or isinstance(keys, str):
         raise SeqpipeError(f"{module.__name__}: HEADLINE must be a tuple of metric keys, e.g. (\"rmse\", \"mae\")")
     evaluate = params.section(name, "evaluate", module.EvaluateParams)
-    network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
+    network, payload = checkpoint.load_model(layout.model_file(name), expected_model=name)
+    if "history" not in payload:
+        raise checkpoint.CheckpointError(f"{layout.model_file(name)}: holds no training history (written by an "
+                                         f"older seqpipe); retrain it: seqpipe train {name}")
     data_dir = layout.processed_dir(name)
     stats = read_json(data_dir / "stats.json")
     x_test = torch.from_numpy(load_npy(data_dir / "x_test.npy"))
@@ -64,5 +67,6 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
         head = metrics.headline(detail, keys)
         write_json(plots_tmp / metrics.DETAIL_FILE, detail)
         write_json(layout.metrics_file(name), head)  # in the block: if it fails, no new plots either
+    training_curves.write(layout.train_plots_dir(name), payload["history"])
     log.info("evaluate %s: %s", name, metrics.headline_line(head))
     return detail

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from seqpipe import checkpoint, distributed, layout
+from seqpipe import checkpoint, distributed, layout, numerics
 from seqpipe.data.series import load_split
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
@@ -33,18 +33,19 @@ def code_digests() -> dict[str, str]:
     return {name: sha256_file(path) for name, path in sorted(modules.items()) if path}
 
 
-def training_fingerprint(seed: int, model_params: Any, train: TrainParams, stats: dict,
+def training_fingerprint(seed: int, numerics_mode: str, model_params: Any, train: TrainParams, stats: dict,
                          code: dict[str, str]) -> str:
-    """What a checkpoint must match to be resumed: seed, model and train params, data and code hashes.
+    """What a checkpoint must match to be resumed: seed, numerics, model and train params (thread
+    count included: it changes the bytes), data and code hashes.
 
     `epochs` is left out (so a run can be extended) unless a cosine schedule depends on it;
-    `keep_checkpoints` and `num_threads` do not change the result and are left out too.
+    `keep_checkpoints` does not change the result and is left out too.
     """
-    kept = {k: v for k, v in as_dict(train).items() if k not in ("keep_checkpoints", "num_threads")}
+    kept = {k: v for k, v in as_dict(train).items() if k != "keep_checkpoints"}
     if train.scheduler != "cosine":
         kept.pop("epochs")
     data = {k: v["sha256"] for k, v in stats["arrays"].items()}
-    return fingerprint(seed, model_params, kept, data, code)
+    return fingerprint(seed, numerics_mode, model_params, kept, data, code)
 
 
 def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor]:
@@ -70,32 +71,35 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
     network_class, network_args = spec.network(model_params, stats)
     train_data, val_data = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
     check_fits(name, spec.network_module, network_class, network_args, train_data["x"], train, device)
-    if train.num_threads:
-        torch.set_num_threads(train.num_threads)
-    log.info("train %s on %s (torch %s, %d threads)", name, _describe(device), torch.__version__,
-             torch.get_num_threads())
+    log.info("train %s on %s (torch %s, %s)", name, _describe(device), torch.__version__,
+             numerics.describe(params.numerics, torch.get_num_threads()))
     torch.manual_seed(params.seed)
     model = build_network(spec.network_module, network_class, network_args)
     task = build_task(spec.task, stats)
     sections = {"model": as_dict(model_params), "train": as_dict(train)}
     identity = {"model": name, "network_module": spec.network_module, "network": network_class,
                 "network_args": network_args,
-                "fingerprint": training_fingerprint(params.seed, model_params, train, stats, code_digests()),
+                "fingerprint": training_fingerprint(params.seed, params.numerics, model_params, train, stats,
+                                                   code_digests()),
                 "params": sections}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, train, device, identity)
-    folder = layout.checkpoint_dir(name)
-    with distributed.run_lock(folder, name) if distributed.rank() == 0 else contextlib.nullcontext():
+    folder = layout.checkpoint_dir(name, identity["fingerprint"])
+    with distributed.run_lock(folder.parent, name) if distributed.rank() == 0 else contextlib.nullcontext():
         if distributed.rank() == 0:  # a killed save leaves a temp; last.pt itself is whole
+            folder.mkdir(exist_ok=True)
             for stale in remove_stale_temps(folder):
                 log.info("removed %s, left by an interrupted run", stale)
+            checkpoint.prune_runs(folder.parent, keep=KEEP_RUNS, current=folder)
         with distributed.process_group(name, train.nproc_per_node, device) as device:
             result = fit(model, task, train_data, val_data, train, seed=params.seed, device=device,
-                         checkpoint_dir=folder, identity=identity, resume=resume,
-                         live_dir=layout.train_plots_dir(name), name=name)
+                         checkpoint_dir=folder, identity=identity, resume=resume, name=name)
         if distributed.rank() != 0:
             return {}
         return _save(spec, model, identity, stats, params.seed, result, device)
+
+
+KEEP_RUNS = 3  # checkpoint folders (one per fingerprint) kept per model, the newest first
 
 
 def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, seed: int, result: Any,
@@ -106,17 +110,18 @@ def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, 
     summary = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
     checkpoint.save(model_path, {**identity, "state_dict": model.cpu().state_dict(), "stats": stats,
-                                 "training": summary})
+                                 "training": summary, "history": result.history})
     card = {"model": name, "summary": spec.summary, "network": identity["network"],
             "network_args": identity["network_args"], "parameters": count_parameters(model),
-            "params": identity["params"], "seed": seed,
+            "params": identity["params"], "seed": seed, "fingerprint": identity["fingerprint"],
             "data": {"provenance": stats["provenance"], "arrays": stats["arrays"]},
-            "training": {**summary, "seconds": round(result.seconds, 1), "device": str(device),
-                         "resumed_from_epoch": result.resumed_from_epoch},
-            "file": {"path": model_path.as_posix(), "bytes": model_path.stat().st_size},
-            "git_commit": _git_commit()}
-    write_json(layout.model_dir(name) / "model_card.json", card)
-    log.info("train %s: wrote %s (%d parameters, %.1f s)", name, model_path, card["parameters"], result.seconds)
+            "training": summary,
+            "file": {"path": model_path.as_posix(), "bytes": model_path.stat().st_size,
+                     "sha256": sha256_file(model_path)}}
+    write_json(layout.model_dir(name) / "model_card.json", card)  # the same inputs give the same bytes
+    resumed = "" if result.resumed_from_epoch is None else f", resumed from epoch {result.resumed_from_epoch}"
+    log.info("train %s: wrote %s (%d parameters, %.1f s on %s%s, code at %s)", name, model_path,
+             card["parameters"], result.seconds, device, resumed, _git_commit() or "an unknown commit")
     return card
 
 
@@ -133,18 +138,17 @@ BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and Adam's two moments
 def check_fits(name: str, network_module: str, network_class: str, network_args: dict, x: torch.Tensor,
                train: TrainParams, device: torch.device) -> None:
     """Refuse, before anything is allocated or written, a batch larger than a process's share of the
-    train split, more threads than cores, and a network over the parameter or memory budget."""
+    train split and a network over the parameter or memory budget."""
     nproc = train.nproc_per_node
     per_rank = -(-len(x) // nproc)
     share = f" ({per_rank} per process)" if nproc > 1 else ""
     if train.batch_size > per_rank:
         raise TrainRefused(f"models.{name}.train.batch_size is {train.batch_size} but the train split has "
                            f"{len(x)} samples{share}; set it to at most {per_rank}")
-    cores = distributed.usable_cores()
-    if train.num_threads * nproc > cores:
-        each = f" x {nproc} processes" if nproc > 1 else ""
-        raise TrainRefused(f"models.{name}.train.num_threads is {train.num_threads}{each} but this machine "
-                           f"has {cores} usable CPU cores; set it to at most {cores // nproc} (0 = share them)")
+    cores = numerics.usable_cores()
+    if train.num_threads > cores:  # refusing would make the bytes depend on the machine; it only runs slower
+        log.warning("models.%s.train.num_threads is %d but this machine has %d usable CPU cores: the "
+                    "result is the same, the run slower", name, train.num_threads, cores)
     parameters, activations = training_footprint(network_module, network_class, network_args, x,
                                                  train.batch_size)
     if parameters > MAX_PARAMETERS:
@@ -184,7 +188,7 @@ def _available_memory(device: torch.device) -> int | None:
 def _validate_only(name: str, model: torch.nn.Module, task: Any, train_data: dict, val: dict,
                    train: TrainParams, device: torch.device, identity: dict) -> dict:
     """Check params, data and network end to end (one forward/backward); writes nothing."""
-    last = layout.checkpoint_dir(name) / "last.pt"
+    last = layout.checkpoint_dir(name, identity["fingerprint"]) / "last.pt"
     source = "initial weights"
     if last.exists():
         payload = checkpoint.load(last)
@@ -197,7 +201,8 @@ def _validate_only(name: str, model: torch.nn.Module, task: Any, train_data: dic
     loss.backward()
     val_loss = evaluate_loss(model, task, val, train.batch_size * 4, None, device)
     report = {"model": name, "train_samples": len(train_data["x"]), "val_samples": len(val["x"]),
-              "parameters": count_parameters(model), "weights": source, "val_loss": val_loss}
+              "parameters": count_parameters(model), "checkpoints": last.parent.as_posix(), "weights": source,
+              "val_loss": val_loss}
     log.info("validate-only %s: ok; %s", name, ", ".join(f"{k}={v}" for k, v in report.items()))
     return report
 
