@@ -165,3 +165,17 @@ def test_cli_unknown_model(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "unknown model 'nope'" in proc.stderr
     assert not (tmp_path / "models").exists()
+
+
+def test_setting_one_key_as_dvc_exp_run_does_changes_one_line(tmp_path: Path) -> None:
+    """params.yaml is in the format DVC writes back (block lists, single quotes), so `dvc exp run -S`
+    (dvc.utils.hydra.apply_overrides) changes exactly the line it sets, and keeps every comment."""
+    from dvc.utils.hydra import apply_overrides
+
+    original = (REPO / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(original)
+    apply_overrides(path, ["models.bandwidth.train.lr=0.0005"])
+    changed = [(a, b) for a, b in zip(original.splitlines(), path.read_text().splitlines()) if a != b]
+    assert len(original.splitlines()) == len(path.read_text().splitlines())
+    assert len(changed) == 1 and changed[0][1].strip() == "lr: 0.0005", changed

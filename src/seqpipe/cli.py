@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list registered models")
+    sub.add_parser("check-params", help="parse every section of params.yaml -> data/params.checked (the first "
+                   "stage DVC runs: a bad value stops `dvc repro` before any output is deleted)")
     for stage, text in (("download", "fetch or generate raw data into data/raw/MODEL/"),
                         ("preprocess", "raw data -> train/val/test arrays in data/processed/MODEL/")):
         sub.add_parser(stage, help=text).add_argument("model")
@@ -140,6 +142,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         width = max(len(s.task) for s in specs) + 2
         for spec in specs:
             print(f"{spec.name:<14} {spec.task:<{width}} {spec.summary}")
+        return 0
+    if args.command == "check-params":
+        from seqpipe.stages import check_params
+        check_params.run([pipelines.get(name) for name in pipelines.names()],
+                         load_params(args.params, pipelines.names()))
         return 0
     spec = pipelines.get(args.model)
     params = load_params(args.params, pipelines.names())

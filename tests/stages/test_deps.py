@@ -27,7 +27,7 @@ def declared_src_deps(stage: str, model: str) -> set[str]:
 def test_dvc_yaml_is_generated_from_the_model_folders() -> None:
     """`seqpipe dvc-yaml --check`: one stage per model and stage, deps from the import closure."""
     assert not dvc_stages.write(REPO / "dvc.yaml", check=True)
-    assert set(DVC) == {f"{s}-{m}" for s in STAGES for m in pipelines.names()}
+    assert set(DVC) == {"check-params"} | {f"{s}-{m}" for s in STAGES for m in pipelines.names()}
 
 
 @pytest.mark.parametrize("model", pipelines.names())
@@ -67,3 +67,15 @@ def test_editing_a_local_source_file_reruns_the_chain(repo_copy: Path) -> None:
     rerun = run(["dvc", "repro", "evaluate-bandwidth"], repo_copy).stdout
     ran = {line.split("'")[1] for line in rerun.splitlines() if line.startswith("Running stage")}
     assert ran == {f"{s}-bandwidth" for s in STAGES}, rerun
+
+
+def test_check_params_loads_exactly_its_declared_deps(tmp_path: Path) -> None:
+    write_params(tmp_path / "params.yaml", tiny_overrides())
+    proc = subprocess.run([sys.executable, "-c", RECORD, "check-params"], cwd=tmp_path, env=run_env(REPO),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = {Path(f).resolve().relative_to(REPO).as_posix() for f in json.loads(proc.stdout.strip().splitlines()[-1])}
+    declared = {d for d in DVC["check-params"]["deps"] if d.startswith("src/")}
+    assert loaded == declared, (f"imported but not a dep: {sorted(loaded - declared)}; "
+                                f"a dep but not imported: {sorted(declared - loaded)}")
+    assert all("data/params.checked" in stage["deps"] for name, stage in DVC.items() if name != "check-params")
