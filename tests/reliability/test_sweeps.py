@@ -111,4 +111,4 @@ def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     shown = run(["dvc", "exp", "show", "--md"], repo).stdout
     for name in names:
         assert f"[{name}]" in shown
-    assert "test.mean.rmse" in shown and "models.bandwidth.model.hidden_size" in shown
+    assert "metrics/bandwidth.json:test.rmse" in shown and "models.bandwidth.model.hidden_size" in shown
