@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,32 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
     """Atomic torch.save, with a content digest that `load` checks. Through a file handle, the zip's
     inner folder is always `archive/`; given a path, torch names it after the (random) temp file, so
     equal payloads would differ in bytes."""
+    payload = _canonical(payload)
     buffer = io.BytesIO()  # torch's zip writer turns ENOSPC into a RuntimeError; a plain write keeps the errno
     torch.save({**payload, DIGEST: content_digest(payload)}, buffer)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(buffer.getbuffer())
+
+
+def _canonical(value: Any) -> Any:
+    """`value` with every string interned. Pickle writes an object seen before as a back-reference, so
+    the bytes would otherwise depend on which equal strings happen to be one object: a history resumed
+    from a checkpoint holds unpickled copies where an uninterrupted run holds the same literals."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        items = {_canonical(k): _canonical(v) for k, v in value.items()}
+        if type(value) is dict:
+            return items
+        copy = type(value)(items)  # a state_dict's OrderedDict, with the module versions it carries
+        if hasattr(value, "_metadata"):
+            copy._metadata = value._metadata
+        return copy
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_canonical(v) for v in value)
+    return value
 
 
 def load(path: str | Path, trust_unverified: bool = False) -> dict[str, Any]:

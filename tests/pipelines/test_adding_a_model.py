@@ -35,7 +35,7 @@ def test_a_seventh_model_from_the_readme_recipe(repo_copy: Path) -> None:
     assert "toy" in run(["seqpipe", "list"], repo_copy).stdout.split()
     repro = run(["dvc", "repro", "evaluate-toy"], repo_copy).stdout
     ran = {line.split("'")[1] for line in repro.splitlines() if line.startswith("Running stage")}
-    assert ran == {"download-toy", "preprocess-toy", "train-toy", "evaluate-toy"}, repro
+    assert ran == {"check-params", "download-toy", "preprocess-toy", "train-toy", "evaluate-toy"}, repro
     metrics = json.loads((repo_copy / "metrics/toy.json").read_text())
     assert metrics["test"]["rmse"] < metrics["baselines"]["persistence"]["rmse"]
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import run, run_env, tiny_overrides, write_params
 
@@ -94,9 +95,11 @@ def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     for i, size in enumerate(SIZES):
         exp = exps[f"bw-{i + 1}"]
         assert exp["params"]["models"]["bandwidth"]["model"]["hidden_size"] == size
-        # the model card committed in the experiment was written by a model of its own size
-        card = json.loads(run(["git", "show", f"{exp['rev']}:models/bandwidth/model_card.json"], repo).stdout)
-        assert card["params"]["model"]["hidden_size"] == size, card["params"]
+        # the model the experiment recorded (its dvc.lock names model.pt by hash) is one of its own size
+        lock = yaml.safe_load(run(["git", "show", f"{exp['rev']}:dvc.lock"], repo).stdout)["stages"]
+        card = next(o for o in lock["train-bandwidth"]["outs"] if o["path"].endswith("model_card.json"))
+        blob = repo / ".dvc/cache/files/md5" / card["md5"][:2] / card["md5"][2:]
+        assert json.loads(blob.read_text())["params"]["model"]["hidden_size"] == size
     bw = [exps[f"bw-{i + 1}"]["metrics"]["metrics/bandwidth.json"]["test"] for i in range(2)]
     assert bw[0] != bw[1]
     assert exps["ff"]["params"]["models"]["freq_filter"]["train"]["lr"] == 0.003

@@ -45,7 +45,7 @@ def train(tmp: Path, tp: TrainParams, resume: str = "auto") -> tuple[LSTMRegress
     model = new_model()
     train_data, val_data = toy_data()
     result = fit(model, Regression(), train_data, val_data, tp, seed=7, device=torch.device("cpu"),
-                 checkpoint_dir=tmp, identity=IDENTITY, resume=resume, live_dir=None)
+                 checkpoint_dir=tmp, identity=IDENTITY, resume=resume)
     return model, result
 
 
