@@ -56,9 +56,13 @@ def trained(base: Path, dest: Path, models: tuple[str, ...], env: dict[str, str]
     return hashes
 
 
+# an LSTM model and a convolutional one by default; every model in the slow run
 @pytest.mark.skipif(not has_avx512(), reason="needs a CPU with more than AVX2 to compare against")
-def test_portable_numerics_give_the_same_bytes_on_an_avx2_cpu(tmp_path: Path) -> None:
-    models = tuple(pipelines.names())
+@pytest.mark.parametrize("models", [
+    pytest.param(("bandwidth", "ice_type"), id="lstm-and-cnn"),
+    pytest.param(tuple(pipelines.names()), id="every-model", marks=pytest.mark.slow),
+])
+def test_portable_numerics_give_the_same_bytes_on_an_avx2_cpu(tmp_path: Path, models: tuple[str, ...]) -> None:
     base = prepared(tmp_path, "portable", models)
     native_cpu = trained(base, tmp_path / "native_cpu", models, {})
     avx2_cpu = trained(base, tmp_path / "avx2_cpu", models, AVX2_CPU)
