@@ -19,7 +19,6 @@ from tests.conftest import run, run_env, tiny_overrides, write_params
 
 MODELS = ("bandwidth", "freq_filter")
 SWEEP, SIZES = "models.bandwidth.model.hidden_size=range(8,17,8)", (8, 16)
-ONE_THREAD = {f"models.{m}.train.num_threads": 1 for m in MODELS}  # `-j 2` on 2 cores
 
 
 def queue_tasks(repo: Path) -> tuple[dict[str, str], str]:
@@ -65,8 +64,8 @@ def experiments(repo: Path) -> dict[str, dict]:
 @pytest.mark.slow  # 80 s on a quiet 2-core machine, 3.5 min on a busy one: three queued experiments, one run alone
 def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     repo = repo_copy
-    write_params(repo / "params.yaml", {**tiny_overrides(), **ONE_THREAD})  # committed: queued copies
-    run(["git", "commit", "-qam", "one thread per worker"], repo)           # see git-tracked files only
+    # repo_copy committed the tiny params (queued copies see git-tracked files only): one thread per
+    # model, so the `-j 2` workers share the 2 cores
     committed = {m: json.loads((repo / "metrics" / f"{m}.json").read_text()) for m in MODELS}
 
     queued = run(["dvc", "exp", "run", "--queue", "-n", "ff", "evaluate-freq_filter",
@@ -106,7 +105,7 @@ def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
 
     # run side by side = run alone: the same params one after the other, without the run cache
     write_params(repo / "params.yaml",
-                 {**tiny_overrides(), **ONE_THREAD, "models.bandwidth.model.hidden_size": SIZES[1]})
+                 {**tiny_overrides(), "models.bandwidth.model.hidden_size": SIZES[1]})
     run(["dvc", "repro", "--no-run-cache", "evaluate-bandwidth"], repo)
     alone = json.loads((repo / "metrics" / "bandwidth.json").read_text())
     assert alone["test"] == bw[1]
