@@ -29,6 +29,8 @@ from benchmarks.common import REPO, machine, median, sh
 from seqpipe import pipelines
 from seqpipe.io import sha256_file
 
+# What an AVX2-only x86-64 CPU (an AMD EPYC Zen 2/3, an Intel Haswell) makes each library pick
+# (tests/stages/test_numerics.py uses the same switches).
 AVX2_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
             "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
 SETTINGS = {"native": ("native", {}), "portable": ("portable", {}), "capped": ("portable", AVX2_CPU)}

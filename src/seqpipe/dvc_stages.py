@@ -104,7 +104,7 @@ def local_paths(spec: ModelSpec) -> list[str]:
 
 def check_params_block() -> dict:
     """The stage every other one depends on: all of params.yaml parses (seqpipe.stages.check_params)."""
-    entries = ["seqpipe.cli", "seqpipe.pipelines", "seqpipe.params", "seqpipe.numerics", "seqpipe.stages.check_params"]
+    entries = [m for m in COMMON if m != "{package}"] + ["seqpipe.stages.check_params"]
     for name in pipelines.names():
         package = pipelines.get(name).package
         entries += [package] + [f"{package}.{stage}" for stage in ("download", "preprocess", "evaluate")]

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.numerics import AVX2_CPU  # the switches an AVX2-only CPU sets itself
 from seqpipe import pipelines
 from tests.conftest import file_hashes, run_env, tiny_overrides, write_params
 
-# What an AVX2-only x86-64 CPU (e.g. an AMD EPYC Zen 2/3 or an Intel Haswell) makes each library pick.
-AVX2_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-            "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
 OUTPUTS = ("models/{m}/model.pt", "models/{m}/model_card.json", "metrics/{m}.json", "plots/{m}")
 
 
