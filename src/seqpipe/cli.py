@@ -174,7 +174,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         evaluate.run(spec, params)
     elif args.command == "predict":
         from seqpipe.stages import predict
-        print(f"wrote {predict.run(spec, params, args)}")
+        print(predict.run(spec, params, args))
     elif args.command == "export":
         from seqpipe.stages.export import export_onnx
         report = export_onnx(spec.name, args.output)

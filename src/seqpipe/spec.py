@@ -22,6 +22,9 @@ class ModelSpec:
     network_module: str               # file under seqpipe/networks/ that the train stage builds from
     model_params: type                # the `model:` section's dataclass
     network: Callable[[Any, dict], tuple[str, dict]]   # (model params, stats) -> (class name, constructor args)
+    predict_inputs: tuple[str, ...] = ("input",)       # the path options `seqpipe predict MODEL` takes
+    predict_help: str = ""            # what those inputs must hold (shown by `seqpipe predict MODEL --help`)
+    predict_example: str = ""         # a command that runs on a fresh clone after `make repro`
 
     @property
     def name(self) -> str:

@@ -28,8 +28,9 @@ def require_input(args: Namespace) -> Path:
     return Path(args.input)
 
 
-def run(spec: ModelSpec, params: Params, args: Namespace) -> Path:
-    """Load models/<model>/model.pt (or --model-file) and write the model's prediction for the input."""
+def run(spec: ModelSpec, params: Params, args: Namespace) -> str:
+    """Load models/<model>/model.pt (or --model-file), write the model's prediction for the input and
+    return the one-line summary the CLI prints."""
     if not spec.has_stage("predict"):
         raise SeqpipeError(f"model {spec.name!r} has no predict command")
     inputs = [given for given in (args.input, args.before, args.after) if given is not None]
@@ -42,7 +43,7 @@ def run(spec: ModelSpec, params: Params, args: Namespace) -> Path:
     network, payload = checkpoint.load_model(model_file, spec.name, trust_unverified=args.trust_unverified)
     if "stats" not in payload:
         payload = {**payload, "stats": checkpoint_stats(spec.name, model_file, payload)}
-    return module.predict(network, payload, args, params)
+    return f"wrote {module.predict(network, payload, args, params)}"
 
 
 def check_output(output: Path, model: str, model_file: Path, inputs: list[Path], params_file: Path,

@@ -17,4 +17,5 @@ SPEC = ModelSpec(
     network_module="siamese",
     model_params=SiameseParams,
     network=network,
+    predict_inputs=("before", "after"),
 )
