@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `seqpipe`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test test-slow bench venv clean-venv dvc.yaml
+.PHONY: repro test test-slow bench venv clean-venv dvc.yaml report browser
 
 venv: $(STAMP)
 
@@ -20,9 +20,23 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 # Two workers (the machine CI runs on has 2 cores); worksteal balances the few long pipeline tests.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist worksteal
+
+# tests/report draw the report in headless Chromium: Debian's package, installed when missing (CI runs as
+# root; otherwise through `sudo -n`). Without it those tests skip, and fail under CI=true.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo -n); \
+	  $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	} || echo "make: chromium could not be installed: tests/report will skip" >&2
+
+# The plots and headline metrics as one self-contained HTML page that opens offline:
+# make report [REVS="main HEAD"] [REPORT=report.html]
+REPORT ?= report.html
+report: $(STAMP)
+	$(BIN)/seqpipe report $(REVS) --output $(REPORT)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
