@@ -1,5 +1,10 @@
 """`seqpipe predict`: run a trained model on new input through its folder's `predict` module.
 
+Each model's `predict` module holds two layers: `predict_array(network, payload, *arrays, **options)`,
+the array-in/array-out core that `seqpipe.load(...).predict` calls, and `predict(network, payload,
+args, params)`, which reads the input files, calls that core and writes the output file, returning
+the one-line summary the CLI prints (what was written, what was masked and why).
+
 The output is checked before anything runs: it may not be the model file, a checkpoint, an input,
 params.yaml, dvc.yaml, dvc.lock or anything dvc.yaml names (unless --force), and must be a file path
 in an existing folder. A model file must carry its sha256 digest (unless --trust-unverified).
@@ -11,19 +16,78 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from seqpipe import checkpoint, layout
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.params import Params
 from seqpipe.spec import ModelSpec
 
 REPO_FILES = ("dvc.yaml", "dvc.lock", ".dvc", ".git", ".dvcignore", ".gitignore")
 
 
+class PredictInputError(SeqpipeError, ValueError):
+    """An in-memory input of `Predictor.predict` with the wrong shape, columns or values."""
+
+
+def as_array(value: Any, name: str, expected: str, ndim: tuple[int, ...], dtype: type | None = np.float64
+             ) -> np.ndarray:
+    """`value` as a numeric array (of `dtype`; None keeps a numeric dtype as it is) of one of the
+    dimensionalities `ndim`, or a PredictInputError naming the argument and what `expected` describes."""
+    try:
+        array = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise PredictInputError(f"{name}: not numeric ({first_line(exc)}); expected {expected}") from None
+    if array.dtype.kind not in "biuf":
+        raise PredictInputError(f"{name}: not numeric (dtype {array.dtype}); expected {expected}")
+    if array.ndim not in ndim:
+        raise PredictInputError(f"{name}: shape {array.shape}; expected {expected}")
+    if array.size == 0:
+        raise PredictInputError(f"{name}: empty (shape {array.shape}); expected {expected}")
+    return array
+
+
+def require_range(array: np.ndarray, name: str, low: float = -np.inf, high: float = np.inf,
+                  nan_ok: bool = False, unit: str = "") -> None:
+    """Refuse inf, NaN (unless `nan_ok`: NaN then marks masked values) and values outside [low, high],
+    naming the argument, the first such value and its index."""
+    with np.errstate(invalid="ignore"):
+        bad = (array < low) | (array > high) | np.isinf(array) | (np.isnan(array) & (not nan_ok))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = float(array[where])
+        if np.isfinite(value) or np.isfinite(low) or np.isfinite(high):
+            allowed = f"{low:g}..{high:g}{unit}" + (" (NaN where masked)" if nan_ok else "")
+            raise PredictInputError(f"{name}: value {value:g} at index {where} is outside {allowed}")
+        raise PredictInputError(f"{name}: value {value:g} at index {where} is not finite")
+
+
+def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, why: str = "") -> np.ndarray:
+    """A DataFrame holding `columns` (others are ignored) or an array [rows, len(columns)] in that
+    column order -> float64 [rows, columns]; finite values and at least `min_rows` rows (`why`)."""
+    import pandas as pd
+
+    expected = f"a DataFrame with columns {', '.join(columns)} or an array [rows, {len(columns)}] in that order"
+    if isinstance(data, pd.DataFrame):
+        missing = [c for c in columns if c not in data.columns]
+        if missing:
+            raise PredictInputError(f"{name}: missing column(s) {', '.join(missing)} (found: "
+                                    f"{', '.join(map(str, data.columns))}); expected {expected}")
+        data = data[columns]
+    values = as_array(data, name, expected, (1, 2) if len(columns) == 1 else (2,))
+    values = values.reshape(len(values), -1)
+    if values.shape[1] != len(columns):
+        raise PredictInputError(f"{name}: shape {values.shape}; expected {expected}")
+    require_range(values, name)
+    if len(values) < min_rows:
+        raise PredictInputError(f"{name}: {len(values)} rows, need at least {min_rows}" + (f" ({why})" if why else ""))
+    return values
+
+
 def require_input(args: Namespace) -> Path:
     """The --input path, which this model's predict needs."""
-    if args.input is None:
+    if getattr(args, "input", None) is None:
         raise SeqpipeError(f"predict {args.model}: --input is required")
     return Path(args.input)
 
@@ -33,7 +97,8 @@ def run(spec: ModelSpec, params: Params, args: Namespace) -> str:
     return the one-line summary the CLI prints."""
     if not spec.has_stage("predict"):
         raise SeqpipeError(f"model {spec.name!r} has no predict command")
-    inputs = [given for given in (args.input, args.before, args.after) if given is not None]
+    inputs = [Path(given) for given in (getattr(args, name, None) for name in ("input", "before", "after"))
+              if given is not None]
     for given in inputs:
         if not given.exists():
             raise SeqpipeError(f"{given}: not found")
@@ -43,7 +108,7 @@ def run(spec: ModelSpec, params: Params, args: Namespace) -> str:
     network, payload = checkpoint.load_model(model_file, spec.name, trust_unverified=args.trust_unverified)
     if "stats" not in payload:
         payload = {**payload, "stats": checkpoint_stats(spec.name, model_file, payload)}
-    return f"wrote {module.predict(network, payload, args, params)}"
+    return module.predict(network, payload, args, params)
 
 
 def check_output(output: Path, model: str, model_file: Path, inputs: list[Path], params_file: Path,

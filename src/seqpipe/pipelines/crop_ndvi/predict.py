@@ -1,9 +1,19 @@
-"""`seqpipe predict crop_ndvi --input DIR --output next_ndvi.tif`: next-NDVI map from a stack's latest dates."""
+"""`seqpipe predict crop_ndvi --input DIR --output next_ndvi.tif`: next-NDVI map from a stack's latest dates.
+
+`next_ndvi` is the array core: `seqpipe.load("crop_ndvi").predict` calls it on a whole NDVI stack,
+`predict` on each block of a folder of GeoTIFFs, which it writes as one GeoTIFF.
+
+A pixel gets a forecast only with a complete window, as in training: each of the last `window` grid
+steps observed or inside a gap of at most `max_gap_steps` steps between observations (interpolated),
+and the last step observed (cloud, shadow and the other `mask_scl` classes, zero, saturated and
+nodata DN count as not observed; so does a grid step without a scene).
+"""
 
 from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,10 +27,40 @@ from seqpipe.networks import predict_batches
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, read_scenes, to_grid
 from seqpipe.params import Params
-from seqpipe.stages.predict import require_input
+from seqpipe.stages.predict import PredictInputError, as_array, require_input, require_range
 from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes
 
 NODATA = -9999.0
+INPUTS = ("ndvi: an NDVI stack [steps, H, W] on the training date grid (one map per stats['grid_days'] days, "
+          "oldest first), NaN where masked (cloud, shadow, no scene that step); at least stats['window'] "
+          "steps -> the NDVI map [H, W] one grid step after the last, NaN where a pixel has no complete "
+          "window (the last step masked, or a gap longer than stats['max_gap_steps'] steps in the window)")
+
+
+def next_ndvi(network: nn.Module, payload: dict, series: np.ndarray) -> np.ndarray:
+    """(steps, ...) gridded NDVI, NaN where not observed -> (...) float32 forecast, NaN without a window."""
+    stats = payload["stats"]
+    window, max_gap = stats["window"], stats["max_gap_steps"]
+    filled = fill_short_gaps(series, max_gap)[-window:].reshape(window, -1)
+    valid = ~np.isnan(filled).any(0) & ~np.isnan(series[-1].ravel())
+    out = np.full(filled.shape[1], np.nan, np.float32)
+    if valid.any():
+        scaler = Standardizer.from_dict(stats["scaler"])
+        x = torch.from_numpy(scaler.transform(filled[:, valid].T[..., None]))
+        out[valid] = scaler.inverse(predict_batches(network, x, 8192)[:, 0])
+    return out.reshape(series.shape[1:])
+
+
+def predict_array(network: nn.Module, payload: dict, ndvi: Any) -> np.ndarray:
+    """The NDVI one grid step after the stack's last map (see INPUTS)."""
+    window = payload["stats"]["window"]
+    series = as_array(ndvi, "ndvi", f"an NDVI stack [steps, H, W] (at least {window} steps, NaN where masked)",
+                      (3,), np.float32)
+    if len(series) < window:
+        raise PredictInputError(f"ndvi: {len(series)} grid steps (shape {series.shape}); the model needs at least "
+                                f"{window} (one map per {payload['stats']['grid_days']} days)")
+    require_range(series, "ndvi", -1.0, 1.0, nan_ok=True)
+    return next_ndvi(network, payload, series)
 
 
 def latest_scenes(folder: Path, layout: StackLayout, window: int, max_gap: int, grid_days: int) -> list[dict]:
@@ -32,7 +72,7 @@ def latest_scenes(folder: Path, layout: StackLayout, window: int, max_gap: int, 
     return keep
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> Path:
+def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """Forecast the NDVI one grid step after the input's last date for every pixel with a valid window."""
     folder, output = require_input(args), Path(args.output)
     if not folder.is_dir():
@@ -40,7 +80,6 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     stats = payload["stats"]
     layout = params.section("crop_ndvi", "download", DownloadParams).local
     preprocess = params.section("crop_ndvi", "preprocess", PreprocessParams)
-    scaler = Standardizer.from_dict(stats["scaler"])
     window, grid_days, max_gap = stats["window"], stats["grid_days"], stats["max_gap_steps"]
     scenes = latest_scenes(folder, layout, window, max_gap, grid_days)
     with Stack(folder, scenes, stats["mask_scl"], preprocess.reproject) as stack:
@@ -52,16 +91,26 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
         last, block = stack.dates[-1], preprocess.block_size
         tags = {"MODEL": "crop_ndvi", "LAST_INPUT_DATE": last.strftime("%Y-%m-%d"),
                 "FORECAST_DATE": (last + pd.Timedelta(days=grid_days)).strftime("%Y-%m-%d")}
+        forecast = last_masked = 0
         with geotiff_writer(output, geotiff_profile(stack.grid, "float32", NODATA), tags) as dst:
             for win in iter_windows(stack.grid.height, stack.grid.width, stack.window_size(block)):
                 series = to_grid(stack.ndvi(win), steps)
-                filled = fill_short_gaps(series, max_gap)[-window:].reshape(window, -1)
-                valid = ~np.isnan(filled).any(0) & ~np.isnan(series[-1].ravel())
-                out = np.full(filled.shape[1], NODATA, np.float32)
-                if valid.any():
-                    x = torch.from_numpy(scaler.transform(filled[:, valid].T[..., None]))
-                    y = predict_batches(network, x, 8192)[:, 0]
-                    out[valid] = scaler.inverse(y)
-                dst.write(out.reshape(int(win.height), int(win.width)), 1, window=win)
+                out = next_ndvi(network, payload, series)
+                forecast += int((~np.isnan(out)).sum())
+                last_masked += int(np.isnan(series[-1]).sum())
+                dst.write(np.where(np.isnan(out), np.float32(NODATA), out), 1, window=win)
             stack.check_ndvi_range()   # a wrong DN offset: refused before the output replaces anything
-    return output
+        width, height = stack.grid.width, stack.grid.height
+        gap = width * height - forecast - last_masked
+        first = last - pd.Timedelta(days=(window - 1) * grid_days)
+        on_grid = set(steps[steps > steps.max() - window].tolist())
+        no_scene = [(last - pd.Timedelta(days=int(steps.max() - s) * grid_days)).strftime("%Y-%m-%d")
+                    for s in range(steps.max() - window + 1, steps.max() + 1) if s not in on_grid]
+        why = [f"{last_masked} masked on the last date {last:%Y-%m-%d} (cloud, shadow, SCL classes "
+               f"{stats['mask_scl']} or no data)" if last_masked else "",
+               f"{gap} with a gap of more than {max_gap} grid steps ({max_gap * grid_days} days) in the "
+               f"{window}-step window {first:%Y-%m-%d}..{last:%Y-%m-%d}" + (
+                   f" (no scene on {', '.join(no_scene)})" if no_scene else "") if gap else ""]
+        why_text = "; ".join(w for w in why if w)
+    return (f"wrote {output}: {width}x{height} pixels, {forecast} forecast for {tags['FORECAST_DATE']}, "
+            f"{width * height - forecast} nodata" + (f" ({why_text})" if why_text else ""))

@@ -1,10 +1,15 @@
-"""`seqpipe predict ice_type`: one GeoTIFF patch or a folder of them -> class and probabilities per file."""
+"""`seqpipe predict ice_type`: one GeoTIFF patch or a folder of them -> class and probabilities per file.
+
+`predict_array` is the array core (`seqpipe.load("ice_type").predict`); `predict` reads the patches,
+calls it and writes the CSV.
+"""
 
 from __future__ import annotations
 
 from argparse import Namespace
-from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,12 +18,32 @@ from seqpipe.networks import predict_batches
 from seqpipe.plotting import write_csv
 from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
 from seqpipe.params import Params
-from seqpipe.stages.predict import require_input
+from seqpipe.stages.predict import PredictInputError, as_array, require_input, require_range
 
 SUFFIXES = (".tif", ".tiff")
+INPUTS = ("patches: one patch [bands, size, size] or a batch [n, bands, size, size] of raw band values "
+          "(stats['bands'], stats['patch_size'], as the training GeoTIFFs hold them) -> (class indices [n], "
+          "probabilities [n, classes]) (no n axis for one patch); names in .classes (stats['classes'])")
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> Path:
+def predict_array(network: nn.Module, payload: dict, patches: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the most probable class, softmax probabilities per class) for each patch."""
+    stats = payload["stats"]
+    shape = (stats["bands"], stats["patch_size"], stats["patch_size"])
+    expected = f"one patch {list(shape)} (bands, size, size) or a batch [n, {', '.join(map(str, shape))}]"
+    x = as_array(patches, "patches", expected, (3, 4), None)
+    single = x.ndim == 3
+    x = x[None] if single else x
+    if x.shape[1:] != shape:
+        raise PredictInputError(f"patches: shape {x.shape if not single else x.shape[1:]}; expected {expected}")
+    require_range(x, "patches")
+    logits = predict_batches(network, torch.from_numpy(standardize(x, stats)), 256)
+    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    index = probs.argmax(axis=1)
+    return (index[0], probs[0]) if single else (index, probs)
+
+
+def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """Output columns: file, predicted, then p_<class> (softmax) for every class."""
     input_path, output_path = require_input(args), args.output
     stats = payload["stats"]
@@ -29,11 +54,11 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     else:
         paths = [input_path]
     shape = (stats["bands"], stats["patch_size"], stats["patch_size"])
-    x = standardize(read_patches(paths, shape)[0], stats)
-    logits = predict_batches(network, torch.from_numpy(x), 256)
-    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    index, probs = predict_array(network, payload, read_patches(paths, shape)[0])
     classes = stats["classes"]
     names = [p.relative_to(input_path).as_posix() if input_path.is_dir() else p.name for p in paths]
-    write_csv(output_path, {"file": names, "predicted": [classes[k] for k in probs.argmax(axis=1)],
+    write_csv(output_path, {"file": names, "predicted": [classes[k] for k in index],
                             **{f"p_{c}": probs[:, k] for k, c in enumerate(classes)}}, float_format="%.4f")
-    return output_path
+    counts = np.bincount(index, minlength=len(classes))
+    return (f"wrote {output_path}: {len(paths)} patch(es) classified: "
+            f"{', '.join(f'{n} {c}' for c, n in zip(classes, counts))}; nothing masked")
