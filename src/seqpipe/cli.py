@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seqpipe import __version__, layout
-from seqpipe.errors import EXIT_CODES, SeqpipeError, environment_error, first_line
+from seqpipe.cli_parser import build_parser
+from seqpipe.errors import SeqpipeError, environment_error, first_line
 
 if TYPE_CHECKING:
     from seqpipe.params import Params
@@ -20,70 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("seqpipe")
 
-EPILOG = """\
-examples:
-  seqpipe list                              registered models
-  seqpipe train bandwidth --validate-only   check params, data and network; write nothing
-  seqpipe train bandwidth --fresh           ignore checkpoints and start over
-  seqpipe predict bandwidth --input metrics.csv --output forecast.csv
-  seqpipe predict ice_forecast --input daily_tifs/ --output forecast.tif
-  seqpipe predict ice_change --before A.tif --after B.tif --output change.tif
-  seqpipe predict crop_ndvi --input s2_stack/ --output next_ndvi.tif
-  seqpipe export bandwidth                  models/bandwidth/model.onnx, checked with onnxruntime
-
-Stages are normally run by `dvc repro`; every hyperparameter lives in params.yaml.
-
-exit codes:
-""" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items()) + """
-An error is one line `seqpipe: error: <file or key>: <what is wrong>`; an unexpected one also names a
-log file holding the traceback (--debug prints it instead)."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqpipe", description=__doc__, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"seqpipe {__version__}")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
-    parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("list", help="list registered models")
-    sub.add_parser("check-params", help="parse every section of params.yaml -> data/params.checked (the first "
-                   "stage DVC runs: a bad value stops `dvc repro` before any output is deleted)")
-    for stage, text in (("download", "fetch or generate raw data into data/raw/MODEL/"),
-                        ("preprocess", "raw data -> train/val/test arrays in data/processed/MODEL/")):
-        sub.add_parser(stage, help=text).add_argument("model")
-    train = sub.add_parser("train", help="train MODEL -> models/MODEL/model.pt (resumes a matching checkpoint)")
-    train.add_argument("model")
-    mode = train.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="require and resume this params set's checkpoint "
-                      "(models/MODEL/checkpoints/FINGERPRINT/last.pt)")
-    mode.add_argument("--fresh", action="store_true", help="delete this params set's checkpoints and start from scratch")
-    mode.add_argument("--validate-only", action="store_true",
-                      help="check params, data and network with one batch and a validation pass; write nothing")
-    sub.add_parser("evaluate", help="test metrics and baselines -> metrics/MODEL.json, plots/MODEL/eval/"
-                   ).add_argument("model")
-    predict = sub.add_parser("predict", help="run a trained model on new input")
-    predict.add_argument("model")
-    predict.add_argument("--input", type=Path, help="input file or folder (format depends on the model)")
-    predict.add_argument("--before", type=Path, help="ice_change: the earlier raster (t1)")
-    predict.add_argument("--after", type=Path, help="ice_change: the later raster (t2), on the same grid")
-    predict.add_argument("--output", type=Path, required=True, help="output file")
-    predict.add_argument("--model-file", type=Path, help="model file (default: models/MODEL/model.pt); a "
-                         "checkpoint of the run that wrote models/MODEL/model.pt works too")
-    predict.add_argument("--force", action="store_true", help="write --output even over the model file, an input, "
-                         "params.yaml, dvc.yaml/dvc.lock or a path DVC tracks")
-    predict.add_argument("--trust-unverified", action="store_true",
-                         help="load a model file that has no sha256 digest (its weights cannot be checked)")
-    dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml's stages from the model folders (deps = what each stage imports)")
-    dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
-    export = sub.add_parser("export", help="export MODEL to ONNX and check it against torch")
-    export.add_argument("model")
-    export.add_argument("--output", type=Path, help="default: models/MODEL/model.onnx")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     _setup_logging()
     try:
         return _dispatch(args)
@@ -137,6 +76,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         changed = dvc_stages.write(Path("dvc.yaml"), check=args.check)
         print("dvc.yaml " + ("written" if changed else "is up to date"))
         return 0
+    if args.command == "completion":
+        import shtab
+        print(shtab.complete(build_parser(["completion"]), args.shell))
+        return 0
     if args.command == "list":
         specs = [pipelines.get(name) for name in pipelines.names()]
         width = max(len(s.task) for s in specs) + 2
@@ -149,6 +92,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                          load_params(args.params, pipelines.names()))
         return 0
     spec = pipelines.get(args.model)
+    missing = [f"--{option}" for option in spec.predict_inputs if args.command == "predict" and
+               getattr(args, option) is None]   # before params, torch and the model file are read
+    if missing:
+        raise SeqpipeError(f"predict {spec.name}: {' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} "
+                           f"required (seqpipe predict {spec.name} --help)")
     params = load_params(args.params, pipelines.names())
     # before numpy and torch load: they read the pinned kernels and thread counts when they do
     data_stage = args.command in ("download", "preprocess")
@@ -177,9 +125,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(predict.run(spec, params, args))
     elif args.command == "export":
         from seqpipe.stages.export import export_onnx
-        report = export_onnx(spec.name, args.output)
+        report = export_onnx(spec.name, args.output, describe={"summary": spec.summary, "task": spec.task})
         print(f"wrote {report['path']} ({report['bytes']} bytes); onnxruntime vs torch max abs diff "
-              f"{report['max_abs_diff']:.3g} over {report['checked_samples']} test samples")
+              f"{report['max_abs_diff']:.3g} over {report['checked_samples']} test samples; metadata_props:")
+        for key, value in report["metadata"].items():
+            print(f"  {key}: {value if len(value) <= 100 else value[:97] + '...'}")
     return 0
 
 
@@ -217,9 +167,21 @@ OUTPUT_FOLDERS = {"download": lambda m: [layout.raw_dir(m).parent],
                                          layout.train_plots_dir(m).parent]}
 
 
+class _TqdmLog(logging.StreamHandler):
+    """Log lines on a terminal: written through tqdm.write, which clears the progress bars first and
+    redraws them below, so a line never lands on a bar's fragment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # what logging.StreamHandler does with a failing write
+            self.handleError(record)
+
+
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stderr)], force=True)
+    console = _TqdmLog(sys.stderr) if sys.stderr.isatty() else logging.StreamHandler(sys.stderr)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=[console], force=True)
     for noisy in ("dvclive", "matplotlib", "PIL", "rasterio"):  # rasterio logs GDAL errors at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -1,20 +1,37 @@
-"""`seqpipe export`: ONNX export of a trained model, checked against torch with onnxruntime."""
+"""`seqpipe export`: ONNX export of a trained model, checked against torch with onnxruntime.
+
+The file describes itself in its metadata_props (string keys `seqpipe.*`, structured values as JSON):
+what the model is, the order of its input features and output targets, the window, the scaler that
+turns raw input into the network's input (and its output back), the input/output shapes with units
+where known, and where it came from (params fingerprint, sha256 of the model file, seqpipe version,
+git commit). With onnx and onnxruntime alone, a user can standardise raw input, run it and read the
+output back, without this repository.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from seqpipe import checkpoint, layout
+from seqpipe import __version__, checkpoint, layout
 from seqpipe.errors import SeqpipeError
-from seqpipe.io import atomic_path, load_npy
+from seqpipe.io import atomic_path, load_npy, sha256_file
+
+# units of a column, by name or name suffix, where the column says
+UNITS = {"ndvi": "NDVI (unitless, -1..1)", "signal": "signal amplitude (unitless)"}
+SUFFIX_UNITS = {"_mbps": "Mbit/s", "_ms": "ms", "_hz": "Hz", "_s": "s", "_pct": "%"}
 
 
-def export_onnx(name: str, output: Path | None = None, check_samples: int = 256) -> dict:
-    """Write model.onnx (dynamic batch axis) and report the max |onnxruntime - torch| on test data."""
+def export_onnx(name: str, output: Path | None = None, check_samples: int = 256,
+                describe: dict[str, str] | None = None) -> dict:
+    """Write model.onnx (dynamic batch axis) with its metadata and report the max |onnxruntime - torch|
+    on test data. `describe` adds plain entries (the CLI passes the model's summary and task)."""
     import onnx
     import onnxruntime as ort
 
@@ -23,7 +40,8 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256)
         raise SeqpipeError(f"{output}: is a folder; --output takes a file path")
     if output.exists() and output.suffix != ".onnx":  # e.g. model.pt, params.yaml: never overwritten by export
         raise SeqpipeError(f"{output}: exists and is not an .onnx file; export overwrites only .onnx files")
-    network, _ = checkpoint.load_model(layout.model_file(name), expected_model=name)
+    model_file = layout.model_file(name)
+    network, payload = checkpoint.load_model(model_file, expected_model=name)
     x_path = layout.processed_dir(name) / "x_test.npy"
     if not x_path.exists():
         raise SeqpipeError(f"{x_path}: missing; run the preprocess stage first")
@@ -32,6 +50,10 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256)
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(network, (x[:2],), str(tmp), input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+        graph = onnx.load(str(tmp))
+        metadata = describe_model(name, payload, sha256_file(model_file), shapes(graph), describe or {})
+        onnx.helper.set_model_props(graph, metadata)
+        onnx.save(graph, str(tmp))
         onnx.checker.check_model(str(tmp))
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         onnx_out = session.run(None, {"x": x.numpy()})[0]
@@ -41,5 +63,95 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256)
         if not np.allclose(onnx_out, torch_out, atol=1e-4, rtol=1e-3):
             raise SeqpipeError(f"{output}: onnxruntime output differs from torch (max abs diff {max_abs_diff:.3g})")
     report = {"path": str(output), "bytes": output.stat().st_size, "checked_samples": len(x),
-              "max_abs_diff": max_abs_diff, "onnxruntime": ort.__version__}
+              "max_abs_diff": max_abs_diff, "onnxruntime": ort.__version__, "metadata": metadata}
     return report
+
+
+def shapes(graph: Any) -> dict[str, str]:
+    """'x' and 'y' -> 'float32 [batch, 20, 9]' from the ONNX graph's value infos."""
+    import onnx
+
+    out = {}
+    for value in [*graph.graph.input, *graph.graph.output]:
+        tensor = value.type.tensor_type
+        dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+        out[value.name] = f"{onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)} [{', '.join(dims)}]"
+    return out
+
+
+def describe_model(name: str, payload: dict[str, Any], model_sha256: str, io_shapes: dict[str, str],
+                   extra: dict[str, str]) -> dict[str, str]:
+    """The metadata_props of the exported model, every value a string (JSON for lists and dicts)."""
+    stats = payload.get("stats") or {}
+    features, targets, window, scaler, io = _layout(stats, io_shapes)
+    units = {c: u for c in dict.fromkeys([*features, *targets]) if (u := _unit(c))}
+    entries: dict[str, Any] = {
+        "model": name, **extra,
+        "network": {"class": payload.get("network"), "module": payload.get("network_module"),
+                    "args": payload.get("network_args")},
+        "features": features, "targets": targets, "window": window, "scaler": scaler,
+        "input": io["x"], "output": io["y"], "units": units or None,
+        "fingerprint": payload.get("fingerprint", "unknown"),
+        "model_file": layout.model_file(name).as_posix(), "model_file_sha256": model_sha256,
+        "seqpipe_version": __version__, "git_commit": git_commit(),
+        "stats": {k: v for k, v in stats.items() if k != "arrays"},
+    }
+    return {f"seqpipe.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in entries.items() if v is not None}
+
+
+def _unit(column: str) -> str | None:
+    if column in UNITS:
+        return UNITS[column]
+    return next((unit for suffix, unit in SUFFIX_UNITS.items() if column.endswith(suffix)), None)
+
+
+def _layout(stats: dict[str, Any], io_shapes: dict[str, str]) -> tuple[list, list, int | None, Any, dict]:
+    """(features, targets, window, scaler, {'x': input description, 'y': output description}) from the
+    preprocessing stats; the kinds of model are told apart by the keys their stats hold."""
+    x, y = io_shapes.get("x", "?"), io_shapes.get("y", "?")
+    if "scaler" in stats and "feature_columns" in stats:          # windows of standardised columns
+        features, targets = stats["feature_columns"], stats["target_columns"]
+        index = stats.get("target_index", [features.index(t) for t in targets])
+        scaler = {**stats["scaler"], "target_index": index}
+        return features, targets, stats.get("window"), scaler, {
+            "x": f"{x} = (batch, window time steps oldest first, features); each feature standardised: "
+                 "(raw - scaler.mean[i]) / scaler.std[i]",
+            "y": f"{y} = (batch, targets) one step after the window, standardised: raw = "
+                 "y[:, k] * scaler.std[target_index[k]] + scaler.mean[target_index[k]]"}
+    if "band_mean" in stats and "classes" in stats:                # standardised raster patches -> classes
+        features = [f"band_{i + 1}" for i in range(stats["bands"])]
+        scaler = {"mean": stats["band_mean"], "std": stats["band_std"], "axis": 1}
+        return features, stats["classes"], None, scaler, {
+            "x": f"{x} = (batch, bands, patch rows, patch columns); each band standardised: "
+                 "(raw - scaler.mean[band]) / scaler.std[band]",
+            "y": f"{y} = (batch, classes) logits; softmax gives the class probabilities"}
+    if "frequencies_hz" in stats:                                   # a signal and a one-hot frequency choice
+        freqs = [f"{f:g}hz" for f in stats["frequencies_hz"]]
+        return ["signal", *[f"select_{f}" for f in freqs]], freqs, stats.get("seq_len"), None, {
+            "x": f"{x} = (batch, time steps, 1 + frequencies): the raw signal sampled at "
+                 f"{stats.get('sample_rate_hz')} Hz, then a one-hot choice of the frequency to extract",
+            "y": f"{y} = (batch, time steps, 1): the chosen frequency's component of the signal"}
+    if "history_days" in stats:                                    # sea-ice concentration maps -> lead days
+        return ["sea_ice_concentration"], [f"lead_day_{k + 1}" for k in range(stats.get("horizon_days", 0))], \
+            stats["history_days"], None, {
+                "x": f"{x} = (batch, past days oldest first, rows, columns) sea-ice concentration, fraction 0..1 "
+                     f"on the training grid ({stats.get('crs')}, downsampled x{stats.get('downsample')})",
+                "y": f"{y} = (batch, lead days, rows, columns) forecast concentration, fraction 0..1"}
+    if "pos_weight" in stats:                                      # two dates -> change logits
+        return ["concentration_before", "concentration_after"], ["change"], None, None, {
+            "x": f"{x} = (batch, 2 dates [before, after], rows, columns) sea-ice concentration, fraction 0..1",
+            "y": f"{y} = (batch, rows, columns) change logits; sigmoid > threshold (evaluate.threshold) = changed"}
+    return [], [], None, None, {"x": x, "y": y}
+
+
+def git_commit() -> str:
+    """HEAD's commit, with '-dirty' when the working tree has changes; 'unknown' outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+                               text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.returncode != 0 or dirty.stdout.strip() else "")

@@ -1,0 +1,130 @@
+"""The `seqpipe` argument parser: every subcommand, the registered models as the choices of MODEL,
+and `seqpipe predict MODEL --help` built from each model's ModelSpec (its input options, what they
+must hold, a runnable example). Cheap to build: model `__init__.py` files only, never torch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import NoReturn
+
+from seqpipe import __version__, pipelines
+from seqpipe.errors import EXIT_CODES
+from seqpipe.spec import ModelSpec
+
+DESCRIPTION = "`seqpipe`: the stages DVC runs, plus list, predict and export. Configuration comes from params.yaml."
+INPUT_HELP = {"input": "input file or folder (required)",
+              "before": "the earlier raster, t1 (required)",
+              "after": "the later raster, t2, on the same grid as --before (required)"}
+COMMANDS = ("list", "check-params", "download", "preprocess", "train", "evaluate", "predict", "dvc-yaml", "export",
+            "completion", "report")
+PATH_OPTIONS = ("input", "before", "after")   # every predict path option; a model takes its spec's
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, except that an unknown MODEL is the same one line (exit 1) whichever way it is
+    given: `seqpipe train nope` and `seqpipe predict nope ...` say what `pipelines.get` says."""
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        if action.dest == "model" and action.choices is not None and value not in action.choices:
+            self.exit(1, f"seqpipe: error: unknown model {value!r} (known: {', '.join(pipelines.names())})\n")
+        super()._check_value(action, value)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"seqpipe: error: {message}\n")
+
+
+def epilog(specs: list[ModelSpec]) -> str:
+    examples = [("seqpipe list", "registered models"),
+                ("seqpipe train bandwidth --validate-only", "check params, data and network; write nothing"),
+                ("seqpipe train bandwidth --fresh", "ignore checkpoints and start over"),
+                *[(spec.predict_example, "") for spec in specs if spec.predict_example],
+                ("seqpipe predict MODEL --help", "the input a model's predict expects, with an example"),
+                ("seqpipe export bandwidth", "models/bandwidth/model.onnx with its metadata, checked with onnxruntime"),
+                ("source <(seqpipe completion bash)", "tab completion of commands, models and options (or zsh)")]
+    width = max(len(cmd) for cmd, text in examples if text) + 2
+    lines = [f"  {cmd:<{width}} {text}".rstrip() for cmd, text in examples]
+    codes = [f"  {code:<4} {text}" for code, text in EXIT_CODES.items()]
+    return ("examples:\n" + "\n".join(lines) + "\n\nStages are normally run by `dvc repro`; every hyperparameter "
+            "lives in params.yaml.\n\nexit codes:\n" + "\n".join(codes) + "\nAn error is one line `seqpipe: error: "
+            "<file or key>: <what is wrong>`; an unexpected one also names a\nlog file holding the traceback "
+            "(--debug prints it instead).")
+
+
+def _model_argument(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    parser.add_argument("model", choices=names, metavar="MODEL", help=f"one of: {', '.join(names)}")
+
+
+def _predict_parsers(sub: argparse._SubParsersAction, specs: list[ModelSpec]) -> None:
+    """`seqpipe predict MODEL ...`: one parser per model, with the path options its predict reads."""
+    names = [spec.name for spec in specs]
+    predict = sub.add_parser("predict", help="run a trained model on new input (seqpipe predict MODEL --help)",
+                             description="Run a trained model on new input; `seqpipe predict MODEL --help` "
+                             "says what MODEL's input must be.")
+    models = predict.add_subparsers(dest="model", required=True, metavar="MODEL", help=f"one of: {', '.join(names)}")
+    for spec in specs:
+        example = f"example (on a fresh clone after `make repro`):\n  {spec.predict_example}" if spec.predict_example \
+            else f"example:\n  seqpipe predict {spec.name} " + " ".join(f"--{o} PATH" for o in spec.predict_inputs) \
+            + " --output PATH"
+        text = spec.predict_help or f"{' and '.join('--' + o for o in spec.predict_inputs)}: see " \
+            f"src/seqpipe/pipelines/{spec.name}/predict.py"
+        description = "\n".join(textwrap.fill(line, 100, subsequent_indent="  " if line.startswith("  ") else "")
+                                for line in f"{spec.summary}\n\ninput: {text}".splitlines())
+        model = models.add_parser(spec.name, help=spec.summary, description=description,
+                                  epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter)
+        model.set_defaults(**{option: None for option in PATH_OPTIONS})
+        for option in spec.predict_inputs:
+            model.add_argument(f"--{option}", type=Path, metavar="PATH", help=INPUT_HELP.get(option, "(required)"))
+        model.add_argument("--output", type=Path, required=True, metavar="PATH", help="output file")
+        model.add_argument("--model-file", type=Path, metavar="PATH", help=f"model file (default: models/{spec.name}/model.pt); "
+                           "a checkpoint of the run that wrote that model.pt works too")
+        model.add_argument("--force", action="store_true", help="write --output even over the model file, an "
+                           "input, params.yaml, dvc.yaml/dvc.lock or a path DVC tracks")
+        model.add_argument("--trust-unverified", action="store_true",
+                           help="load a model file that has no sha256 digest (its weights cannot be checked)")
+
+
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The parser for command line `argv` (default: sys.argv[1:]). The model specs (for the predict
+    help and the examples) load only for `predict`, `completion` and the top-level help: a stage
+    imports its own model's folder alone, as dvc.yaml's deps say."""
+    names = pipelines.names()
+    command = next((arg for arg in (sys.argv[1:] if argv is None else argv) if arg in COMMANDS), None)
+    specs = [pipelines.get(name) for name in names] if command in (None, "predict", "completion") else []
+    parser = Parser(prog="seqpipe", description=DESCRIPTION, epilog=epilog(specs),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"seqpipe {__version__}")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="list registered models")
+    sub.add_parser("check-params", help="parse every section of params.yaml -> data/params.checked (the first "
+                   "stage DVC runs: a bad value stops `dvc repro` before any output is deleted)")
+    for stage, text in (("download", "fetch or generate raw data into data/raw/MODEL/"),
+                        ("preprocess", "raw data -> train/val/test arrays in data/processed/MODEL/")):
+        _model_argument(sub.add_parser(stage, help=text), names)
+    train = sub.add_parser("train", help="train MODEL -> models/MODEL/model.pt (resumes a matching checkpoint)")
+    _model_argument(train, names)
+    mode = train.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="require and resume this params set's checkpoint "
+                      "(models/MODEL/checkpoints/FINGERPRINT/last.pt)")
+    mode.add_argument("--fresh", action="store_true", help="delete this params set's checkpoints and start from scratch")
+    mode.add_argument("--validate-only", action="store_true",
+                      help="check params, data and network with one batch and a validation pass; write nothing")
+    _model_argument(sub.add_parser("evaluate", help="test metrics and baselines -> metrics/MODEL.json, "
+                                   "plots/MODEL/eval/"), names)
+    if specs:
+        _predict_parsers(sub, specs)
+    else:  # never this command's: see above
+        sub.add_parser("predict", help="run a trained model on new input (seqpipe predict MODEL --help)")
+    dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml's stages from the model folders (deps = what each stage imports)")
+    dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
+    export = sub.add_parser("export", help="export MODEL to ONNX with self-describing metadata, checked against torch")
+    _model_argument(export, names)
+    export.add_argument("--output", type=Path, help="default: models/MODEL/model.onnx")
+    completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=["bash", "zsh"], help="bash: `source <(seqpipe completion bash)`")
+    return parser
