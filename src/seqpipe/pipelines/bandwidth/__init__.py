@@ -21,4 +21,11 @@ SPEC = ModelSpec(
     network_module="lstm",
     model_params=LSTMParams,
     network=network,
+    predict_help=("a metrics CSV: a `timestamp` column (ISO 8601, strictly increasing, one row per minute as "
+                  "trained) and the model's feature columns, numeric and finite (other columns are ignored). The "
+                  "columns come from the model file; with the default params.yaml they are throughput_mbps, rtt_ms, "
+                  "packet_loss, jitter_ms, time_of_day, day_of_week, congestion_window, queue_depth, retransmits. At "
+                  "least preprocess.window rows (20 by default). Writes one row per full window: the timestamp of "
+                  "the next step and the forecast of each target (throughput_mbps, rtt_ms, packet_loss, jitter_ms)."),
+    predict_example="seqpipe predict bandwidth --input data/raw/bandwidth/bandwidth.csv --output forecast.csv",
 )

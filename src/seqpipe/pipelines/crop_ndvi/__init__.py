@@ -30,4 +30,13 @@ SPEC = ModelSpec(
     network_module="lstm",
     model_params=CropModelParams,
     network=network,
+    predict_help=("a folder of Sentinel-2 L2A GeoTIFFs, red (B04), NIR (B08) and SCL for each date on one grid: "
+                  "the scenes.json a download wrote, or else file names matching params.yaml's "
+                  "download.local.pattern (T..._YYYYMMDD_B04.tif by default). DN scale from the files' "
+                  "BOA_ADD_OFFSET/PROCESSING_BASELINE tags (or download.local.boa_add_offset). Only the dates within "
+                  "window + max_gap_steps grid steps of the last one are read (10 + 2 steps of 5 days by "
+                  "default). Writes a float32 GeoTIFF on the input's grid: the NDVI one grid step after the last "
+                  "date, -9999 (nodata) where a pixel has no complete window: the last date masked (SCL cloud, "
+                  "shadow, nodata...) or a gap longer than max_gap_steps in the window; the summary line counts both."),
+    predict_example="seqpipe predict crop_ndvi --input data/raw/crop_ndvi --output next_ndvi.tif",
 )

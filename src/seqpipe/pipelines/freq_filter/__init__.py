@@ -21,4 +21,10 @@ SPEC = ModelSpec(
     network_module="lstm",
     model_params=LSTMParams,
     network=network,
+    predict_help=("a CSV with a `signal` column (other columns are ignored): one mixed signal sampled at the "
+                  "training rate (download.synthetic.sample_rate_hz, 50 Hz by default; trained on 50-sample "
+                  "series), numeric and finite. Writes the signal and one filtered column per trained frequency "
+                  "(1hz, 3hz, 5hz, 7hz by default). examples/freq_filter_signal.csv is such a file "
+                  "(python examples/make_freq_filter_signal.py writes it)."),
+    predict_example="seqpipe predict freq_filter --input examples/freq_filter_signal.csv --output filtered.csv",
 )
