@@ -1,8 +1,14 @@
-"""Plot files for `dvc plots`: CSV data series and PNG figures (matplotlib, Agg backend)."""
+"""Plot files for `dvc plots`: CSV data series and PNG figures (matplotlib, Agg backend).
+
+Every figure carries a title naming the model and its training fingerprint (`signature`): a content hash
+of params, data and code, so the PNG bytes depend on the inputs only, never on git history or the clock.
+Maps draw NaN (land, masked or missing pixels) in grey (`MASKED_COLOUR`), and each colourbar names its unit.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from seqpipe.io import atomic_path
+
+MASKED_COLOUR = "0.55"  # grey: NaN pixels in maps (land, masked, no data)
 
 
 def pyplot() -> Any:
@@ -22,54 +30,99 @@ def pyplot() -> Any:
     return plt
 
 
+def signature(model: str, fingerprint: str) -> str:
+    """The figure tag: model name and training fingerprint (not the git commit: same inputs, same bytes)."""
+    return f"{model} (model {fingerprint})"
+
+
 def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_format: str = "%.6g") -> None:
-    """Columns as a CSV, atomically (also used by `seqpipe predict` for its tables)."""
+    """Columns as a CSV, atomically (also used by `seqpipe predict` for its tables); NaN is an empty cell."""
     with atomic_path(path) as tmp:
         pd.DataFrame(columns).to_csv(tmp, index=False, float_format=float_format)
 
 
-def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.ndarray]]],
-                xlabel: str, faint: tuple[str, ...] = ()) -> None:
-    """One subplot per (title, {label: y}) panel, stacked vertically; `faint` labels drawn thin and pale."""
-    fig, axes = pyplot().subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True, squeeze=False)
-    for ax, (title, lines) in zip(axes[:, 0], panels):
+def confusion_table(actual: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> dict[str, list]:
+    """Columns actual, predicted, count, rate (count / row total of `actual`), one row per cell, for a CSV."""
+    counts = pd.crosstab(pd.Categorical(actual, categories=classes), pd.Categorical(predicted, categories=classes),
+                         dropna=False).to_numpy()
+    totals = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    cells = [(a, p) for a in range(len(classes)) for p in range(len(classes))]
+    return {"actual": [classes[a] for a, _ in cells], "predicted": [classes[p] for _, p in cells],
+            "count": [int(counts[c]) for c in cells], "rate": [float(rates[c]) for c in cells]}
+
+
+def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.ndarray]]], xlabel: str,
+                ylabel: str, title: str, faint: tuple[str, ...] = ()) -> None:
+    """One subplot per (title, {label: y}) panel, stacked vertically, the legend outside on the right (it
+    hides no data); `faint` labels drawn thin and pale; NaN breaks a line."""
+    fig, axes = pyplot().subplots(len(panels), 1, figsize=(10, 1.0 + 2.2 * len(panels)), sharex=True,
+                                  squeeze=False)
+    for ax, (panel_title, lines) in zip(axes[:, 0], panels):
         for name, y in lines.items():
-            ax.plot(x, y, label=name, lw=0.8 if name in faint else 1.6, alpha=0.4 if name in faint else 1.0)
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="upper right", ncol=len(lines))
+            ax.plot(x, y, label=name, lw=0.8 if name in faint else 1.6, alpha=0.4 if name in faint else 1.0,
+                    marker="." if len(x) <= 80 else None, ms=3)
+        ax.set_title(panel_title, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes[-1, 0].set_xlabel(xlabel)
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)
 
 
-def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
-    """Predicted vs actual, one square panel per (title, actual, predicted)."""
-    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
-    for ax, (title, actual, predicted) in zip(axes[0], panels):
-        ax.scatter(actual, predicted, s=3, alpha=0.4)
-        lo, hi = float(np.min(actual)), float(np.max(actual))
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("actual")
-    axes[0, 0].set_ylabel("predicted")
+def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, str]], title: str) -> None:
+    """Predicted vs actual, one square panel per (title, actual, predicted, unit), with the y = x line."""
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.3 * len(panels), 3.8), squeeze=False)
+    for ax, (panel_title, actual, predicted, unit) in zip(axes[0], panels):
+        ax.scatter(actual, predicted, s=3, alpha=0.4, label="test windows")
+        lo, hi = float(np.nanmin(actual)), float(np.nanmax(actual))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="predicted = actual")
+        ax.set_title(panel_title, fontsize=9)
+        ax.set_xlabel(f"actual ({unit})", fontsize=8)
+        ax.set_ylabel(f"predicted ({unit})", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper left", markerscale=3)
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)
 
 
-def map_panels(path: Path, panels: list[tuple[str, np.ndarray]], ncols: int, vmin: float = 0.0,
-               vmax: float = 1.0, cmap: str = "Blues_r") -> None:
-    """A grid of images (title, 2D array; NaN shows as blank) sharing one colour scale."""
+@dataclass(frozen=True)
+class MapScale:
+    """One colour scale of a map figure: its colourbar label (with the unit), range and colormap."""
+
+    label: str
+    vmin: float
+    vmax: float
+    cmap: str = "Blues_r"
+    location: str = "right"   # where its colourbar goes: "right" or "bottom"
+    ticks: tuple[float, ...] | None = None
+
+
+def map_panels(path: Path, panels: list[tuple[str, np.ndarray, MapScale]], ncols: int, title: str) -> None:
+    """A grid of images (title, 2D array, scale); panels with the same scale share one colourbar, labelled
+    with its unit; NaN pixels (land, masked, no data) are grey, named in the figure's footnote."""
+    plt = pyplot()
     nrows = -(-len(panels) // ncols)
-    fig, axes = pyplot().subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.5 * ncols + 1.2, 2.7 * nrows + 1.9), squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel():
         ax.set_axis_off()
-    for ax, (title, image) in zip(axes.ravel(), panels):
-        shown = ax.imshow(image, vmin=vmin, vmax=vmax, cmap=cmap, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-    fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8)
+    shown: dict[MapScale, tuple[Any, list]] = {}
+    for ax, (panel_title, image, scale) in zip(axes.ravel(), panels):
+        cmap = plt.get_cmap(scale.cmap).with_extremes(bad=MASKED_COLOUR)
+        image = np.ma.masked_invalid(np.asarray(image, dtype=np.float64))
+        artist = ax.imshow(image, vmin=scale.vmin, vmax=scale.vmax, cmap=cmap, interpolation="nearest")
+        ax.set_title(panel_title, fontsize=8)
+        shown.setdefault(scale, (artist, []))[1].append(ax)
+    for scale, (artist, used) in shown.items():
+        fig.colorbar(artist, ax=used, shrink=0.85, location=scale.location, label=scale.label, ticks=scale.ticks)
+    fig.suptitle(title, fontsize=10)
+    fig.text(0.01, 0.005, "grey: land / masked / no data", fontsize=7, color="0.3")
     _save(fig, path, tight=False)
 
 
 def _save(fig: Any, path: Path, tight: bool = True) -> None:
-    if tight:  # colorbars spanning several axes do not mix with tight_layout
+    if tight:  # colorbars spanning several axes use the constrained layout instead
         fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})

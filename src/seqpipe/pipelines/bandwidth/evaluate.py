@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import baselines, plotting
+from seqpipe import baselines, checkpoint, layout, plotting
 from seqpipe.data.series import Standardizer
 from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import mean_of, regression_metrics
@@ -24,7 +24,7 @@ class EvaluateParams:
     ridge_alpha: float
     target_correlation: float    # the original script's goal: mean correlation >= this
     target_mape: float           # ... and mean MAPE (percent) below this
-    plot_steps: int
+    plot_steps: int              # predictions.csv holds the last this many test steps (a readable window)
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -56,22 +56,38 @@ def evaluate(ctx: EvalContext) -> dict:
     mean = scores["model"]["mean"]
     goal = {"correlation_min": p.target_correlation, "mape_max": p.target_mape,
             "met": bool(mean["correlation"] >= p.target_correlation and mean["mape"] < p.target_mape)}
-    _plots(ctx, targets, actual, candidates, p.plot_steps)
+    _plots(ctx, targets, actual, candidates, p.plot_steps, float(stats.get("cadence_s", 60.0)))
     return {"test": scores.pop("model"), "baselines": scores, "goal": goal, "n_test_windows": len(actual)}
 
 
-def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray],
-           steps: int) -> None:
-    """predictions.csv (first `steps` test steps, actual vs model vs persistence) + scatter.png."""
-    steps = min(steps, len(actual))
-    columns: dict[str, np.ndarray] = {"step": np.arange(steps)}
+UNITS = {"throughput_mbps": "Mbit/s", "rtt_ms": "ms", "packet_loss": "%", "jitter_ms": "ms"}
+
+
+def window_columns(targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray],
+                   steps: int) -> dict[str, np.ndarray]:
+    """The columns of predictions.csv: the last `steps` test steps (step = index in the test split), per target
+    the actual, model and persistence values, then each one's residual (predicted - actual)."""
+    first = max(len(actual) - steps, 0)
+    columns: dict[str, np.ndarray] = {"step": np.arange(first, len(actual))}
     for k, t in enumerate(targets):
-        columns[f"actual_{t}"] = actual[:steps, k]
-        columns[f"predicted_{t}"] = candidates["model"][:steps, k]
-        columns[f"persistence_{t}"] = candidates["persistence"][:steps, k]
-    plotting.write_csv(ctx.plots_dir / "predictions.csv", columns)
-    plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
-                            [(t, actual[:, k], candidates["model"][:, k]) for k, t in enumerate(targets)])
+        columns[f"actual_{t}"] = actual[first:, k]
+        columns[f"predicted_{t}"] = candidates["model"][first:, k]
+        columns[f"persistence_{t}"] = candidates["persistence"][first:, k]
+    for k, t in enumerate(targets):
+        for name, label in (("model", "predicted"), ("persistence", "persistence")):
+            columns[f"{label}_residual_{t}"] = candidates[name][first:, k] - actual[first:, k]
+    return columns
+
+
+def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray],
+           steps: int, cadence_s: float) -> None:
+    """predictions.csv (a window of the last `steps` test steps) and predicted_vs_actual.png (every step)."""
+    plotting.write_csv(ctx.plots_dir / "predictions.csv", window_columns(targets, actual, candidates, steps))
+    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    plotting.scatter_panels(
+        ctx.plots_dir / "predicted_vs_actual.png",
+        [(t, actual[:, k], candidates["model"][:, k], UNITS.get(t, "units")) for k, t in enumerate(targets)],
+        title=f"{tag}: predicted vs actual, all {len(actual)} test steps ({cadence_s:g} s apart)")
 
 
 def quality_aim(m: dict) -> bool:

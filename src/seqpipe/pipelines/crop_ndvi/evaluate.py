@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import baselines, plotting
+from seqpipe import baselines, checkpoint, layout, plotting
 from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
 from seqpipe.networks import predict_batches
@@ -72,22 +72,35 @@ def evaluate(ctx: EvalContext) -> dict:
     metrics = {"test": model, "baselines": result, "n_test_windows": len(actual), "ndvi_range": ndvi_range,
                "accuracy_definition": "1 - MAE / (max - min of the test target NDVI)",
                "min_accuracy": {"threshold": p.min_accuracy, "passed": passed}}
-    _curves(ctx, test["meta"], actual, candidates, p.sample_pixels)
+    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    _curves(ctx, test["meta"], actual, candidates, p.sample_pixels, tag)
     plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
-                            [("BiLSTM", actual, candidates["model"]), ("persistence", actual, candidates["persistence"])])
-    _maps(ctx, scaler, p.batch_size)
+                            [("BiLSTM", actual, candidates["model"], "NDVI"),
+                             ("persistence", actual, candidates["persistence"], "NDVI")],
+                            title=f"{tag}: next-date NDVI, predicted vs observed (test)")
+    _maps(ctx, scaler, p.batch_size, tag)
     if not passed and p.fail_below_min_accuracy:
         raise SeqpipeError(f"test accuracy {model['accuracy']:.4f} < models.{ctx.name}.evaluate.min_accuracy "
                            f"{p.min_accuracy} (R2 {model['r2']:.4f}, RMSE {model['rmse']:.4f})")
     return metrics
 
 
+def curve_columns(steps: np.ndarray, days: np.ndarray, lines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """curves.csv's columns: step, day and `<name>_ndvi` per line, from the first observed step to the last;
+    the steps between without a target stay NaN (empty cells: the plotted line breaks there)."""
+    seen = np.flatnonzero(~np.isnan(lines["observed"]))
+    kept = slice(seen[0], seen[-1] + 1)
+    return {"step": steps[kept], "day": days[kept], **{f"{n}_ndvi": v[kept] for n, v in lines.items()}}
+
+
 def _curves(ctx: EvalContext, meta: np.ndarray, actual: np.ndarray, candidates: dict[str, np.ndarray],
-            n_pixels: int) -> None:
-    """curves.csv (the test pixel with most windows) and curves.png (the `n_pixels` with most windows)."""
+            n_pixels: int, tag: str) -> None:
+    """curves.csv (the test pixel with most windows: `curve_columns`) and curves.png (the `n_pixels` with most
+    windows)."""
     pixels, counts = np.unique(meta[:, :2], axis=0, return_counts=True)
     chosen = pixels[np.argsort(-counts, kind="stable")[:n_pixels]]
     steps = np.arange(ctx.stats["n_steps"])
+    days = steps * ctx.stats["grid_days"]
     panels = []
     for k, (row, col) in enumerate(chosen):
         here = (meta[:, 0] == row) & (meta[:, 1] == col)
@@ -99,26 +112,30 @@ def _curves(ctx: EvalContext, meta: np.ndarray, actual: np.ndarray, candidates: 
             lines[name] = line
         panels.append((f"pixel row {row}, col {col}", lines))
         if k == 0:
-            kept = ~np.isnan(lines["observed"])
-            plotting.write_csv(ctx.plots_dir / "curves.csv", {"step": steps[kept], **{
-                f"{n}_ndvi": v[kept] for n, v in lines.items()}})
-    plotting.line_panels(ctx.plots_dir / "curves.png", steps * ctx.stats["grid_days"], panels,
-                         xlabel=f"days after {ctx.stats['grid_start']}")
+            plotting.write_csv(ctx.plots_dir / "curves.csv", curve_columns(steps, days, lines))
+    plotting.line_panels(ctx.plots_dir / "curves.png", days, panels,
+                         xlabel=f"days after {ctx.stats['grid_start']} ({ctx.stats['grid_days']}-day grid; "
+                                "gaps: no valid target, e.g. cloud)",
+                         ylabel="NDVI", title=f"{tag}: next-date NDVI on the test pixels with most windows")
 
 
-def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int) -> None:
-    """ndvi_maps.png: NDVI of the last input date, the forecast of the next, and what was observed."""
+def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int, tag: str) -> None:
+    """ndvi_maps.png: NDVI of the last input date, the forecast of the next, what was observed, and the
+    error (forecast - observed)."""
     import torch
 
     load = {k: load_npy(ctx.data_dir / f"map_{k}.npy") for k in ("x", "valid", "last", "actual")}
     forecast = scaler.inverse(predict_batches(ctx.network, torch.from_numpy(load["x"]), batch_size)[:, 0])
     forecast = np.where(load["valid"].ravel() > 0, forecast, np.nan).reshape(load["valid"].shape)
     stats = ctx.stats
+    ndvi = plotting.MapScale("NDVI (unitless)", -0.2, 1.0, "RdYlGn", location="bottom")
+    error = plotting.MapScale("forecast - observed (NDVI)", -0.3, 0.3, "RdBu_r", location="bottom")
     plotting.map_panels(ctx.plots_dir / "ndvi_maps.png",
-                        [(f"NDVI observed {stats['map_last_date']}", load["last"]),
-                         (f"NDVI forecast {stats['map_target_date']}", forecast),
-                         (f"NDVI observed {stats['map_target_date']}", load["actual"])],
-                        ncols=3, vmin=-0.2, vmax=1.0, cmap="RdYlGn")
+                        [(f"observed {stats['map_last_date']}", load["last"], ndvi),
+                         (f"forecast {stats['map_target_date']}", forecast, ndvi),
+                         (f"observed {stats['map_target_date']}", load["actual"], ndvi),
+                         ("forecast - observed", forecast - load["actual"], error)],
+                        ncols=4, title=f"{tag}: NDVI maps, one forecast date")
 
 
 def quality_aim(m: dict) -> bool:

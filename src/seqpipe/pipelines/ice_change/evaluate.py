@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import plotting
+from seqpipe import checkpoint, layout, plotting
 from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics
 from seqpipe.params import check
@@ -29,6 +29,9 @@ class EvaluateParams:
         check(self.plot_sample >= 0, "plot_sample", "must be >= 0")
 
 
+CLASSES = np.array(["no change", "change"])
+
+
 def abs_difference(x: np.ndarray) -> np.ndarray:
     """|after - before| of (N, 2, H, W) pairs."""
     return np.abs(x[:, 1] - x[:, 0])
@@ -47,6 +50,10 @@ def evaluate(ctx: EvalContext) -> dict:
     changed = {"model": ctx.predictions >= logit, "abs_difference": abs_difference(test["x"]) >= threshold}
     results = {name: binary_metrics(truth[valid], pred[valid]) for name, pred in changed.items()}
     plotting.write_csv(ctx.plots_dir / "baseline_threshold_sweep.csv", {"threshold": candidates_t, "val_f1": sweep})
+    for name, pred in changed.items():  # counts and row rates on the valid test pixels, one CSV per predictor
+        file = "confusion.csv" if name == "model" else f"confusion_{name}.csv"
+        plotting.write_csv(ctx.plots_dir / file, plotting.confusion_table(
+            CLASSES[truth[valid].astype(int)], CLASSES[pred[valid].astype(int)], list(CLASSES)))
     _plot_pair(ctx, test["x"], truth, valid, changed, min(p.plot_sample, len(truth) - 1))
     return {"test": results.pop("model"), "baselines": results,
             "baseline_threshold": {"abs_difference": threshold}, "n_test_pairs": len(truth),
@@ -55,12 +62,22 @@ def evaluate(ctx: EvalContext) -> dict:
 
 def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.ndarray,
                changed: dict[str, np.ndarray], k: int) -> None:
-    def shown(image: np.ndarray) -> np.ndarray:
-        return np.where(valid[k], image, np.nan)
+    """change_maps.png for test pair `k`: concentrations before and after, the true change, the model's and the
+    baseline's, and the model's errors (model - truth: 1 false alarm, -1 missed); invalid pixels grey."""
+    def shown(image: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        return np.where(valid[k], scale * image.astype(np.float64), np.nan)
 
-    panels = [("before", shown(x[k, 0])), ("after", shown(x[k, 1])), ("true change", shown(truth[k])),
-              ("model", shown(changed["model"][k])), ("abs-difference baseline", shown(changed["abs_difference"][k]))]
-    plotting.map_panels(ctx.plots_dir / "change_maps.png", panels, ncols=5)
+    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    concentration = plotting.MapScale("sea-ice concentration (%)", 0.0, 100.0, "Blues_r", "bottom")
+    change = plotting.MapScale("change: 1 yes, 0 no", 0.0, 1.0, "Oranges", "bottom", ticks=(0.0, 1.0))
+    error = plotting.MapScale("model - truth:\n1 false alarm, -1 missed", -1.0, 1.0, "RdBu_r", "bottom",
+                              ticks=(-1.0, 0.0, 1.0))
+    panels = [("before", shown(x[k, 0], 100.0), concentration), ("after", shown(x[k, 1], 100.0), concentration),
+              ("true change", shown(truth[k]), change), ("model", shown(changed["model"][k]), change),
+              ("abs-difference baseline", shown(changed["abs_difference"][k]), change),
+              ("model - truth", shown(changed["model"][k].astype(np.int8) - truth[k].astype(np.int8)), error)]
+    plotting.map_panels(ctx.plots_dir / "change_maps.png", panels, ncols=6,
+                        title=f"{tag}: change maps, test pair {k}")
 
 
 def quality_aim(m: dict) -> bool:

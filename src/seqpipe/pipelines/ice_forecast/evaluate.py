@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import baselines, plotting
+from seqpipe import baselines, checkpoint, layout, plotting
 from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics, regression_metrics
 from seqpipe.params import check
@@ -66,19 +66,27 @@ def evaluate(ctx: EvalContext) -> dict:
 
 def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: dict[str, np.ndarray],
            results: dict[str, dict], sample: int) -> None:
-    """rmse_by_lead.csv (+ png) and forecast_vs_truth.png for one test window."""
+    """rmse_by_lead.csv (+ png) and forecast_vs_truth.png for one test window: truth, model, persistence
+    and the model's error (model - truth) at three lead days; land and masked pixels grey."""
+    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
     leads = np.arange(1, truth.shape[1] + 1)
     lines = {name: np.array([r[f"rmse_lead_{k}"] for k in leads]) for name, r in results.items()}
     plotting.write_csv(ctx.plots_dir / "rmse_by_lead.csv", {"lead_day": leads, **lines})
     plotting.line_panels(ctx.plots_dir / "rmse_by_lead.png", leads,
-                         [("RMSE (% concentration) by lead day, test", lines)], "lead day")
+                         [("test split, ocean pixels", lines)], xlabel="lead (days)",
+                         ylabel="RMSE (% concentration)", title=f"{tag}: RMSE by lead day")
     ocean = mask[sample].any(axis=0) | mask.any(axis=(0, 1))
+    concentration = plotting.MapScale("sea-ice concentration (%)", 0.0, 100.0, "Blues_r", location="bottom")
+    error = plotting.MapScale("model - truth (percentage points)", -50.0, 50.0, "RdBu_r")
     panels = []
     for k in sorted({0, len(leads) // 2, len(leads) - 1}):
         for name, maps in (("truth", truth), ("model", candidates["model"]),
                            ("persistence", candidates["persistence"])):
-            panels.append((f"{name}, lead {k + 1}", np.where(ocean, maps[sample, k], np.nan)))
-    plotting.map_panels(ctx.plots_dir / "forecast_vs_truth.png", panels, ncols=3)
+            panels.append((f"{name}, lead {k + 1} d", 100 * np.where(ocean, maps[sample, k], np.nan), concentration))
+        panels.append((f"model - truth, lead {k + 1} d",
+                       100 * np.where(ocean, candidates["model"][sample, k] - truth[sample, k], np.nan), error))
+    plotting.map_panels(ctx.plots_dir / "forecast_vs_truth.png", panels, ncols=4,
+                        title=f"{tag}: forecast vs truth, test window {sample}")
 
 
 def quality_aim(m: dict) -> bool:
