@@ -12,12 +12,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import error_lines, run
+from tests.test_architecture import LOADED
 
 OFFLINE = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -133,7 +135,8 @@ def counts(line: str) -> tuple[int, int]:
 
 
 def test_report_of_the_workspace_draws_every_plot_offline(repo_copy: Path, tmp_path: Path) -> None:
-    proc = run(["seqpipe", "report"], repo_copy)
+    proc = run([sys.executable, "-c", LOADED, "report"], repo_copy)   # `seqpipe report`, then the modules it loaded
+    assert "torch" not in json.loads(proc.stdout.splitlines()[-1]), "seqpipe report imported torch"
     out = repo_copy / "report.html"
     charts, images = counts(proc.stdout)
     entries, errors = dvc_plots(repo_copy)
