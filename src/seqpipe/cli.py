@@ -71,6 +71,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     from seqpipe import numerics, pipelines
     from seqpipe.params import load_params
 
+    if args.command == "report":  # no model, no numerics: DVC's plots and metrics -> one HTML page
+        from seqpipe import report
+        print(report.write(args.revisions, args.output, args.models))
+        return 0
     if args.command == "dvc-yaml":
         from seqpipe import dvc_stages
         changed = dvc_stages.write(Path("dvc.yaml"), check=args.check)

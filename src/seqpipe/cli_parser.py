@@ -127,4 +127,20 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     export.add_argument("--output", type=Path, help="default: models/MODEL/model.onnx")
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=["bash", "zsh"], help="bash: `source <(seqpipe completion bash)`")
+    report = sub.add_parser(
+        "report", help="plots and headline metrics -> one self-contained HTML page that opens offline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Render the plots DVC defines (`dvc plots show/diff --json`: dvc.yaml's plots, its templates, "
+        "image plots)\nand metrics/MODEL.json (`dvc metrics show/diff --json`) into one HTML page with Vega "
+        "inlined:\nno CDN, no network request (the page `dvc plots show` writes loads Vega from the internet).",
+        epilog="examples:\n  seqpipe report                      the workspace -> report.html\n"
+        "  seqpipe report HEAD                 HEAD vs the workspace (as `dvc plots diff HEAD`)\n"
+        "  seqpipe report main my-branch       two revisions, with the change of each metric\n"
+        "  seqpipe report --model bandwidth --output /tmp/bandwidth.html")
+    report.add_argument("revisions", nargs="*", metavar="REV", help="git revisions or experiments: none = the "
+                        "workspace; one = REV vs the workspace; more = those revisions, metrics diffed against the first")
+    report.add_argument("--output", type=Path, default=Path("report.html"), metavar="PATH",
+                        help="HTML file (default: report.html)")
+    report.add_argument("--model", action="append", dest="models", metavar="NAME",
+                        help="only this model's plots and metrics (repeatable; default: all)")
     return parser
