@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from seqpipe import __version__, checkpoint, layout
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import atomic_path, load_npy, sha256_file
 
 # units of a column, by name or name suffix, where the column says
@@ -55,8 +55,15 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256,
         onnx.helper.set_model_props(graph, metadata)
         onnx.save(graph, str(tmp))
         onnx.checker.check_model(str(tmp))
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        onnx_out = session.run(None, {"x": x.numpy()})[0]
+        options = ort.SessionOptions()
+        options.log_severity_level = 4   # a failing run is reported once, below, not also by onnxruntime's logger
+        session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
+        try:
+            onnx_out = session.run(None, {"x": x.numpy()})[0]
+        except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
+            raise SeqpipeError(f"{output}: onnxruntime cannot run the exported graph on {len(x)} test samples "
+                               f"({first_line(exc)[:200]}); the network's forward fixes a size at export, e.g. "
+                               "len(x) where x.shape[0] would stay dynamic") from None
         with torch.inference_mode():
             torch_out = network(x).numpy()
         max_abs_diff = float(np.max(np.abs(onnx_out - torch_out)))
