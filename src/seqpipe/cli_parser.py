@@ -79,7 +79,8 @@ def _predict_parsers(sub: argparse._SubParsersAction, specs: list[ModelSpec]) ->
         for option in spec.predict_inputs:
             model.add_argument(f"--{option}", type=Path, metavar="PATH", help=INPUT_HELP.get(option, "(required)"))
         model.add_argument("--output", type=Path, required=True, metavar="PATH", help="output file")
-        model.add_argument("--model-file", type=Path, metavar="PATH", help=f"model file (default: models/{spec.name}/model.pt); "
+        model.add_argument("--model-file", type=Path, metavar="PATH",
+                           help=f"model file (default: models/{spec.name}/model.pt); "
                            "a checkpoint of the run that wrote that model.pt works too")
         model.add_argument("--force", action="store_true", help="write --output even over the model file, an "
                            "input, params.yaml, dvc.yaml/dvc.lock or a path DVC tracks")
