@@ -19,7 +19,7 @@ from seqpipe.pipelines.bandwidth.evaluate import window_columns
 from seqpipe.pipelines.crop_ndvi.evaluate import curve_columns
 from tests.conftest import REPO, run
 
-TEMPLATES = {"series", "series_log", "confusion_rates"}
+TEMPLATES = {"series", "epochs", "epochs_log", "confusion_rates"}
 
 
 def plot_definitions() -> dict[str, dict]:
@@ -43,7 +43,7 @@ def test_templates_are_json_with_dvc_anchors_and_every_plot_uses_one_with_units(
         assert d["x_label"] != d["x"] or d["template"] == "confusion_rates", plot_id   # a label, not the column
     for model in pipelines.names():
         assert defs[f"{model}_loss"]["x_label"] == "epoch" and defs[f"{model}_lr"]["x_label"] == "epoch"
-        assert defs[f"{model}_lr"]["template"] == "series_log"
+        assert (defs[f"{model}_loss"]["template"], defs[f"{model}_lr"]["template"]) == ("epochs", "epochs_log")
         assert list(defs[f"{model}_lr"]["y"]) == [f"plots/{model}/train/plots/metrics/lr.tsv"]
 
 
@@ -97,8 +97,8 @@ def test_dvc_draws_every_plot_coloured_by_series_with_the_axis_units(plots_repo:
         enc = content["encoding"]
         assert enc["color"]["field"] == "series" and enc["strokeDash"]["field"] == "rev", plot_id
         assert (enc["x"]["title"], enc["y"]["title"]) == (d["x_label"], d["y_label"]), plot_id
-        assert content["encoding"]["y"]["scale"] == ({"type": "log"} if d["template"] == "series_log"
-                                                     else {"zero": False})
+        assert enc["y"]["scale"] == ({"type": "log"} if d["template"] == "epochs_log" else {"zero": False})
+        assert enc["x"]["field"] == ("epoch" if d["template"].startswith("epochs") else d["x"])
 
 
 def test_a_diff_keeps_both_revisions_apart_by_dash(plots_repo: Path) -> None:
