@@ -202,8 +202,8 @@ def render(revisions: list[str], models: list[str] | None = None) -> tuple[str, 
             raise SeqpipeError("no plots: `dvc plots show` found none (dvc.yaml has no plots: section, "
                                "or no plot file exists yet)")
         columns, metrics = collect_metrics(revisions)
-        known = list(dict.fromkeys([metrics_model(p) for p in metrics]
-                                   + [Path(p).parts[1] for p in plots if len(Path(p).parts) > 2 and Path(p).parts[0] == "plots"]))
+        in_plots = [Path(p).parts[1] for p in plots if len(Path(p).parts) > 2 and Path(p).parts[0] == "plots"]
+        known = list(dict.fromkeys([metrics_model(p) for p in metrics] + in_plots))
         groups: dict[str, list[str]] = {}
         for plot_id in plots:
             groups.setdefault(model_of(plot_id, known), []).append(plot_id)
