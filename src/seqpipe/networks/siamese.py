@@ -41,7 +41,8 @@ class SiameseChangeNet(nn.Module):
         pad = (0, -width % multiple, 0, -height % multiple)
         both = F.pad(torch.cat([x[:, 0], x[:, 1]]), pad, mode="replicate")
         features = self.encode(both)           # shared weights: both dates in one batch
-        diffs = [(f[: len(x)] - f[len(x):]).abs() for f in features]
+        batch = x.shape[0]                     # a tensor size, not len(): ONNX export keeps the batch axis dynamic
+        diffs = [(f[:batch] - f[batch:]).abs() for f in features]
         y = diffs[-1]
         for level in reversed(range(len(self.decoder))):
             y = self.decoder[level](torch.cat([self.up[level](y), diffs[level]], dim=1))
