@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class EvalContext:
     """What a model's `evaluate` function gets: its evaluate params, the preprocessing stats, the
-    loaded network and its test predictions, a plots folder."""
+    loaded network, its training fingerprint (for figure titles) and test predictions, a plots folder."""
 
     name: str
+    fingerprint: str
     params: Any               # the model's EvaluateParams
     stats: dict[str, Any]
     data_dir: Path
@@ -61,8 +62,9 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
     x_test = torch.from_numpy(load_npy(data_dir / "x_test.npy"))
     predictions = predict_batches(network, x_test, evaluate.batch_size)
     with atomic_dir(layout.eval_plots_dir(name)) as plots_tmp:
-        ctx = EvalContext(name=name, params=evaluate, stats=stats, data_dir=data_dir, network=network,
-                          predictions=predictions, plots_dir=plots_tmp, seed=params.seed)
+        ctx = EvalContext(name=name, fingerprint=payload["fingerprint"], params=evaluate, stats=stats,
+                          data_dir=data_dir, network=network, predictions=predictions, plots_dir=plots_tmp,
+                          seed=params.seed)
         detail = module.evaluate(ctx)
         head = metrics.headline(detail, keys)
         write_json(plots_tmp / metrics.DETAIL_FILE, detail)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import baselines, checkpoint, layout, plotting
+from seqpipe import baselines, plotting
 from seqpipe.data.series import Standardizer
 from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import mean_of, regression_metrics
@@ -83,7 +83,7 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
            steps: int, cadence_s: float) -> None:
     """predictions.csv (a window of the last `steps` test steps) and predicted_vs_actual.png (every step)."""
     plotting.write_csv(ctx.plots_dir / "predictions.csv", window_columns(targets, actual, candidates, steps))
-    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    tag = plotting.signature(ctx.name, ctx.fingerprint)
     plotting.scatter_panels(
         ctx.plots_dir / "predicted_vs_actual.png",
         [(t, actual[:, k], candidates["model"][:, k], UNITS.get(t, "units")) for k, t in enumerate(targets)],

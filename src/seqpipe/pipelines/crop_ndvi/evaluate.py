@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import baselines, checkpoint, layout, plotting
+from seqpipe import baselines, plotting
 from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
 from seqpipe.networks import predict_batches
@@ -72,7 +72,7 @@ def evaluate(ctx: EvalContext) -> dict:
     metrics = {"test": model, "baselines": result, "n_test_windows": len(actual), "ndvi_range": ndvi_range,
                "accuracy_definition": "1 - MAE / (max - min of the test target NDVI)",
                "min_accuracy": {"threshold": p.min_accuracy, "passed": passed}}
-    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    tag = plotting.signature(ctx.name, ctx.fingerprint)
     _curves(ctx, test["meta"], actual, candidates, p.sample_pixels, tag)
     plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
                             [("BiLSTM", actual, candidates["model"], "NDVI"),

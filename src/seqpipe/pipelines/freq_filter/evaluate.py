@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import baselines, checkpoint, layout, plotting
+from seqpipe import baselines, plotting
 from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import regression_metrics
 from seqpipe.params import check
@@ -74,7 +74,7 @@ def _plots(ctx: EvalContext, freqs: list[float], fs: float, signals: np.ndarray,
         panels.append((f"{freq:g} Hz", {"input mix": signals[row], "clean": y[row],
                                         "LSTM": candidates["model"][row], "band-pass": candidates["bandpass"][row]}))
     plotting.write_csv(ctx.plots_dir / "traces.csv", columns)
-    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    tag = plotting.signature(ctx.name, ctx.fingerprint)
     plotting.line_panels(ctx.plots_dir / "traces.png", t, panels, xlabel="time (s)", ylabel="amplitude (a.u.)",
                          title=f"{tag}: first test series per frequency, clean vs LSTM vs band-pass",
                          faint=("input mix",))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import checkpoint, layout, plotting
+from seqpipe import plotting
 from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics
 from seqpipe.params import check
@@ -67,7 +67,7 @@ def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.nda
     def shown(image: np.ndarray, scale: float = 1.0) -> np.ndarray:
         return np.where(valid[k], scale * image.astype(np.float64), np.nan)
 
-    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    tag = plotting.signature(ctx.name, ctx.fingerprint)
     concentration = plotting.MapScale("sea-ice concentration (%)", 0.0, 100.0, "Blues_r", "bottom")
     change = plotting.MapScale("change: 1 yes, 0 no", 0.0, 1.0, "Oranges", "bottom", ticks=(0.0, 1.0))
     error = plotting.MapScale("model - truth:\n1 false alarm, -1 missed", -1.0, 1.0, "RdBu_r", "bottom",

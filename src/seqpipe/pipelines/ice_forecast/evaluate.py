@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqpipe import baselines, checkpoint, layout, plotting
+from seqpipe import baselines, plotting
 from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics, regression_metrics
 from seqpipe.params import check
@@ -68,7 +68,7 @@ def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: di
            results: dict[str, dict], sample: int) -> None:
     """rmse_by_lead.csv (+ png) and forecast_vs_truth.png for one test window: truth, model, persistence
     and the model's error (model - truth) at three lead days; land and masked pixels grey."""
-    tag = plotting.signature(ctx.name, checkpoint.load(layout.model_file(ctx.name))["fingerprint"])
+    tag = plotting.signature(ctx.name, ctx.fingerprint)
     leads = np.arange(1, truth.shape[1] + 1)
     lines = {name: np.array([r[f"rmse_lead_{k}"] for k in leads]) for name, r in results.items()}
     plotting.write_csv(ctx.plots_dir / "rmse_by_lead.csv", {"lead_day": leads, **lines})
