@@ -286,19 +286,24 @@ def by_revision(entries: list[dict]) -> dict[str, Any]:
             out[entry["revisions"][0]] = Path(entry["url"]).read_bytes()
             continue
         content = entry["content"]
-        drawn = [f for f in (find_field(content, "x"), find_field(content, "y"), series_field(content)) if f]
+        drawn = [f for f in (find_field(content, "x"), find_field(content, "y")) if f]
         points: dict[str, list[str]] = {}
         for point in content["data"]["values"]:
-            kept = {k: point.get(k) for k in drawn} if len(drawn) >= 2 else \
+            kept = {k: point.get(k) for k in (*drawn, *SERIES_FIELDS)} if len(drawn) == 2 else \
                 {k: v for k, v in point.items() if k != "rev"}
             points.setdefault(point["rev"], []).append(json.dumps(kept, sort_keys=True))
         out.update({rev: sorted(p) for rev, p in points.items()})
     return out
 
 
-def series_field(content: dict) -> str | None:
-    """The field that splits a DVC line plot into series (one per y column or file), if any."""
-    return (content.get("encoding", {}).get("strokeDash") or {}).get("field")
+# The fields DVC adds to each point of a multi-file or multi-column plot: together they name its series
+# (our templates colour by them and dash by revision, so no encoding field alone names the series).
+SERIES_FIELDS = ("filename", "field")
+
+
+def series_of(point: dict) -> str:
+    """The series a DVC plot point belongs to (its file and y column), '' for a single-series plot."""
+    return " ".join(str(point[k]) for k in SERIES_FIELDS if k in point)
 
 
 def slug(plot: str) -> str:
@@ -367,7 +372,7 @@ def draw(plot: str, entries: list[dict], base: str, path: Path) -> None:
         if "facet" in content or "spec" in content:     # DVC's confusion template: count (x, y) pairs per revision
             fig = confusion(plt, values, x_field, y_field, base)
         else:
-            fig = lines(plt, content, values, x_field, y_field, base)
+            fig = lines(plt, values, x_field, y_field, base)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -378,12 +383,11 @@ def label(rev: str, base: str) -> str:
     return f"base ({base})" if rev == base else "PR" if rev == WORKSPACE else rev
 
 
-def lines(plt: Any, content: dict, values: list[dict], x_field: str, y_field: str, base: str) -> Any:
+def lines(plt: Any, values: list[dict], x_field: str, y_field: str, base: str) -> Any:
     """Line plot: each series of the PR solid; the base's dashed where it differs from the PR's."""
-    group = series_field(content)
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for point in values:
-        key = (point["rev"], str(point.get(group, "")) if group else "")
+        key = (point["rev"], series_of(point))
         series.setdefault(key, []).append((as_float(point.get(x_field)), as_float(point.get(y_field))))
     groups = sorted({g for _, g in series})
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -413,7 +417,8 @@ def confusion(plt: Any, values: list[dict], x_field: str, y_field: str, base: st
         counts = np.zeros((len(classes), len(classes)), dtype=int)
         for p in values:
             if p["rev"] == rev:
-                counts[classes.index(str(p[y_field])), classes.index(str(p[x_field]))] += 1
+                # one row per sample (ice_type) or per cell with its count (ice_change)
+                counts[classes.index(str(p[y_field])), classes.index(str(p[x_field]))] += int(float(p.get("count", 1)))
         ax.imshow(counts, cmap="Blues")
         for (i, j), n in np.ndenumerate(counts):
             ax.text(j, i, str(n), ha="center", va="center", color="white" if n > counts.max() / 2 else "black")
