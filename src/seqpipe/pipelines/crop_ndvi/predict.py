@@ -106,11 +106,10 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
         on_grid = set(steps[steps > steps.max() - window].tolist())
         no_scene = [(last - pd.Timedelta(days=int(steps.max() - s) * grid_days)).strftime("%Y-%m-%d")
                     for s in range(steps.max() - window + 1, steps.max() + 1) if s not in on_grid]
-        why = [f"{last_masked} masked on the last date {last:%Y-%m-%d} (cloud, shadow, SCL classes "
-               f"{stats['mask_scl']} or no data)" if last_masked else "",
-               f"{gap} with a gap of more than {max_gap} grid steps ({max_gap * grid_days} days) in the "
-               f"{window}-step window {first:%Y-%m-%d}..{last:%Y-%m-%d}" + (
-                   f" (no scene on {', '.join(no_scene)})" if no_scene else "") if gap else ""]
+        why = [f"{last_masked} masked (cloud, shadow or no data) on the last date {last:%Y-%m-%d}" if last_masked else "",
+               f"{gap} with a gap over {max_gap} grid steps ({max_gap * grid_days} days) in the {window}-step window "
+               f"{first:%Y-%m-%d}..{last:%Y-%m-%d}" + (f", which has no scene on {', '.join(no_scene)}" if no_scene else "")
+               if gap else ""]
         why_text = "; ".join(w for w in why if w)
     return (f"wrote {output}: {width}x{height} pixels, {forecast} forecast for {tags['FORECAST_DATE']}, "
             f"{width * height - forecast} nodata" + (f" ({why_text})" if why_text else ""))

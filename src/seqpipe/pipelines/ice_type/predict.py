@@ -60,5 +60,5 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     write_csv(output_path, {"file": names, "predicted": [classes[k] for k in index],
                             **{f"p_{c}": probs[:, k] for k, c in enumerate(classes)}}, float_format="%.4f")
     counts = np.bincount(index, minlength=len(classes))
-    return (f"wrote {output_path}: {len(paths)} patch(es) classified: "
+    return (f"wrote {output_path}: {len(paths)} patch{'es' if len(paths) > 1 else ''} classified: "
             f"{', '.join(f'{n} {c}' for c, n in zip(classes, counts))}; nothing masked")

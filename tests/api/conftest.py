@@ -1,0 +1,39 @@
+"""A repository copy whose tiny pipeline trained every model (`dvc repro train-*`), shared by the API
+and README tests of this folder: the model files, data/raw and params.yaml that predict reads."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from seqpipe import pipelines
+from tests.conftest import REPO, run, tiny_overrides, write_params
+
+# ice_change keeps the default pair dates (they come from these keys alone), so the README's and the
+# help's example, which names data/raw/ice_change/pair_0000's files, runs on the tiny copy as on a fresh clone
+DEFAULT_PAIR_DATES = ("field.n_days", "n_pairs", "gap_min_days", "gap_max_days")
+
+
+def trained_overrides() -> dict:
+    keep = {f"models.ice_change.download.synthetic.{key}" for key in DEFAULT_PAIR_DATES}
+    return {k: v for k, v in tiny_overrides().items() if k not in keep}
+
+
+@pytest.fixture(scope="session")
+def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's files in a fresh git repo with tiny params, after `dvc repro` of every train stage."""
+    dest = tmp_path_factory.mktemp("trained") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    write_params(dest / "params.yaml", trained_overrides())
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    run(["dvc", "repro", *[f"train-{name}" for name in pipelines.names()]], dest, timeout=900)
+    return dest
