@@ -14,7 +14,8 @@ from typing import Any
 class ModelSpec:
     """One model: `package` is its folder under seqpipe.pipelines, whose stage modules are
     `download` (DownloadParams, SOURCES), `preprocess` (PreprocessParams, preprocess),
-    `evaluate` (EvaluateParams, evaluate, quality_aim) and optionally `predict` (predict)."""
+    `evaluate` (EvaluateParams, evaluate, quality_aim) and optionally `predict` (predict_array and
+    INPUTS: the array core `seqpipe.load` calls; predict: the files of `seqpipe predict`)."""
 
     package: str                      # e.g. "seqpipe.pipelines.bandwidth" (pass __name__)
     summary: str

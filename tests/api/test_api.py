@@ -15,6 +15,7 @@ import pytest
 import rasterio
 
 import seqpipe
+from seqpipe import pipelines
 from seqpipe.errors import SeqpipeError
 from seqpipe.stages.predict import PredictInputError
 from tests.conftest import run
@@ -46,6 +47,17 @@ def test_import_seqpipe_loads_torch_only_in_load(repo: Path) -> None:
             "print('torch' in sys.modules, p.model, p.path, type(p).__name__)")
     assert run([sys.executable, "-c", code], repo).stdout.split() == ["True", "bandwidth", "models/bandwidth/model.pt",
                                                                       "Predictor"]
+
+
+def test_every_model_has_an_array_core_described_for_the_api(repo: Path) -> None:
+    for name in pipelines.names():
+        spec = pipelines.get(name)
+        module = spec.stage("predict")
+        assert callable(module.predict_array) and callable(module.predict), name
+        assert spec.predict_help and spec.predict_example.startswith(f"seqpipe predict {name} "), name
+        predictor = seqpipe.load(name)
+        assert predictor.model == name and predictor.inputs == module.INPUTS and "->" in predictor.inputs
+        assert (predictor.classes is not None) == (spec.task == "classification")
 
 
 def test_bandwidth_matches_cli(repo: Path, tmp_path: Path) -> None:
