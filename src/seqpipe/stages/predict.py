@@ -97,7 +97,7 @@ def run(spec: ModelSpec, params: Params, args: Namespace) -> str:
     return the one-line summary the CLI prints."""
     if not spec.has_stage("predict"):
         raise SeqpipeError(f"model {spec.name!r} has no predict command")
-    inputs = [Path(given) for given in (getattr(args, name, None) for name in ("input", "before", "after"))
+    inputs = [Path(given) for given in (getattr(args, name, None) for name in spec.predict_inputs)
               if given is not None]
     for given in inputs:
         if not given.exists():
