@@ -18,6 +18,12 @@ import pandas as pd
 from seqpipe.io import atomic_path
 
 MASKED_COLOUR = "0.55"  # grey: NaN pixels in maps (land, masked, no data)
+# One colour per kind of series, as in the `dvc plots` templates (.dvc/plots/series.json): the reference
+# grey, the model blue, each baseline its own; a label not listed takes matplotlib's next colour.
+SERIES_COLOURS = {"actual": "#333333", "observed": "#333333", "clean": "#333333", "truth": "#333333",
+                  "model": "#1f77b4", "predicted": "#1f77b4", "LSTM": "#1f77b4", "BiLSTM": "#1f77b4",
+                  "persistence": "#ff7f0e", "climatology": "#2ca02c", "band-pass": "#d62728",
+                  "bandpass": "#d62728", "ridge": "#9467bd", "linear": "#8c564b", "input mix": "#999999"}
 
 
 def pyplot() -> Any:
@@ -61,7 +67,7 @@ def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.
     for ax, (panel_title, lines) in zip(axes[:, 0], panels):
         for name, y in lines.items():
             ax.plot(x, y, label=name, lw=0.8 if name in faint else 1.6, alpha=0.4 if name in faint else 1.0,
-                    marker="." if len(x) <= 80 else None, ms=3)
+                    marker="." if len(x) <= 80 else None, ms=3, color=SERIES_COLOURS.get(name))
         ax.set_title(panel_title, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(alpha=0.3)
