@@ -127,10 +127,9 @@ def tiny_params(workdir: Path) -> Params:
     return load_params(workdir / "params.yaml")
 
 
-@pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
-    """The repository's tracked and new files copied to a temp folder, as a fresh git repo with tiny params."""
-    dest = tmp_path / "repo"
+def copy_repo(dest: Path, overrides: dict) -> Path:
+    """The repository's tracked and new files copied to `dest`, params.yaml with `overrides`, committed
+    as a fresh git repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
@@ -138,8 +137,14 @@ def repo_copy(tmp_path: Path) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    write_params(dest / "params.yaml", tiny_overrides())
+    write_params(dest / "params.yaml", overrides)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
                 ["git", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """The repository's tracked and new files copied to a temp folder, as a fresh git repo with tiny params."""
+    return copy_repo(tmp_path / "repo", tiny_overrides())

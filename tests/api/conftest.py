@@ -3,14 +3,12 @@ and README tests of this folder: the model files, data/raw and params.yaml that 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from seqpipe import pipelines
-from tests.conftest import REPO, run, tiny_overrides, write_params
+from tests.conftest import copy_repo, run, tiny_overrides
 
 # ice_change keeps the default pair dates (they come from these keys alone), so the README's and the
 # help's example, which names data/raw/ice_change/pair_0000's files, runs on the tiny copy as on a fresh clone
@@ -25,15 +23,6 @@ def trained_overrides() -> dict:
 @pytest.fixture(scope="session")
 def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository's files in a fresh git repo with tiny params, after `dvc repro` of every train stage."""
-    dest = tmp_path_factory.mktemp("trained") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    write_params(dest / "params.yaml", trained_overrides())
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    dest = copy_repo(tmp_path_factory.mktemp("trained") / "repo", trained_overrides())
     run(["dvc", "repro", *[f"train-{name}" for name in pipelines.names()]], dest, timeout=900)
     return dest

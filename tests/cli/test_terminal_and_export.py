@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run, run_env, tiny_overrides, write_params
+from tests.conftest import copy_repo, run, run_env, tiny_overrides
 
 LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ")
 
@@ -33,16 +33,7 @@ LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A git repository copy with tiny params in which bandwidth and ice_type were trained, bandwidth
     under a pty: (the copy, what that terminal showed)."""
-    root = tmp_path_factory.mktemp("terminal") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, root / rel)
-    write_params(root / "params.yaml", tiny_overrides())
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    root = copy_repo(tmp_path_factory.mktemp("terminal") / "repo", tiny_overrides())
     for model in ("bandwidth", "ice_type"):
         for stage in ("download", "preprocess"):
             run(["seqpipe", stage, model], root)
