@@ -68,7 +68,7 @@ def _crash_log(exc: Exception) -> str:
 
 def _dispatch(args: argparse.Namespace) -> int:
     """Import only what the command needs: `list`, download and preprocess never load torch."""
-    from seqpipe import numerics, pipelines
+    from seqpipe import live_runs, numerics, pipelines
     from seqpipe.params import load_params
 
     if args.command == "report":  # no model, no numerics: DVC's plots and metrics -> one HTML page
@@ -104,8 +104,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     params = load_params(args.params, pipelines.names())
     # before numpy and torch load: they read the pinned kernels and thread counts when they do
     data_stage = args.command in ("download", "preprocess")
-    threads = 1 if data_stage else numerics.threads_per_process(params.train(spec.name).num_threads)
-    numerics.configure(params.numerics, threads)
+    if not data_stage:   # counted as a live training: concurrent runs share the cores (seqpipe.live_runs)
+        live_runs.register()
+    others = 0 if data_stage else live_runs.others()
+    threads = 1 if data_stage else numerics.threads_per_process(params.train(spec.name).num_threads, others)
+    numerics.configure(params.numerics, threads, others)
     if not data_stage:
         numerics.configure_torch(params.numerics, threads)
     from seqpipe.io import check_writable

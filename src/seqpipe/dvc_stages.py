@@ -22,7 +22,7 @@ from seqpipe.stages.check_params import CHECKED as CHECKED_FILE
 
 SRC = Path(__file__).resolve().parents[1]          # the folder holding the seqpipe package
 ROOT = SRC.parent
-COMMON = ("seqpipe.cli", "seqpipe.pipelines", "seqpipe.params", "seqpipe.numerics", "{package}")
+COMMON = ("seqpipe.cli", "seqpipe.pipelines", "seqpipe.params", "seqpipe.numerics", "seqpipe.live_runs", "{package}")
 ENTRIES = {"download": ("seqpipe.stages.download", "{package}.download"),
            "preprocess": ("seqpipe.stages.preprocess", "{package}.preprocess"),
            "train": ("seqpipe.stages.train", "seqpipe.networks.{network}"),

@@ -1,0 +1,128 @@
+"""Two trainings at once on the same cores: aggregate throughput against running them one after the
+other, under seqpipe's wait policy (a run that starts alone keeps libgomp's spinning default, one that
+finds another live training makes its idle OpenMP threads sleep), always spinning (ACTIVE) and always
+sleeping (PASSIVE), side by side in one run.
+
+Two work folders hold the same prepared data; each training is a default `seqpipe train MODEL --fresh`
+(default params, `--epochs` epochs). Per wait policy: the two one after the other (sequential seconds),
+then both started together (pair seconds); aggregate = sequential / pair, so 1.0 means sharing lost
+nothing and 0.5 that two at once took twice as long as one after the other. Every model.pt must be
+byte-identical across policies and concurrency (the wait policy changes timing, never results).
+
+Usage: python -m benchmarks.concurrency [--model bandwidth] [--epochs 1]. Run it on a quiet machine.
+Writes benchmarks/results/concurrency.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.common import REPO, env, machine, median, sh
+from seqpipe.io import sha256_file
+
+# What each training's environment says about idle OpenMP threads. "seqpipe" sets nothing: a run that
+# starts alone keeps libgomp's default (spin ~300,000 times, then sleep), a run that finds another live
+# training sets OMP_WAIT_POLICY=PASSIVE (seqpipe.numerics). ACTIVE spins forever, PASSIVE sleeps at once.
+POLICIES = {"seqpipe": {}, "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
+            "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}}
+STAGGER_S = 1.0   # the second training starts this much later (after the first registered as live)
+
+
+def prepare(work: Path, model: str, epochs: int) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["models"][model]["train"]["epochs"] = epochs
+    work.mkdir(parents=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    for stage in ("download", "preprocess"):
+        sh(["seqpipe", stage, model], work)
+
+
+def start(work: Path, model: str, policy: str) -> subprocess.Popen:
+    base = {k: v for k, v in env(work).items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return subprocess.Popen(["seqpipe", "train", model, "--fresh"], cwd=work, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**base, **POLICIES[policy]})
+
+
+def finish(proc: subprocess.Popen) -> None:
+    _, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"seqpipe train failed:\n{stderr[-2000:]}")
+
+
+def sequential(works: list[Path], model: str, policy: str) -> float:
+    began = time.perf_counter()
+    for work in works:
+        finish(start(work, model, policy))
+    return time.perf_counter() - began
+
+
+def together(works: list[Path], model: str, policy: str) -> float:
+    """Both at once, the second STAGGER_S later: under "seqpipe" the first runs with the default
+    policy (it started alone) and the second with PASSIVE (it found the first)."""
+    began = time.perf_counter()
+    procs = []
+    for work in works:
+        procs.append(start(work, model, policy))
+        time.sleep(STAGGER_S)
+    for proc in procs:
+        finish(proc)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="bandwidth")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--policies", default=",".join(POLICIES), help="comma list of: " + ", ".join(POLICIES))
+    args = parser.parse_args()
+    policies = args.policies.split(",")
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        parser.error(f"--policies: unknown {', '.join(unknown)} (known: {', '.join(POLICIES)})")
+    runs: dict[str, list[tuple[float, float]]] = {p: [] for p in policies}
+    hashes: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        works = [Path(tmp) / "a", Path(tmp) / "b"]
+        prepare(works[0], args.model, args.epochs)
+        shutil.copytree(works[0], works[1])
+        for _ in range(args.repeats):   # policies alternate: noise hits each alike
+            for policy in policies:
+                seq = sequential(works, args.model, policy)
+                hashes |= {sha256_file(w / "models" / args.model / "model.pt") for w in works}
+                pair = together(works, args.model, policy)
+                hashes |= {sha256_file(w / "models" / args.model / "model.pt") for w in works}
+                runs[policy].append((seq, pair))
+                print(policy, f"sequential {seq:.1f} s, together {pair:.1f} s", flush=True)
+    rows = {p: {"sequential": median([r[0] for r in v]), "pair": median([r[1] for r in v])} for p, v in runs.items()}
+    for row in rows.values():
+        row["aggregate"] = row["sequential"] / row["pair"]
+    info = machine()
+    lines = [f"# Two trainings at once: OpenMP wait policy ({dt.date.today()})", "",
+             f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}; `seqpipe train {args.model} --fresh` "
+             f"with default params and {args.epochs} epoch(s) in two work folders, the second started "
+             f"{STAGGER_S:g} s after the first; medians of {args.repeats} alternated repeats; "
+             "`python -m benchmarks.concurrency`.", "",
+             "| idle OpenMP threads | one after the other (s) | both at once (s) | aggregate throughput vs one after the other |",
+             "|---|---|---|---|"]
+    lines += [f"| {p} | {r['sequential']:.1f} | {r['pair']:.1f} | {r['aggregate']:.2f}x |" for p, r in rows.items()]
+    base = rows["seqpipe"]["sequential"] if "seqpipe" in rows else None
+    lines += [""] + ([f"One after the other, each policy's time / seqpipe's (what a run alone pays for it): "
+                      + ", ".join(f"{p} {r['sequential'] / base:.2f}x" for p, r in rows.items())] if base else [])
+    lines += [f"model.pt byte-identical under every policy, alone and together: "
+              f"{'yes' if len(hashes) == 1 else 'NO (' + str(len(hashes)) + ' different files)'}."]
+    out = REPO / "benchmarks/results/concurrency.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
