@@ -18,6 +18,13 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def write_result(name: str, lines: list[str]) -> None:
+    """Write benchmarks/results/<name>.md from `lines` and print it."""
+    out = REPO / "benchmarks" / "results" / f"{name}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import REPO, env, machine, median, sh
+from benchmarks.common import REPO, env, machine, median, sh, write_result
 from seqpipe.io import sha256_file
 
 # What each training's environment says about idle OpenMP threads. "seqpipe" sets nothing: a run that
@@ -119,9 +119,7 @@ def main() -> None:
                       + ", ".join(f"{p} {r['sequential'] / base:.2f}x" for p, r in rows.items())] if base else [])
     lines += [f"model.pt byte-identical under every policy, alone and together: "
               f"{'yes' if len(hashes) == 1 else 'NO (' + str(len(hashes)) + ' different files)'}."]
-    out = REPO / "benchmarks/results/concurrency.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(out.read_text())
+    write_result("concurrency", lines)
 
 
 if __name__ == "__main__":

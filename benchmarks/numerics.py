@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import REPO, machine, median, sh
+from benchmarks.common import REPO, machine, median, sh, write_result
 from seqpipe import pipelines
 from seqpipe.io import sha256_file
 
@@ -94,9 +94,7 @@ def main() -> None:
     total = {s: sum(r[s] for r in rows) for s in SETTINGS}
     lines += ["", f"All models: {total['portable'] / total['native']:.2f}x the native epoch time "
               f"({total['native']:.1f} s -> {total['portable']:.1f} s per epoch of each)."]
-    out = REPO / "benchmarks/results/numerics.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(out.read_text())
+    write_result("numerics", lines)
 
 
 if __name__ == "__main__":
