@@ -85,13 +85,6 @@ def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, wh
     return values
 
 
-def require_input(args: Namespace) -> Path:
-    """The --input path, which this model's predict needs."""
-    if getattr(args, "input", None) is None:
-        raise SeqpipeError(f"predict {args.model}: --input is required")
-    return Path(args.input)
-
-
 def run(spec: ModelSpec, params: Params, args: Namespace) -> str:
     """Load models/<model>/model.pt (or --model-file), write the model's prediction for the input and
     return the one-line summary the CLI prints."""

@@ -7,6 +7,7 @@ calls it and writes the forecast CSV.
 from __future__ import annotations
 
 from argparse import Namespace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.networks import predict_batches
 from seqpipe.plotting import write_csv
 from seqpipe.params import Params
-from seqpipe.stages.predict import require_input, table_values
+from seqpipe.stages.predict import table_values
 
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
           "or an array [rows, features] in that order, rows in time order at the trained cadence, at least "
@@ -41,7 +42,7 @@ def predict_array(network: nn.Module, payload: dict, data: Any) -> np.ndarray:
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """Read the CSV, forecast every full window, write timestamp + one column per target."""
-    input_path, output_path = require_input(args), args.output
+    input_path, output_path = Path(args.input), args.output
     stats = payload["stats"]
     window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]
     frame = read_timeseries_csv(input_path, stats["timestamp_column"], features, window)

@@ -27,7 +27,7 @@ from seqpipe.networks import predict_batches
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, read_scenes, to_grid
 from seqpipe.params import Params
-from seqpipe.stages.predict import PredictInputError, as_array, require_input, require_range
+from seqpipe.stages.predict import PredictInputError, as_array, require_range
 from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes
 
 NODATA = -9999.0
@@ -74,7 +74,7 @@ def latest_scenes(folder: Path, layout: StackLayout, window: int, max_gap: int, 
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """Forecast the NDVI one grid step after the input's last date for every pixel with a valid window."""
-    folder, output = require_input(args), Path(args.output)
+    folder, output = Path(args.input), Path(args.output)
     if not folder.is_dir():
         raise SeqpipeError(f"{folder}: not a folder (crop_ndvi predicts from a folder of GeoTIFFs)")
     stats = payload["stats"]

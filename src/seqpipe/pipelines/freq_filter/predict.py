@@ -7,6 +7,7 @@ calls it and writes the filtered CSV.
 from __future__ import annotations
 
 from argparse import Namespace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.data.tables import read_csv_with_columns
 from seqpipe.plotting import write_csv
 from seqpipe.params import Params
-from seqpipe.stages.predict import require_input, table_values
+from seqpipe.stages.predict import table_values
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
 
 INPUTS = ("signal: a DataFrame with a `signal` column or an array [samples] (or [samples, 1]), sampled at "
@@ -38,7 +39,7 @@ def predict_array(network: nn.Module, payload: dict, signal: Any) -> np.ndarray:
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """Input: a CSV with a `signal` column sampled at the training rate. Output: `<f>hz` columns."""
-    input_path, output_path = require_input(args), args.output
+    input_path, output_path = Path(args.input), args.output
     frame = read_csv_with_columns(input_path, ["signal"])
     signal = pd.to_numeric(frame["signal"], errors="coerce").to_numpy(np.float32)
     if len(signal) == 0:

@@ -62,8 +62,6 @@ def predict_array(network: nn.Module, payload: dict, before: Any, after: Any, th
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """uint8 change map on A's grid: 1 changed, 0 unchanged, 255 (nodata) on flagged pixels."""
-    if getattr(args, "before", None) is None or getattr(args, "after", None) is None:
-        raise SeqpipeError(f"predict {args.model}: --before and --after are required")
     before_path, after_path, output = Path(args.before), Path(args.after), Path(args.output)
     (before, grid), (after, grid_b) = seaice.read_raw(before_path), seaice.read_raw(after_path)
     if (diff := grid_b.difference(grid)) is not None:

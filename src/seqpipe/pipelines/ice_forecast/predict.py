@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.params import Params
-from seqpipe.stages.predict import PredictInputError, as_array, require_input, require_range
+from seqpipe.stages.predict import PredictInputError, as_array, require_range
 
 INPUTS = ("maps: daily concentration maps [days, H, W] in percent (0..100), oldest first, NaN where there is "
           "no value (a missing day: all NaN); the last stats['history_days'] days are used, at least half of "
@@ -71,7 +71,7 @@ def predict_array(network: nn.Module, payload: dict, maps: Any) -> np.ndarray:
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """A band per lead day (uint16 concentration x10, G02135 coding) on the input's grid; pole hole,
     coast and land keep their flag values and are masked as nodata."""
-    folder, output = require_input(args), Path(args.output)
+    folder, output = Path(args.input), Path(args.output)
     if not folder.is_dir():
         raise SeqpipeError(f"{folder}: --input must be a folder of daily G02135 GeoTIFFs")
     history = payload["stats"]["history_days"]

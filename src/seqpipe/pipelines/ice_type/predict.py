@@ -7,6 +7,7 @@ calls it and writes the CSV.
 from __future__ import annotations
 
 from argparse import Namespace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from seqpipe.networks import predict_batches
 from seqpipe.plotting import write_csv
 from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
 from seqpipe.params import Params
-from seqpipe.stages.predict import PredictInputError, as_array, require_input, require_range
+from seqpipe.stages.predict import PredictInputError, as_array, require_range
 
 SUFFIXES = (".tif", ".tiff")
 INPUTS = ("patches: one patch [bands, size, size] or a batch [n, bands, size, size] of raw band values "
@@ -45,7 +46,7 @@ def predict_array(network: nn.Module, payload: dict, patches: Any) -> tuple[np.n
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """Output columns: file, predicted, then p_<class> (softmax) for every class."""
-    input_path, output_path = require_input(args), args.output
+    input_path, output_path = Path(args.input), args.output
     stats = payload["stats"]
     if input_path.is_dir():
         paths = sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
