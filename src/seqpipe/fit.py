@@ -1,7 +1,7 @@
 """The one fit loop for every model.
 
 It knows a network, a task (batch -> loss) and tensors; nothing about any particular model.
-Features: Adam/AdamW, plateau/cosine schedules, gradient clipping, early stopping that restores the
+Features: Adam/AdamW, plateau/cosine/one-cycle schedules, gradient clipping, early stopping that restores the
 best weights, atomic best/last/epoch checkpoints, exact resume (mid-epoch too), SIGINT/SIGTERM ->
 checkpoint + non-zero exit, AMP on CUDA, tqdm bars on a terminal and periodic log lines otherwise,
 a per-epoch history (train and validation loss, lr) that model.pt keeps. Under torchrun the same loop runs on every rank through the hooks of
@@ -95,7 +95,10 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     ranks = Ranks.current(device)
     model.to(device)
     optimizer = _optimizer(model, tp)
-    scheduler = _scheduler(optimizer, tp)
+    n_train = len(train["x"])
+    per_rank = math.ceil(n_train / ranks.world)
+    n_batches = math.ceil(per_rank / tp.batch_size)
+    scheduler = _scheduler(optimizer, tp, n_batches)
     amp_dtype = _amp_dtype(tp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     torch.manual_seed(seed)
@@ -111,9 +114,6 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
         log.info("%s: checkpoint already complete (%d epochs)", name, state.epoch)
     train = {k: v.to(device) for k, v in train.items()}
     val = ranks.shard({k: v.to(device) for k, v in val.items()})
-    n_train = len(train["x"])
-    per_rank = math.ceil(n_train / ranks.world)
-    n_batches = math.ceil(per_rank / tp.batch_size)
     if ranks.world > 1:
         log.info("%s: each of %d ranks takes %d of %d samples per epoch (%d batches of %d)", name,
                  ranks.world, per_rank, n_train, n_batches, tp.batch_size)
@@ -136,6 +136,8 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                     if hasattr(task, "augment"):  # training-only augmentation, from the checkpointed RNG
                         batch = task.augment(batch)
                     loss = _train_step(net, task, batch, optimizer, scaler, tp, amp_dtype, device)
+                    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+                        scheduler.step()  # per batch
                     loss_sum, seen, signum = ranks.totals(loss * len(index), len(index), stop.signum or 0)
                     if not math.isfinite(loss_sum):
                         raise SeqpipeError(f"{name}: train loss is {loss_sum / seen} at epoch "
@@ -232,7 +234,7 @@ def _end_epoch(state: _State, val_loss: float, optimizer: torch.optim.Optimizer,
         state.stopped_early = state.bad_epochs >= tp.early_stop_patience
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(val_loss)
-    elif scheduler is not None:
+    elif scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
         scheduler.step()
     state.epoch += 1
     state.step, state.loss_sum, state.seen = 0, 0.0, 0
@@ -243,12 +245,16 @@ def _optimizer(model: nn.Module, tp: TrainParams) -> torch.optim.Optimizer:
     return cls(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, tp: TrainParams) -> Any:
+def _scheduler(optimizer: torch.optim.Optimizer, tp: TrainParams, n_batches: int) -> Any:
+    """Plateau and cosine step once per epoch; one-cycle (Smith & Topin 2019: warm up to `lr` over
+    the first 30% of the batches, then cosine down to lr / 10^4) once per batch."""
     if tp.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=tp.scheduler_factor, patience=tp.scheduler_patience)
     if tp.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.epochs)
+    if tp.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=tp.lr, total_steps=tp.epochs * n_batches)
     return None
 
 

@@ -47,7 +47,7 @@ class TrainParams:
     lr: float
     weight_decay: float
     optimizer: Literal["adam", "adamw"]
-    scheduler: Literal["plateau", "cosine", "none"]
+    scheduler: Literal["plateau", "cosine", "onecycle", "none"]
     scheduler_factor: float
     scheduler_patience: int
     grad_clip: float

@@ -129,3 +129,11 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="train loss is nan at epoch 1"):
         fit(model, Regression(), train_data, val_data, BASE, seed=7, device=torch.device("cpu"),
             checkpoint_dir=tmp_path, identity=IDENTITY, name="toy")
+
+
+def test_one_cycle_warms_up_to_lr_then_anneals_per_batch(tmp_path: Path) -> None:
+    tp = dataclasses.replace(BASE, scheduler="onecycle", epochs=4)   # 19 batches an epoch, peak at batch 23
+    _, result = train(tmp_path, tp)
+    lrs = [h["lr"] for h in result.history]   # as each epoch ends: just before the peak, then down
+    assert tp.lr >= lrs[0] > 0.9 * tp.lr and lrs[0] > lrs[1] > lrs[2] > lrs[3]
+    assert lrs[-1] < tp.lr / 1000

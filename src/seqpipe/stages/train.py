@@ -38,11 +38,11 @@ def training_fingerprint(seed: int, numerics_mode: str, model_params: Any, train
     """What a checkpoint must match to be resumed: seed, numerics, model and train params (thread
     count included: it changes the bytes), data and code hashes.
 
-    `epochs` is left out (so a run can be extended) unless a cosine schedule depends on it;
+    `epochs` is left out (so a run can be extended) unless the schedule depends on it (cosine, onecycle);
     `keep_checkpoints` does not change the result and is left out too.
     """
     kept = {k: v for k, v in as_dict(train).items() if k != "keep_checkpoints"}
-    if train.scheduler != "cosine":
+    if train.scheduler not in ("cosine", "onecycle"):
         kept.pop("epochs")
     data = {k: v["sha256"] for k, v in stats["arrays"].items()}
     return fingerprint(seed, numerics_mode, model_params, kept, data, code)
