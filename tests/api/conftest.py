@@ -3,9 +3,12 @@ and README tests of this folder: the model files, data/raw and params.yaml that 
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from seqpipe import pipelines
 from tests.conftest import copy_repo, run, tiny_overrides
@@ -22,7 +25,17 @@ def trained_overrides() -> dict:
 
 @pytest.fixture(scope="session")
 def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's files in a fresh git repo with tiny params, after `dvc repro` of every train stage."""
-    dest = copy_repo(tmp_path_factory.mktemp("trained") / "repo", trained_overrides())
-    run(["dvc", "repro", *[f"train-{name}" for name in pipelines.names()]], dest, timeout=900)
+    """The repository's files in a fresh git repo with tiny params, after `dvc repro` of every train stage.
+    Built once per test session: under xdist the first worker trains, the others wait on a file lock."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the one folder all workers of this session share
+    dest, done = shared / "trained" / "repo", shared / "trained" / "done"
+    done.parent.mkdir(exist_ok=True)
+    with FileLock(str(shared / "trained.lock")):
+        if not done.exists():
+            shutil.rmtree(dest, ignore_errors=True)  # an earlier worker's attempt that failed
+            copy_repo(dest, trained_overrides())
+            run(["dvc", "repro", *[f"train-{name}" for name in pipelines.names()]], dest, timeout=900)
+            done.touch()
     return dest
