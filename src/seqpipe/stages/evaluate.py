@@ -42,6 +42,10 @@ class EvalContext:
         """Every array of one split, keyed without the suffix: {'x': ..., 'y': ..., ...}."""
         return load_split(self.data_dir, split)
 
+    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        """The network's outputs for inputs `x`, `batch_size` samples at a time (float32)."""
+        return predict_batches(self.network, torch.from_numpy(x), batch_size)
+
 
 def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
     """Write metrics/<name>.json (the headline: the model's HEADLINE keys and the same keys of each

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqpipe import baselines, plotting
 from seqpipe.data.series import Standardizer
-from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import mean_of, regression_metrics
 from seqpipe.params import check
+
+if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.stages.evaluate import EvalContext
 
 
 # metrics/bandwidth.json: RMSE and MAE averaged over the four targets (each baseline the same);

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqpipe import baselines, plotting
 from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
-from seqpipe.networks import predict_batches
-from seqpipe.stages.evaluate import EvalContext
 from seqpipe.io import load_npy
 from seqpipe.metrics import regression_metrics
 from seqpipe.params import check
+
+if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.stages.evaluate import EvalContext
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +123,14 @@ def _curves(ctx: EvalContext, meta: np.ndarray, actual: np.ndarray, candidates: 
 
 def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int, tag: str) -> None:
     """ndvi_maps.png: NDVI of the last input date, the forecast of the next, what was observed, and the
-    error (forecast - observed)."""
-    import torch
-
+    error (forecast - observed). Only the valid pixels are forecast (the others stay NaN): a sample's
+    output does not depend on the others in its batch, and most of the map is cloud or no data."""
     load = {k: load_npy(ctx.data_dir / f"map_{k}.npy") for k in ("x", "valid", "last", "actual")}
-    forecast = scaler.inverse(predict_batches(ctx.network, torch.from_numpy(load["x"]), batch_size)[:, 0])
-    forecast = np.where(load["valid"].ravel() > 0, forecast, np.nan).reshape(load["valid"].shape)
+    valid = load["valid"].ravel() > 0
+    forecast = np.full(valid.shape, np.nan)
+    if valid.any():
+        forecast[valid] = scaler.inverse(ctx.predict(np.ascontiguousarray(load["x"][valid]), batch_size)[:, 0])
+    forecast = forecast.reshape(load["valid"].shape)
     stats = ctx.stats
     ndvi = plotting.MapScale("NDVI (unitless)", -0.2, 1.0, "RdYlGn", location="bottom")
     error = plotting.MapScale("forecast - observed (NDVI)", -0.3, 0.3, "RdBu_r", location="bottom")

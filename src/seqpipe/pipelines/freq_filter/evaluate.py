@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import regression_metrics
 from seqpipe.params import check
+
+if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.stages.evaluate import EvalContext
 
 
 # metrics/freq_filter.json: MSE and MAE over all test series, the model's and each filter's (each baseline the same);

@@ -4,13 +4,16 @@ absolute-difference baseline whose threshold is tuned for F1 on the val split.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqpipe import plotting
-from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics
 from seqpipe.params import check
+
+if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.stages.evaluate import EvalContext
 
 
 # metrics/ice_change.json: F1 and IoU of the change class on valid pixels (each baseline the same);

@@ -4,13 +4,16 @@ next to persistence (last observed map) and climatology (day-of-year mean of the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import binary_metrics, regression_metrics
 from seqpipe.params import check
+
+if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.stages.evaluate import EvalContext
 
 
 # metrics/ice_forecast.json: RMSE and MAE (% concentration), means over the lead days (each baseline the same);

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.stages.evaluate import EvalContext
 from seqpipe.metrics import classification_metrics
 from seqpipe.params import check
+
+if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.stages.evaluate import EvalContext
 
 
 # metrics/ice_type.json: accuracy and macro F1 over the three classes (each baseline the same);
