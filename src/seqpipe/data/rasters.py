@@ -129,6 +129,14 @@ def nodata_mask(ds: Any, band: int, data: np.ndarray, path: str | Path, window: 
         raise SeqpipeError(f"{path}: reading the mask of band {band} failed ({first_line(exc)})") from None
 
 
+def many_files() -> Any:
+    """rasterio.Env for a pass over a folder of many rasters: GDAL lists no folder on each open (by
+    default it does, to find sidecar files: O(files) per open); it probes sidecar names one by one."""
+    import rasterio
+
+    return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="TRUE")
+
+
 def bounded_cache(megabytes: int = 64) -> Any:
     """rasterio.Env capping GDAL's block cache (default 5% of RAM), so memory does not grow with the raster."""
     import rasterio
@@ -203,20 +211,26 @@ def geotiff_profile(grid: Grid, dtype: str, nodata: float | int | None, block: i
 
 
 @contextlib.contextmanager
-def geotiff_writer(path: str | Path, profile: dict[str, Any], tags: dict[str, str] | None = None) -> Iterator[Any]:
-    """An open dataset writing to a temp file that replaces `path` only when the block exits cleanly."""
+def geotiff_writer(path: str | Path, profile: dict[str, Any], tags: dict[str, str] | None = None, *,
+                   atomic: bool = True) -> Iterator[Any]:
+    """An open dataset writing to a temp file that replaces `path` only when the block exits cleanly.
+
+    `atomic=False` writes `path` itself: for a folder that is itself a temp folder swapped in whole
+    (a download), where a temp file per raster only costs time."""
     import rasterio
 
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with (atomic_path(path) if atomic else contextlib.nullcontext(Path(path))) as target, \
+            rasterio.open(target, "w", **profile) as dst:
         if tags:
             dst.update_tags(**tags)
         yield dst
 
 
 def write_geotiff(path: str | Path, array: np.ndarray, profile: dict[str, Any],
-                  tags: dict[str, str] | None = None) -> None:
-    """Write one 2-D band atomically; no timestamps are stored, so equal input gives equal bytes."""
-    with geotiff_writer(path, profile, tags) as dst:
+                  tags: dict[str, str] | None = None, *, atomic: bool = True) -> None:
+    """Write one 2-D band (atomically unless `atomic=False`, see geotiff_writer); no timestamps are
+    stored, so equal input gives equal bytes."""
+    with geotiff_writer(path, profile, tags, atomic=atomic) as dst:
         dst.write(array, 1)
 
 

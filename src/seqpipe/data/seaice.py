@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.rasters import Grid, geotiff_writer, nodata_mask, require_whole_read
+from seqpipe.data.rasters import Grid, geotiff_writer, many_files, nodata_mask, require_whole_read
 
 if TYPE_CHECKING:
     from affine import Affine
@@ -151,17 +151,18 @@ def read_series(folder: Path, last_days: int | None = None) -> Series:
     days: list[np.ndarray | None] = []
     grid: Grid | None = None
     first: Path | None = None
-    for i in range((end - start).days + 1):
-        path = files.get(start + dt.timedelta(days=i))
-        if path is None:
-            days.append(None)
-            continue
-        raw, this = read_raw(path)
-        if grid is None:
-            grid, first = this, path
-        elif (diff := this.difference(grid)) is not None:
-            raise SeqpipeError(f"{path}: {diff} (of {first.name}); every file must share one grid")
-        days.append(raw)
+    with many_files():
+        for i in range((end - start).days + 1):
+            path = files.get(start + dt.timedelta(days=i))
+            if path is None:
+                days.append(None)
+                continue
+            raw, this = read_raw(path)
+            if grid is None:
+                grid, first = this, path
+            elif (diff := this.difference(grid)) is not None:
+                raise SeqpipeError(f"{path}: {diff} (of {first.name}); every file must share one grid")
+            days.append(raw)
     assert grid is not None
     if not any(day is not None and (day <= 1000).any() for day in days):
         raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every day is a flag "
@@ -195,17 +196,32 @@ def fill_in_time(values: np.ndarray) -> np.ndarray:
     valid = np.isfinite(flat)
     if valid.all():
         return values.astype(np.float32)
-    t = np.arange(steps)[:, None]
-    prev = np.maximum.accumulate(np.where(valid, t, -1), axis=0)
-    nxt = np.minimum.accumulate(np.where(valid, t, steps)[::-1], axis=0)[::-1]
-    cols = np.arange(flat.shape[1])[None, :]
+    t, cols = np.nonzero(~valid)   # only the gaps are computed; every other value is kept as it is
+    prev, nxt = _last_valid(valid)[t, cols].astype(np.int64), _next_valid(valid)[t, cols].astype(np.int64)
     before = flat[np.clip(prev, 0, steps - 1), cols]
     after = flat[np.clip(nxt, 0, steps - 1), cols]
     has_prev, has_next = prev >= 0, nxt < steps
     weight = np.where(has_prev & has_next, (t - prev) / np.maximum(nxt - prev, 1), 0.0)
     filled = np.where(has_prev, before, after) * (1 - weight) + np.where(has_next, after, before) * weight
-    filled = np.where(valid, flat, filled)
-    return np.nan_to_num(filled, nan=0.0).reshape(values.shape).astype(np.float32)
+    out = flat.astype(np.float32)
+    out[t, cols] = np.nan_to_num(filled, nan=0.0)
+    return out.reshape(values.shape)
+
+
+def _last_valid(valid: np.ndarray) -> np.ndarray:
+    """(T, N) int32: per column, the last step <= t where `valid` holds (-1 before the first)."""
+    out = np.where(valid, np.arange(len(valid), dtype=np.int32)[:, None], np.int32(-1))
+    for i in range(1, len(out)):   # a running maximum row by row: contiguous rows, unlike accumulate on axis 0
+        np.maximum(out[i - 1], out[i], out=out[i])
+    return out
+
+
+def _next_valid(valid: np.ndarray) -> np.ndarray:
+    """(T, N) int32: per column, the first step >= t where `valid` holds (T after the last)."""
+    out = np.where(valid, np.arange(len(valid), dtype=np.int32)[:, None], np.int32(len(valid)))
+    for i in range(len(out) - 2, -1, -1):
+        np.minimum(out[i + 1], out[i], out=out[i])
+    return out
 
 
 def block_mean(values: np.ndarray, weights: np.ndarray, factor: int) -> np.ndarray:
@@ -227,8 +243,10 @@ def encode(concentration: np.ndarray, flags: np.ndarray) -> np.ndarray:
 
 
 def write_geotiff(path: Path, bands: np.ndarray, grid: Grid, nodata: float | None = None,
-                  valid: np.ndarray | None = None, descriptions: list[str] | None = None) -> None:
-    """(bands, H, W) or (H, W) array as a deflate GeoTIFF on `grid`, atomically and byte-deterministic.
+                  valid: np.ndarray | None = None, descriptions: list[str] | None = None, *,
+                  atomic: bool = True) -> None:
+    """(bands, H, W) or (H, W) array as a deflate GeoTIFF on `grid`, byte-deterministic and atomically
+    (unless `atomic=False`: see rasters.geotiff_writer).
 
     `valid` (H, W) writes an internal mask band: False pixels read back as nodata.
     """
@@ -238,7 +256,7 @@ def write_geotiff(path: Path, bands: np.ndarray, grid: Grid, nodata: float | Non
     profile = {"driver": "GTiff", "dtype": data.dtype.name, "count": len(data), "height": grid.height,
                "width": grid.width, "crs": grid.crs, "transform": grid.transform,
                "compress": "deflate", "nodata": nodata}
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), geotiff_writer(path, profile) as dst:
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), geotiff_writer(path, profile, atomic=atomic) as dst:
         dst.write(data)
         for i, text in enumerate(descriptions or [], start=1):
             dst.set_band_description(i, text)
