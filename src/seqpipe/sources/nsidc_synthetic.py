@@ -108,10 +108,11 @@ class IceField:
         texture = sum(np.cos(f * (np.cos(d) * x + np.sin(d) * y) + ph) for d, f, ph in self.waves) / 8
         return np.where(self.ocean, np.clip(cover * (0.9 + 0.25 * texture), 0, 1), 0.0)
 
-    def observe(self, i: int) -> np.ndarray:
-        """uint16 G02135 codes of day i: noise, 15% cutoff, a missing swath now and then, flags."""
+    def observe(self, i: int, clean: np.ndarray | None = None) -> np.ndarray:
+        """uint16 G02135 codes of day i: noise, 15% cutoff, a missing swath now and then, flags.
+        `clean` is `self.clean(i)` where the caller has it already."""
         rng = np.random.default_rng([self.seed, 2135, i])
-        value = self.clean(i) + rng.normal(0, self.p.noise_std, self.ocean.shape)
+        value = (self.clean(i) if clean is None else clean) + rng.normal(0, self.p.noise_std, self.ocean.shape)
         value = np.where(value < 0.15, 0.0, np.clip(value, 0, 1))
         codes = seaice.encode(value, self.flags)
         if rng.random() < 0.05:   # a swath the sensor missed
@@ -122,9 +123,12 @@ class IceField:
             codes[swath & (self.flags == 0)] = seaice.MISSING
         return codes
 
-    def write_day(self, i: int, folder: Path) -> Path:
+    def write_day(self, i: int, folder: Path, clean: np.ndarray | None = None) -> Path:
+        """Day i's G02135 file in `folder`, a folder being built (a download's temp folder): written in
+        place, not through a temp file of its own."""
         path = folder / seaice.file_name(self.date(i))
-        seaice.write_geotiff(path, self.observe(i), self.grid)
+        folder.mkdir(parents=True, exist_ok=True)
+        seaice.write_geotiff(path, self.observe(i, clean), self.grid, atomic=False)
         return path
 
 

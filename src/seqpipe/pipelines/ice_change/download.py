@@ -22,7 +22,6 @@ from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
 
 
-
 @dataclass(frozen=True)
 class IceChangeSyntheticParams:
     field: SeaIceSyntheticParams    # the concentration series the pairs are drawn from
@@ -63,12 +62,14 @@ def write_pairs(p: IceChangeSyntheticParams, seed: int, out_dir: Path) -> dict:
     firsts = np.sort(rng.integers(0, p.field.n_days - p.gap_max_days, p.n_pairs))
     gaps = rng.integers(p.gap_min_days, p.gap_max_days + 1, p.n_pairs)
     evaluated = (field.flags == 0)
+    clean = functools.lru_cache(maxsize=2 * p.gap_max_days + 2)(field.clean)   # days recur in nearby pairs
     for k, (first, gap) in enumerate(zip(firsts.tolist(), gaps.tolist())):
         folder = out_dir / f"pair_{k:04d}"
-        field.write_day(first, folder)
-        field.write_day(first + gap, folder)
-        mask = change_mask(field.clean(first), field.clean(first + gap), evaluated)
-        seaice.write_geotiff(folder / MASK_NAME, mask, field.grid, nodata=NOT_EVALUATED)
+        before, after = clean(first), clean(first + gap)
+        field.write_day(first, folder, before)
+        field.write_day(first + gap, folder, after)
+        mask = change_mask(before, after, evaluated)
+        seaice.write_geotiff(folder / MASK_NAME, mask, field.grid, nodata=NOT_EVALUATED, atomic=False)
     return {"synthetic": True, "generator": "nsidc_g02135_synthetic_pairs", "seed": seed, "pairs": p.n_pairs}
 
 

@@ -22,6 +22,7 @@ CRS_EPSG = 3411  # NSIDC Sea Ice Polar Stereographic North
 
 if TYPE_CHECKING:
     from affine import Affine
+    from rasterio.crs import CRS
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,12 @@ def write_synthetic(p: IceTypeSyntheticParams, seed: int, out_dir: Path) -> dict
     (out_dir / PATCH_DIR).mkdir(parents=True, exist_ok=True)
     per_row = int(np.ceil(np.sqrt(p.n_patches)))
     span = p.patch_size * p.pixel_size_m
-    files = []
+    files, crs = [], polar_crs()
     for i, label in enumerate(labels):
         name = f"patch_{i:05d}.tif"
         image = synthetic_patch(rng, int(label), p.patch_size, p.bands, p.noise_std)
         origin = (-1_500_000.0 + (i % per_row) * span, 1_500_000.0 - (i // per_row) * span)
-        write_patch(out_dir / PATCH_DIR / name, image, north_up(*origin, p.pixel_size_m))
+        write_patch(out_dir / PATCH_DIR / name, image, north_up(*origin, p.pixel_size_m), crs, atomic=False)
         files.append(name)
     frame = pd.DataFrame({"file": files, "label": [CLASSES[k] for k in labels]})
     with atomic_path(out_dir / LABELS_FILE) as tmp:
@@ -116,13 +117,20 @@ def north_up(west: float, north: float, pixel_size: float) -> Affine:
     return Affine(pixel_size, 0.0, west, 0.0, -pixel_size, north)
 
 
-def write_patch(path: Path, image: np.ndarray, transform: Affine) -> None:
-    """One (bands, h, w) array as a GeoTIFF in EPSG:3411, written atomically."""
+def polar_crs() -> CRS:
+    """EPSG:3411, the patches' CRS (built once per download: each lookup queries the PROJ database)."""
     from rasterio.crs import CRS
 
+    return CRS.from_epsg(CRS_EPSG)
+
+
+def write_patch(path: Path, image: np.ndarray, transform: Affine, crs: CRS | None = None, *,
+                atomic: bool = True) -> None:
+    """One (bands, h, w) array as a GeoTIFF in `crs` (default EPSG:3411), written atomically unless
+    `atomic=False` (into a download's temp folder, see rasters.geotiff_writer)."""
     profile = {"driver": "GTiff", "height": image.shape[1], "width": image.shape[2], "count": image.shape[0],
-               "dtype": image.dtype.name, "crs": CRS.from_epsg(CRS_EPSG), "transform": transform}
-    with geotiff_writer(path, profile) as dst:
+               "dtype": image.dtype.name, "crs": polar_crs() if crs is None else crs, "transform": transform}
+    with geotiff_writer(path, profile, atomic=atomic) as dst:
         dst.write(image)
 
 
