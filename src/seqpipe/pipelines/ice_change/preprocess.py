@@ -9,7 +9,7 @@ import numpy as np
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
-from seqpipe.data.rasters import nodata_mask, require_whole_read
+from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import chronological_split, save_splits
 from seqpipe.params import check
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, pair_folders
@@ -66,7 +66,8 @@ def read_pair(folder: Path) -> dict:
 
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
-    pairs = [read_pair(folder) for folder in pair_folders(raw_dir)]
+    with many_files():
+        pairs = [read_pair(folder) for folder in pair_folders(raw_dir)]
     for pair in pairs[1:]:
         if (diff := pair["grid"].difference(pairs[0]["grid"])) is not None:
             raise SeqpipeError(f"{pair['path']}: {diff} (of {pairs[0]['path']}); all pairs must share one grid")

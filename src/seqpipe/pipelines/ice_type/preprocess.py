@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.rasters import nodata_mask, require_whole_read
+from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import SPLITS, save_splits
 from seqpipe.params import check
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
@@ -52,15 +52,16 @@ def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
 def read_patches(paths: list[Path], shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, str | None]:
     """Stack patches that must all share one square (bands, size, size) shape (the first's, or `shape`)."""
     images, crs = [], None
-    for path in paths:
-        image, patch_crs = read_patch(path)
-        if shape is None:
-            shape, crs = image.shape, patch_crs
-            if shape[1] != shape[2]:
-                raise SeqpipeError(f"{path}: patch is {shape[1]}x{shape[2]}; patches must be square")
-        if image.shape != tuple(shape):
-            raise SeqpipeError(f"{path}: shape (bands, h, w) {image.shape} differs from {tuple(shape)}")
-        images.append(image)
+    with many_files():
+        for path in paths:
+            image, patch_crs = read_patch(path)
+            if shape is None:
+                shape, crs = image.shape, patch_crs
+                if shape[1] != shape[2]:
+                    raise SeqpipeError(f"{path}: patch is {shape[1]}x{shape[2]}; patches must be square")
+            if image.shape != tuple(shape):
+                raise SeqpipeError(f"{path}: shape (bands, h, w) {image.shape} differs from {tuple(shape)}")
+            images.append(image)
     return np.stack(images), crs
 
 
