@@ -7,13 +7,13 @@ Maps draw NaN (land, masked or missing pixels) in grey (`MASKED_COLOUR`), and ea
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from seqpipe.io import atomic_path
 
@@ -42,15 +42,39 @@ def signature(model: str, fingerprint: str) -> str:
 
 
 def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_format: str = "%.6g") -> None:
-    """Columns as a CSV, atomically (also used by `seqpipe predict` for its tables); NaN is an empty cell."""
-    with atomic_path(path) as tmp:
-        pd.DataFrame(columns).to_csv(tmp, index=False, float_format=float_format)
+    """Columns as a CSV, atomically (also used by `seqpipe predict` for its tables); NaN is an empty cell.
+    The bytes are those of pandas' `DataFrame(columns).to_csv(index=False, float_format=...)`, without
+    importing pandas."""
+    cells = [_csv_cells(np.asarray(values), float_format) for values in columns.values()]
+    if len({len(column) for column in cells}) > 1:
+        raise ValueError("All arrays must be of the same length")
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(list(columns))
+        writer.writerows(zip(*cells))
+
+
+def _csv_cells(values: np.ndarray, float_format: str) -> list[str]:
+    """One column's cells as pandas writes them: floats through `float_format` (NaN empty), the rest as str."""
+    if values.ndim != 1:
+        raise ValueError(f"a CSV column must be one-dimensional, not shaped {values.shape}")
+    if values.dtype.kind == "f":
+        return ["" if v != v else float_format % v for v in values.tolist()]
+    return [str(v) for v in values.tolist()]
 
 
 def confusion_table(actual: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> dict[str, list]:
-    """Columns actual, predicted, count, rate (count / row total of `actual`), one row per cell, for a CSV."""
-    counts = pd.crosstab(pd.Categorical(actual, categories=classes), pd.Categorical(predicted, categories=classes),
-                         dropna=False).to_numpy()
+    """Columns actual, predicted, count, rate (count / row total of `actual`), one row per cell, for a CSV;
+    values not in `classes` are not counted."""
+    def positions(values: Sequence[str]) -> np.ndarray:
+        names, inverse = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+        where = {name: k for k, name in enumerate(classes)}
+        return np.array([where.get(name, -1) for name in names.tolist()], dtype=np.int64)[inverse.ravel()]
+
+    a, p = positions(actual), positions(predicted)
+    known = (a >= 0) & (p >= 0)
+    counts = np.bincount(a[known] * len(classes) + p[known], minlength=len(classes) ** 2).reshape(
+        len(classes), len(classes)).astype(np.int64)
     totals = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     cells = [(a, p) for a in range(len(classes)) for p in range(len(classes))]
