@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from seqpipe.errors import SeqpipeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas is imported on use: a stage that only imports this module (a download) does not pay for it.
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)   # numeric cells beyond this overflow the model's float32
 
 
 def read_csv_with_columns(path: Path, required: list[str], **read_csv: Any) -> pd.DataFrame:
     """`pd.read_csv(path, **read_csv)`, refusing a missing, empty or unparseable file and missing columns."""
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, **read_csv)
     except FileNotFoundError:
@@ -36,6 +41,8 @@ def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], m
     column and float64 `columns`. Refuses empty files, missing columns, bad timestamps, unsorted or
     duplicated times, non-numeric values, NaN/inf, values beyond float32 and fewer than `min_rows` rows
     (`min_rows_reason` says why)."""
+    import pandas as pd
+
     frame = read_csv_with_columns(path, [timestamp_column, *columns])
     if len(frame) < min_rows:
         why = f" ({min_rows_reason})" if min_rows_reason else ""

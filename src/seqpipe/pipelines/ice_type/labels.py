@@ -4,12 +4,15 @@ each) and `labels.csv` with columns `file` (relative to `patches/`) and `label` 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from seqpipe.data.tables import read_csv_with_columns
 from seqpipe.errors import SeqpipeError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CLASSES = ["open_water", "thin_ice", "thick_ice"]
 LABELS_FILE = "labels.csv"
