@@ -39,7 +39,7 @@ class ConvLSTMForecaster(nn.Module):
         self.embed = nn.Conv2d(1, hidden_channels, patch, stride=patch)
         self.encoder = ConvLSTMCell(hidden_channels, hidden_channels, kernel_size)
         self.forecaster = ConvLSTMCell(hidden_channels, hidden_channels, kernel_size)
-        local = max(hidden_channels // 2, 1)
+        local = max(hidden_channels // 4, 1)
         self.head = nn.Conv2d(2 * hidden_channels, local * patch * patch, 1)
         self.unpatch = nn.PixelShuffle(patch)
         self.local = nn.Conv2d(1, local, 3, padding=1)          # full-resolution view of the last map
@@ -55,8 +55,8 @@ class ConvLSTMForecaster(nn.Module):
         frames = frames.reshape(batch, steps, *frames.shape[1:])
         h = frames.new_zeros(batch, self.encoder.hidden, *frames.shape[-2:])
         state = (h, h)
-        for t in range(steps):
-            state = self.encoder(frames[:, t], state)
+        for frame in frames.unbind(1):  # not frames[:, t]: each of those backpropagates a zero-filled copy
+            state = self.encoder(frame, state)
         encoded, last = state[0], x[:, -1:]
         outputs = []
         for _ in range(self.horizon):
