@@ -161,3 +161,22 @@ def test_local_source_checks_every_file_and_leaves_nothing_on_error(tiny_params:
     with pytest.raises(SeqpipeError, match="N_20210304_concentration_v3.0.tif: CRS is EPSG:3413"):
         run_source("local", sources, local, 0, workdir / "raw2")
     assert not (workdir / "raw2").exists()
+
+
+def test_fill_in_time_interpolates_each_gap_linearly_and_holds_the_ends() -> None:
+    """Per pixel: linear between the nearest valid steps, the nearest value at the ends, 0 if never valid,
+    valid values untouched (the vectorised fill against np.interp on every column)."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 1, (40, 6, 5)).astype(np.float32)
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[:, 0, 0] = np.nan                      # never observed
+    values[:, 1, 1] = np.inf                      # never finite either
+    values[1:, 2, 2] = np.nan                     # observed once, at the start
+    filled = seaice.fill_in_time(values)
+    assert filled.dtype == np.float32 and filled.shape == values.shape
+    t = np.arange(len(values))
+    for r, c in np.ndindex(values.shape[1:]):
+        column, ok = values[:, r, c], np.isfinite(values[:, r, c])
+        want = np.interp(t, t[ok], column[ok]) if ok.any() else np.zeros(len(t))
+        assert np.allclose(filled[:, r, c], want, atol=1e-6), (r, c)
+        assert (filled[ok, r, c] == column[ok]).all()
