@@ -39,7 +39,7 @@ class ConvLSTMForecaster(nn.Module):
         self.embed = nn.Conv2d(1, hidden_channels, patch, stride=patch)
         self.encoder = ConvLSTMCell(hidden_channels, hidden_channels, kernel_size)
         self.forecaster = ConvLSTMCell(hidden_channels, hidden_channels, kernel_size)
-        local = max(hidden_channels // 4, 1)
+        local = max(hidden_channels // 2, 1)
         self.head = nn.Conv2d(2 * hidden_channels, local * patch * patch, 1)
         self.unpatch = nn.PixelShuffle(patch)
         self.local = nn.Conv2d(1, local, 3, padding=1)          # full-resolution view of the last map
