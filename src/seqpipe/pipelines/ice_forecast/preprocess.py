@@ -1,4 +1,4 @@
-"""ice_forecast preprocess: daily maps -> (30 days of history, next 7 days) windows, split by date."""
+"""ice_forecast preprocess: daily maps -> (history_days of history, next horizon_days) windows, split by date."""
 
 from __future__ import annotations
 
