@@ -8,23 +8,37 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks import convnets, inference, ndvi_tile, profile_trainer, repro, trainer
-from benchmarks.common import REPO, machine, sh
-from seqpipe.io import read_json, write_json
+from seqpipe import numerics
 from seqpipe.params import load_params
-from seqpipe import pipelines
+
+# Before numpy and torch load: the in-process measurements (profile, inference, convnets) run the
+# kernels and thread count `seqpipe train freq_filter` runs with.
+_DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+numerics.configure(_DEFAULTS.numerics, numerics.threads_per_process(_DEFAULTS.train("freq_filter").num_threads))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import convnets, inference, ndvi_tile, profile_trainer, repro  # noqa: E402
+from benchmarks.common import REPO, env, machine, sh  # noqa: E402
+from seqpipe import pipelines  # noqa: E402
+from seqpipe.io import read_json, write_json  # noqa: E402
+
+numerics.configure_torch(_DEFAULTS.numerics, numerics.threads_per_process(_DEFAULTS.train("freq_filter").num_threads))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, help="scratch folder (default: a new temp folder)")
-    parser.add_argument("--trainer-epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-max-epochs", type=int, default=40,
+                        help="the seed-style loop stops here if it has not reached our validation loss")
+    parser.add_argument("--before", default="HEAD~1",
+                        help="git revision whose CLI start-up is measured beside the working tree's")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="seqpipe-bench-"))
     results: dict = {"machine": machine(), "date": dt.date.today().isoformat()}
@@ -36,12 +50,15 @@ def main() -> None:
                                    for m, metrics in results["repro"].pop("metrics").items()}
     repo = work / "full"
 
-    print("1-2. trainer vs reference loop on freq_filter", flush=True)
+    print("1. time to quality: our trainer vs the seed-style loop on freq_filter", flush=True)
     params = load_params(repo / "params.yaml")
     data_dir = repo / "data/processed/freq_filter"
+    out = subprocess.run([sys.executable, "-m", "benchmarks.trainer", str(data_dir), "--max-epochs",
+                          str(args.reference_max_epochs)], cwd=REPO, env=env(REPO), capture_output=True, text=True,
+                         check=True).stdout
+    results["trainer"] = json.loads(out.splitlines()[-1])
     spec = pipelines.get("freq_filter")
     network = spec.network(params.section("freq_filter", "model", spec.model_params), read_json(data_dir / "stats.json"))
-    results["trainer"] = trainer.run(params, data_dir, network, args.trainer_epochs, args.repeats)
     results["trainer"]["profile"] = profile_trainer.run(params, data_dir, network)
 
     print("6. bandwidth inference latency", flush=True)
@@ -55,6 +72,11 @@ def main() -> None:
 
     print("5. crop_ndvi preprocess on a Sentinel-2 tile-sized stack vs a plain rasterio read", flush=True)
     results["ndvi_tile"] = ndvi_tile.run(work)
+
+    print("8. two trainings at once, and two queued experiments on two workers", flush=True)
+    sh([sys.executable, "-m", "benchmarks.concurrency"], REPO, timeout=3600)
+    print(f"9. CLI start-up, {args.before} vs the working tree", flush=True)
+    sh([sys.executable, "-m", "benchmarks.startup", "--before", args.before], REPO)
 
     write_json(REPO / "benchmarks/results.json", results)
     (REPO / "benchmarks/RESULTS.md").write_text(render(results))
@@ -71,17 +93,16 @@ def render(r: dict) -> str:
     rnn = sum(o["share"] for o in prof["top"] if "rnn" in o["op"])
     dropout = sum(o["share"] for o in prof["top"] if "bernoulli" in o["op"])
     rows = [
+        ("1", "time to our trainer's validation loss, freq_filter (s)", f"{t['ours_s']:.0f} s "
+         f"({t['ours_epochs']} epochs, {t['ours_scheduler']}, batch {t['ours_batch_size']})",
+         f"{t['reference_s']:.0f} s ({t['reference_epochs']} epochs, seed-style loop"
+         f"{'' if t['reference_reached'] else ', never reached: a lower bound'})", f"{t['speedup']:.2f}x", ">= 2x",
+         t["speedup"] >= 2),
         ("1", "training throughput, freq_filter (samples/s)", f"{t['ours_samples_per_s']:.0f}",
-         f"{t['reference_samples_per_s']:.0f} (DataLoader loop)", f"{t['speedup']:.2f}x", ">= 1.5x",
-         t["speedup"] >= 1.5 and t["ours_final_val_loss"] <= t["reference_final_val_loss"] * 1.05),
-        ("1", "final validation loss after the same epochs", f"{t['ours_final_val_loss']:.4g}",
-         f"{t['reference_final_val_loss']:.4g}", f"{t['ours_final_val_loss'] / t['reference_final_val_loss']:.2f}x",
-         "<= reference", t["ours_final_val_loss"] <= t["reference_final_val_loss"] * 1.05),
-        ("2", "training step FLOP/s vs dense matmul", f"{t['train_step_gflops']:.1f} GFLOP/s",
-         f"{t['matmul_gflops']:.1f} GFLOP/s (fp32 mm 2048)", f"{t['fraction_of_matmul']:.0%}", ">= 50%",
-         t["fraction_of_matmul"] >= 0.5),
-        ("3", "full `dvc repro`, empty cache, all models", f"{rep['total_s']:.0f} s", "300 s budget",
-         f"{rep['total_s'] / 300:.2f}x", "<= 300 s", rep["total_s"] <= 300),
+         f"{t['reference_samples_per_s']:.0f} (DataLoader loop)",
+         f"{t['ours_samples_per_s'] / t['reference_samples_per_s']:.2f}x", "-", None),
+        ("3", "full `dvc repro`, empty cache, all models", f"{rep['total_s']:.0f} s", "180 s budget",
+         f"{rep['total_s'] / 180:.2f}x", "<= 180 s", rep["total_s"] <= 180),
         ("3", "quality aims met (each model's quality_aim)", f"{len(aims) - len(missed)} of {len(aims)}",
          "all", "missed: " + (", ".join(missed) or "none"), "all", not missed),
         ("4", "no-op `dvc repro`", f"{noop['ours_s']:.2f} s", f"{noop['floor_s']:.2f} s (1-stage project)",
@@ -103,7 +124,8 @@ def render(r: dict) -> str:
         f"Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads). Each figure is measured "
         "side by side with its reference in the same run; medians over repeats.", "",
         "| # | what | ours | reference | ratio | aim | met |", "|---|---|---|---|---|---|---|",
-        *[f"| {a} | {b} | {c} | {d} | {e} | {f} | {'yes' if g else 'no'} |" for a, b, c, d, e, f, g in rows],
+        *[f"| {a} | {b} | {c} | {d} | {e} | {f} | {'-' if g is None else 'yes' if g else 'no'} |"
+          for a, b, c, d, e, f, g in rows],
         "", "## 1-2. Where one epoch of our trainer goes (freq_filter, torch.profiler, self CPU time)", "",
         f"Batch {prof['batch_size']}; {prof['total_self_cpu_s']:.1f} s of self CPU time in all. The LSTM kernels "
         f"(forward and backward) take {rnn:.0%} and the dropout masks between LSTM layers {dropout:.0%}; both loops "
@@ -133,6 +155,8 @@ def render(r: dict) -> str:
         *[f"| {k} | {v['epoch_s']:.1f} | {v['samples_per_s']:.0f} | {v['batch_size']} | {v['num_threads']} | "
           f"{v['peak_rss_mib']:.0f} | {v['train_arrays_mib']:.0f} | {v['added_mib']:.0f} |"
           for k, v in conv.items() if isinstance(v, dict)],
+        "", *_section(REPO / "benchmarks/results/concurrency.md"),
+        "", *_section(REPO / "benchmarks/results/startup.md"),
         "", "Raw numbers: `benchmarks/results.json`.", "",
     ]
     return "\n".join(lines)
@@ -144,6 +168,12 @@ STAGE_KINDS = ("download", "preprocess", "train", "evaluate")
 def _pipeline_order(stage: str) -> tuple[int, str]:
     kind, model = stage.split("@")
     return STAGE_KINDS.index(kind), model
+
+
+def _section(path: Path) -> list[str]:
+    """A standalone benchmark's results file (run by main above), its title one level down."""
+    lines = path.read_text().strip().splitlines()
+    return ["#" + lines[0], *lines[1:]]
 
 
 def _size_label(tile: dict, entry: dict) -> str:
