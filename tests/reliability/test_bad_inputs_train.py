@@ -14,7 +14,7 @@ from seqpipe.numerics import usable_cores
 from tests.reliability.bad_inputs import Case, check_refused, good
 
 BIG = 4096  # more threads and processes than any machine this runs on has cores
-NEAR_BUDGET = 8900  # bandwidth's 2-layer LSTM: about 0.95e9 parameters, under the parameter budget
+NEAR_BUDGET = 8900  # bandwidth's LSTM with num_layers 2: about 0.95e9 parameters, under the parameter budget
 
 
 def _processed(model: str, expected: str) -> Callable[[Path, Path], str]:
@@ -38,10 +38,12 @@ CASES = [
     # 17: a 64 TB network, counted on the meta device, never allocated
     Case("hidden_size_2000000", ["train", "bandwidth"],
          _processed("bandwidth", "models.bandwidth.model: LSTMRegressor would have 48,000,112,000,004 parameters"),
-         "models/bandwidth/model.pt", {"models.bandwidth.model.hidden_size": 2_000_000}),
+         "models/bandwidth/model.pt", {"models.bandwidth.model.hidden_size": 2_000_000,
+                                       "models.bandwidth.model.num_layers": 2}),
     Case("hidden_size_2000000_two_processes", ["train", "bandwidth"],
          _processed("bandwidth", "models.bandwidth.model: LSTMRegressor would have 48,000,112,000,004 parameters"),
          "models/bandwidth/model.pt", {"models.bandwidth.model.hidden_size": 2_000_000,
+                                       "models.bandwidth.model.num_layers": 2,
                                        "models.bandwidth.train.nproc_per_node": 2}),
     Case("resnet_base_width_huge", ["train", "ice_type", "--validate-only"],
          _processed("ice_type", "models.ice_type.model: ResNetClassifier would have"),
@@ -50,7 +52,8 @@ CASES = [
          _processed("ice_forecast", "models.ice_forecast.model: ConvLSTMForecaster would have"),
          "models/ice_forecast/model.pt", {"models.ice_forecast.model.hidden_channels": 100_000}),
     Case("under_parameter_budget_over_memory", ["train", "bandwidth"], _over_memory, "models/bandwidth/model.pt",
-         {"models.bandwidth.model.hidden_size": NEAR_BUDGET, "models.bandwidth.train.nproc_per_node": 2}),
+         {"models.bandwidth.model.hidden_size": NEAR_BUDGET, "models.bandwidth.model.num_layers": 2,
+          "models.bandwidth.train.nproc_per_node": 2}),
     Case("batch_size_above_train_split", ["train", "bandwidth"],
          _processed("bandwidth", "models.bandwidth.train.batch_size is 100000 but the train split has"),
          "models/bandwidth/model.pt", {"models.bandwidth.train.batch_size": 100_000}),

@@ -79,6 +79,9 @@ def pr_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         if (REPO / rel).is_file():
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, repo / rel)
+    def ridge_between(m: dict) -> None:  # at base the model beats ridge by 1.5% RMSE and 1% MAE, whatever was trained
+        m["baselines"]["ridge"].update(rmse=m["test"]["rmse"] * 1.015, mae=m["test"]["mae"] * 1.01)
+    edit_json(repo / "metrics/bandwidth.json", ridge_between)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
         run(cmd, repo)
     base = {m: json.loads((repo / "metrics" / f"{m}.json").read_text()) for m in ("bandwidth", "ice_change")}
@@ -125,7 +128,8 @@ def test_changed_model_has_deltas_and_verdicts_by_direction(pr_copy: tuple[Path,
     assert "#### `bandwidth`: mixed" in pr_report
     assert ("**Summary:** `bandwidth` **mixed** (mae -2.00%, rmse +3.00%); `ice_change` **same**; 4 unchanged."
             in pr_report)
-    assert ["`models.bandwidth.train.lr`", "0.001", "0.0003"] in md_rows(pr_report)
+    lr = yaml.safe_load((REPO / "params.yaml").read_text())["models"]["bandwidth"]["train"]["lr"]
+    assert ["`models.bandwidth.train.lr`", str(lr), "0.0003"] in md_rows(pr_report)
 
 
 def test_change_within_the_noise_is_same_and_beyond_it_better(pr_copy: tuple[Path, dict], pr_report: str) -> None:

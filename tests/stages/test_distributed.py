@@ -21,7 +21,8 @@ from tests.conftest import run, run_folder, signal_when_exists, tiny_overrides, 
 EPOCHS = 15
 LR = 0.003  # one process; two take 2 x LR (linear scaling: each step sees 2 x batch_size samples)
 OVERRIDES = {**tiny_overrides("bandwidth"), "models.bandwidth.download.synthetic.n_rows": 3000,
-             "models.bandwidth.train.epochs": EPOCHS, "models.bandwidth.train.early_stop_patience": 50}
+             "models.bandwidth.train.epochs": EPOCHS, "models.bandwidth.train.early_stop_patience": 50,
+             "models.bandwidth.train.scheduler": "plateau"}  # epochs not in the fingerprint: a run can be extended
 TWO = {**OVERRIDES, "models.bandwidth.train.lr": 2 * LR, "models.bandwidth.train.nproc_per_node": 2}
 
 

@@ -14,7 +14,8 @@ from tests.conftest import run, run_folder, signal_when_exists, tiny_overrides, 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_checkpoint_and_rerun_resumes(tmp_path: Path, sig: signal.Signals) -> None:
     overrides = {**tiny_overrides("bandwidth"), "models.bandwidth.download.synthetic.n_rows": 3000,
-                 "models.bandwidth.train.epochs": 50, "models.bandwidth.train.early_stop_patience": 50}
+                 "models.bandwidth.train.epochs": 50, "models.bandwidth.train.early_stop_patience": 50,
+                 "models.bandwidth.train.scheduler": "plateau"}  # epochs not in the fingerprint: it can be extended
     write_params(tmp_path / "params.yaml", overrides)
     run(["seqpipe", "download", "bandwidth"], tmp_path)
     run(["seqpipe", "preprocess", "bandwidth"], tmp_path)
