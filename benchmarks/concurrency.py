@@ -45,7 +45,7 @@ STAGGER_S = 1.0   # the second training starts this much later (after the first 
 
 def prepare(work: Path, model: str, epochs: int) -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["models"][model]["train"]["epochs"] = epochs
+    raw["models"][model]["train"]["epochs"] = epochs or raw["models"][model]["train"]["epochs"]
     work.mkdir(parents=True)
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     for stage in ("download", "preprocess"):
@@ -93,7 +93,7 @@ def queue_copy(work: Path, model: str, epochs: int) -> Path:
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, work / rel)
     raw = yaml.safe_load((work / "params.yaml").read_text())
-    raw["models"][model]["train"]["epochs"] = epochs
+    raw["models"][model]["train"]["epochs"] = epochs or raw["models"][model]["train"]["epochs"]
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     sh(["git", "init", "-q", "-b", "main"], work)
     sh(["dvc", "repro", f"preprocess-{model}"], work)
@@ -103,12 +103,12 @@ def queue_copy(work: Path, model: str, epochs: int) -> Path:
 
 
 def queue_run(repo: Path, model: str, jobs: int) -> float:
-    """Queue two experiments (lr x1 and x2), start `jobs` workers, wait until both succeeded."""
+    """Queue two experiments (lr about x1 and x2), start `jobs` workers, wait until both succeeded."""
     lr = yaml.safe_load((repo / "params.yaml").read_text())["models"][model]["train"]["lr"]
     sh(["dvc", "queue", "remove", "--all"], repo)
-    for i, factor in enumerate((1, 2)):
+    for i, factor in enumerate((1, 2)):  # lr differs per round too: DVC's run cache must not answer round 2
         sh(["dvc", "exp", "run", "--queue", "-n", f"j{jobs}-{i}", f"evaluate-{model}",
-            "-S", f"models.{model}.train.lr={lr * factor}"], repo)
+            "-S", f"models.{model}.train.lr={lr * (factor + jobs / 100)}"], repo)
     began = time.perf_counter()
     with open(repo.parent / f"queue-j{jobs}.log", "w") as log:  # workers outlive the command: no pipe
         subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env(repo), stdout=log,
@@ -127,7 +127,7 @@ def queue_run(repo: Path, model: str, jobs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="bandwidth")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, help="default: params.yaml's (a default training)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma list of: " + ", ".join(POLICIES))
     parser.add_argument("--no-queue", action="store_true", help="skip the dvc queue part")
@@ -162,7 +162,7 @@ def main() -> None:
     info = machine()
     lines = [f"# Two trainings at once: OpenMP wait policy ({dt.date.today()})", "",
              f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}; `seqpipe train {args.model} --fresh` "
-             f"with default params and {args.epochs} epoch(s) in two work folders, the second started "
+             f"with default params{f' and {args.epochs} epoch(s)' if args.epochs else ''} in two work folders, the second started "
              f"{STAGGER_S:g} s after the first; medians of {args.repeats} alternated repeats; "
              "`python -m benchmarks.concurrency`.", "",
              "| idle OpenMP threads | one after the other (s) | both at once (s) | aggregate throughput vs one after the other |",
@@ -174,8 +174,8 @@ def main() -> None:
     lines += [f"model.pt byte-identical under every policy, alone and together: "
               f"{'yes' if len(hashes) == 1 else 'NO (' + str(len(hashes)) + ' different files)'}."]
     if queue:
-        lines += ["", f"`dvc queue start` of two queued experiments (train + evaluate {args.model}, {args.epochs} "
-                  f"epoch(s), lr x1 and x2): -j 1 {queue[1]:.1f} s, -j 2 {queue[2]:.1f} s; aggregate throughput "
+        lines += ["", f"`dvc queue start` of two queued experiments (train + evaluate {args.model}, default params but "
+                  f"lr x1 and x2): -j 1 {queue[1]:.1f} s, -j 2 {queue[2]:.1f} s; aggregate throughput "
                   f"of -j 2 vs -j 1: {queue[1] / queue[2]:.2f}x."]
     write_result("concurrency", lines)
 
