@@ -89,7 +89,8 @@ def queue_copy(work: Path, model: str, epochs: int) -> Path:
     queued experiment reruns only train and evaluate."""
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
-        if not rel.startswith(("data/", "models/", "metrics/", "plots/")) and (REPO / rel).is_file():
+        if not rel.startswith(("data/raw/", "data/processed/", "models/", "metrics/", "plots/")) \
+                and rel != "dvc.lock" and (REPO / rel).is_file():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, work / rel)
     raw = yaml.safe_load((work / "params.yaml").read_text())
