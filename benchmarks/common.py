@@ -80,11 +80,3 @@ def peak_rss_of(cmd: list[str], cwd: Path) -> tuple[float, float]:
     if proc.returncode != 0 or code != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
     return wall, rss_kb / 1024
-
-
-def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
-    """The machine's dense fp32 matmul FLOP/s (median of `repeats`), measured now."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    times = [timed(lambda: torch.mm(a, b))[0] for _ in range(repeats)]
-    return 2 * size**3 / median(times)

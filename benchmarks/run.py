@@ -20,7 +20,8 @@ from seqpipe.params import load_params
 # Before numpy and torch load: the in-process measurements (profile, inference, convnets) run the
 # kernels and thread count `seqpipe train freq_filter` runs with.
 _DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-numerics.configure(_DEFAULTS.numerics, numerics.threads_per_process(_DEFAULTS.train("freq_filter").num_threads))
+_THREADS = numerics.threads_per_process(_DEFAULTS.train("freq_filter").num_threads)
+numerics.configure(_DEFAULTS.numerics, _THREADS)
 
 import numpy as np  # noqa: E402
 
@@ -29,7 +30,7 @@ from benchmarks.common import REPO, env, machine, sh  # noqa: E402
 from seqpipe import pipelines  # noqa: E402
 from seqpipe.io import read_json, write_json  # noqa: E402
 
-numerics.configure_torch(_DEFAULTS.numerics, numerics.threads_per_process(_DEFAULTS.train("freq_filter").num_threads))
+numerics.configure_torch(_DEFAULTS.numerics, _THREADS)
 
 
 def main() -> None:
