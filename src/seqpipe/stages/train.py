@@ -16,7 +16,7 @@ from seqpipe.data.series import load_split
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
 from seqpipe.io import format_bytes, read_json, remove_stale_temps, sha256_file, write_json
-from seqpipe.networks import build_network, count_parameters, training_footprint
+from seqpipe.networks import activation_bytes, build_network, count_parameters, meta_parameter_count
 from seqpipe.params import Params, TrainParams, as_dict, fingerprint
 from seqpipe.spec import ModelSpec
 from seqpipe.tasks import build_task
@@ -149,14 +149,16 @@ def check_fits(name: str, network_module: str, network_class: str, network_args:
     if train.num_threads > cores:  # refusing would make the bytes depend on the machine; it only runs slower
         log.warning("models.%s.train.num_threads is %d but this machine has %d usable CPU cores: the "
                     "result is the same, the run slower", name, train.num_threads, cores)
-    parameters, activations = training_footprint(network_module, network_class, network_args, x,
-                                                 train.batch_size)
+    parameters = meta_parameter_count(network_module, network_class, network_args)
     if parameters > MAX_PARAMETERS:
         raise TrainRefused(f"models.{name}.model: {network_class} would have {parameters:,} parameters, over "
                            f"the budget of {MAX_PARAMETERS:,}; make the network smaller")
     copies = nproc if device.type == "cpu" else 1  # CPU ranks share the machine's memory
-    need = (parameters * BYTES_PER_PARAMETER + activations) * copies
     available = _available_memory(device)
+    weights_fit = available is None or parameters * BYTES_PER_PARAMETER * copies <= available
+    activations = activation_bytes(network_module, network_class, network_args, x, train.batch_size) \
+        if weights_fit else 0  # measured on a real copy only when its weights fit
+    need = (parameters * BYTES_PER_PARAMETER + activations) * copies
     if available is not None and need > available:
         each = f", x {nproc} processes" if copies > 1 else ""
         raise TrainRefused(f"models.{name}.model: training {network_class} needs about {format_bytes(need)} "
