@@ -91,6 +91,16 @@ class LSTMParams:
 
 
 @dataclass(frozen=True)
+class ForecastLSTMParams(LSTMParams):
+    """The `model:` section of the LSTM next-step forecasters (bandwidth, crop_ndvi)."""
+
+    # how the network reads each window (seqpipe.networks.lstm): global = as the training scaler left
+    # it; difference = relative to its last step, forecasting the change; revin = per-window instance
+    # normalisation, inverted on the output. The last two follow a level outside the training range.
+    normalisation: Literal["global", "difference", "revin"]
+
+
+@dataclass(frozen=True)
 class ConvLSTMParams:
     """The `model:` section of ice_forecast."""
 

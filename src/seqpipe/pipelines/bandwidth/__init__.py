@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from seqpipe.params import LSTMParams
+from seqpipe.params import ForecastLSTMParams
 from seqpipe.spec import ModelSpec
 
 FILE_NAME = "bandwidth.csv"   # the raw CSV, whatever the source
 
 
-def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
+def network(p: ForecastLSTMParams, stats: dict) -> tuple[str, dict]:
     return "LSTMRegressor", {"input_size": len(stats["feature_columns"]), "hidden_size": p.hidden_size,
                              "num_layers": p.num_layers, "dropout": p.dropout, "bidirectional": p.bidirectional,
-                             "output_size": len(stats["target_columns"])}
+                             "output_size": len(stats["target_columns"]), "normalisation": p.normalisation,
+                             "target_index": list(stats["target_index"])}
 
 
 SPEC = ModelSpec(
@@ -19,7 +20,7 @@ SPEC = ModelSpec(
     summary="next-step throughput, rtt, packet loss and jitter from a window of metrics; LSTM",
     task="regression",
     network_module="lstm",
-    model_params=LSTMParams,
+    model_params=ForecastLSTMParams,
     network=network,
     predict_help=("a metrics CSV: a `timestamp` column (ISO 8601, strictly increasing, one row per minute as "
                   "trained) and the model's feature columns, numeric and finite (other columns are ignored). The "

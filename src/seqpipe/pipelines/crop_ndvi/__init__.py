@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seqpipe.params import LSTMParams, check
+from seqpipe.params import ForecastLSTMParams, check
 from seqpipe.spec import ModelSpec
 
 
 @dataclass(frozen=True)
-class CropModelParams(LSTMParams):
+class CropModelParams(ForecastLSTMParams):
     head_hidden: list[int]   # hidden widths of the FC head after the (Bi)LSTM: [64] = 256 -> 64 -> 1
 
     def __post_init__(self) -> None:
@@ -20,7 +20,8 @@ class CropModelParams(LSTMParams):
 def network(p: CropModelParams, stats: dict) -> tuple[str, dict]:
     return "LSTMRegressor", {"input_size": len(stats["feature_columns"]), "hidden_size": p.hidden_size,
                              "num_layers": p.num_layers, "dropout": p.dropout, "bidirectional": p.bidirectional,
-                             "output_size": 1, "head_hidden": list(p.head_hidden)}
+                             "output_size": 1, "head_hidden": list(p.head_hidden),
+                             "normalisation": p.normalisation, "target_index": [0]}
 
 
 SPEC = ModelSpec(
