@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -112,3 +114,22 @@ def test_params_refuse_an_unknown_normalisation(tmp_path, spec) -> None:
                                "of global, difference, revin, got 'minmax'")
     write_params(tmp_path / "params.yaml", {f"models.{spec.name}.model.normalisation": "revin"})
     assert load_params(tmp_path / "params.yaml").section(spec.name, "model", spec.model_params).normalisation == "revin"
+
+
+@pytest.mark.parametrize("normalisation", NORMALISATIONS)
+def test_onnx_export_matches_torch_with_a_free_batch_axis(tmp_path, normalisation: str) -> None:
+    """What `seqpipe export` does (torch.onnx.export, then onnxruntime), for each normalisation."""
+    import onnxruntime as ort
+
+    net = network(normalisation)
+    with torch.no_grad():
+        net.head[-1].weight.normal_()   # difference starts at zero: give it something to export
+    x = windows()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the TorchScript exporter's notices, as in seqpipe.stages.export
+        torch.onnx.export(net, (x[:2],), str(tmp_path / "m.onnx"), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x.numpy()})[0]
+    assert got.shape == (5, 2)
+    assert torch.allclose(torch.from_numpy(got), net(x), atol=1e-5)

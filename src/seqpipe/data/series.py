@@ -1,13 +1,17 @@
-"""Time-series helpers: sliding windows, chronological splits, train-only scaling, split I/O."""
+"""Time-series helpers: sliding windows, chronological splits, train-only scaling, the training-range
+check, split I/O."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy, save_npy, sha256_file
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -62,6 +66,67 @@ class Standardizer:
     @classmethod
     def from_dict(cls, data: dict[str, list[float]]) -> Standardizer:
         return cls(np.array(data["mean"]), np.array(data["std"]))
+
+
+def training_range(values: np.ndarray, columns: list[str]) -> dict[str, list[float]]:
+    """{column: [min, max]} of (rows, ..., columns) training values, NaN ignored (stats.json's `train_range`)."""
+    flat = np.asarray(values, np.float64).reshape(-1, len(columns))
+    return {c: [float(np.nanmin(flat[:, k])), float(np.nanmax(flat[:, k]))] for k, c in enumerate(columns)}
+
+
+class RangeCheck:
+    """Counts, per column, the rows with a value more than `margin` x the training range (max - min)
+    below its min or above its max: where a network fed globally standardised values extrapolates.
+
+    `add(split, values)` may be called again for the same split (block by block); `fractions()` gives
+    {column: {split: fraction of rows beyond}} with only the nonzero ones, `warn()` logs one line per
+    such column and returns the same dict."""
+
+    def __init__(self, columns: list[str], train_range: dict[str, list[float]], margin: float) -> None:
+        self.columns = list(columns)   # the order of the values' last axis
+        bounds = np.array([train_range[c] for c in self.columns], np.float64).reshape(-1, 2)
+        self.low, self.high = bounds[:, 0], bounds[:, 1]
+        span = self.high - self.low
+        self.span = np.where(span > 0, span, 1.0)
+        self.margin = margin
+        self.rows: dict[str, int] = {}
+        self.beyond: dict[str, np.ndarray] = {}
+        self.furthest = np.zeros(len(self.columns))   # in training ranges beyond the nearer bound
+
+    def add(self, split: str, values: np.ndarray) -> None:
+        """Count (rows, ..., columns) `values`, last axis in the order of `columns`; a row (e.g. a whole
+        window) counts once if any of its values is beyond; NaN never counts."""
+        values = np.asarray(values, np.float64)
+        self.rows[split] = self.rows.get(split, 0) + len(values)
+        self.beyond.setdefault(split, np.zeros(len(self.columns), np.int64))
+        if values.size == 0:
+            return
+        values = values.reshape(len(values), -1, len(self.columns))
+        with np.errstate(invalid="ignore"):
+            excess = np.fmax(np.fmax(self.low - values, values - self.high), 0.0) / self.span
+        excess = np.nan_to_num(excess, nan=0.0).max(axis=1)
+        self.beyond[split] += (excess > self.margin).sum(axis=0)
+        self.furthest = np.maximum(self.furthest, excess.max(axis=0))
+
+    def fractions(self) -> dict[str, dict[str, float]]:
+        """{column: {split: share of its rows beyond the margin}}, only the nonzero ones (6 decimals)."""
+        found: dict[str, dict[str, float]] = {}
+        for split, counts in self.beyond.items():
+            for column, count in zip(self.columns, counts):
+                if count:
+                    found.setdefault(column, {})[split] = round(float(count) / self.rows[split], 6)
+        return found
+
+    def warn(self, source: str, consequence: str) -> dict[str, dict[str, float]]:
+        """Log `source: column 'x': 12.5% of test rows, ... beyond ...; <consequence>` per column found."""
+        found = self.fractions()
+        for column, shares in found.items():
+            k = self.columns.index(column)
+            rows = ", ".join(f"{share:.1%} of {split} rows" for split, share in shares.items())
+            log.warning("%s: column %r: %s lie more than %g%% of the training range [%.4g, %.4g] outside it "
+                        "(the furthest %.3g ranges beyond); %s", source, column, rows, self.margin * 100, self.low[k],
+                        self.high[k], self.furthest[k], consequence)
+        return found
 
 
 def save_splits(out_dir: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]:

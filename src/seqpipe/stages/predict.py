@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from seqpipe import checkpoint, layout
+from seqpipe.data.series import RangeCheck
 from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.params import Params
 from seqpipe.spec import ModelSpec
@@ -83,6 +84,30 @@ def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, wh
     if len(values) < min_rows:
         raise PredictInputError(f"{name}: {len(values)} rows, need at least {min_rows}" + (f" ({why})" if why else ""))
     return values
+
+
+def range_check(payload: dict[str, Any], columns: list[str]) -> RangeCheck | None:
+    """A check of predict-time inputs (`columns` in the order given to `add`) against the training range
+    that preprocess saved in the stats; None for a model file trained before the stats held it."""
+    stats = payload["stats"]
+    if "train_range" not in stats:
+        return None
+    return RangeCheck(columns, stats["train_range"], stats["range_margin"])
+
+
+def warn_outside_training(ranges: RangeCheck | None, payload: dict[str, Any], source: str) -> None:
+    """Log one line per input column with rows beyond the training range (see RangeCheck), saying what
+    the model's normalisation makes of them."""
+    if ranges is None:
+        return
+    normalisation = (payload.get("network_args") or {}).get("normalisation", "global")
+    if normalisation == "global":
+        consequence = ("the network reads globally standardised windows and extrapolates there: forecasts may "
+                       "saturate (a model trained with model.normalisation difference or revin follows the level)")
+    else:
+        consequence = (f"the network reads each window relative to itself (normalisation {normalisation}), but "
+                       "such values were never seen in training")
+    ranges.warn(source, consequence)
 
 
 def run(spec: ModelSpec, params: Params, args: Namespace) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from rasterio.windows import Window
 
 from seqpipe.data.rasters import iter_windows, tile_aligned
 from seqpipe.data.sentinel2 import SYNTHETIC_LAYOUT, StackLayout, index_stack
+from seqpipe.data.series import Standardizer
 from seqpipe.errors import SeqpipeError
 from seqpipe.pipelines.crop_ndvi.download import CropSyntheticParams, write_synthetic
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, preprocess
@@ -24,8 +26,9 @@ SIZE = 16
 
 
 def write_stack(folder: Path, n_dates: int = 12, seed: int = 0, baselines: tuple[str, ...] = ("05.09",),
-                epsg: int = 32633, clouds: dict | None = None, size: int = SIZE) -> list[dict]:
-    """B04/B08/SCL GeoTIFFs per date (5 days apart); returns each date's DN arrays for hand checks."""
+                epsg: int = 32633, clouds: dict | None = None, size: int = SIZE, level: float = 0.2) -> list[dict]:
+    """B04/B08/SCL GeoTIFFs per date (5 days apart), NDVI `level` and up (0.2..0.8); returns each date's DN
+    arrays for hand checks."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     cols = np.mgrid[0:size, 0:size][1]
@@ -34,7 +37,7 @@ def write_stack(folder: Path, n_dates: int = 12, seed: int = 0, baselines: tuple
         date = str(np.datetime64("2023-06-01") + 5 * k).replace("-", "")
         baseline = baselines[k % len(baselines)]
         offset = 1000 if float(baseline) >= 4 else 0
-        truth = 0.2 + 0.6 * np.sin(np.pi * k / n_dates) * (0.5 + cols / (2 * size)) + rng.normal(0, 0.01, cols.shape)
+        truth = level + 0.6 * np.sin(np.pi * k / n_dates) * (0.5 + cols / (2 * size)) + rng.normal(0, 0.01, cols.shape)
         red = np.round(0.2 * (1 - truth) * 10000 + offset).astype(np.uint16)
         nir = np.round(0.2 * (1 + truth) * 10000 + offset).astype(np.uint16)
         scl = np.full(cols.shape, 4, np.uint8)
@@ -183,7 +186,8 @@ def test_local_stack_train_predict_corrupt_file_and_accuracy_gate(tmp_path: Path
     assert json.loads((work / "data/raw/crop_ndvi/manifest.json").read_text())["synthetic"] is False
 
     out = work / "next_ndvi.tif"
-    run(["seqpipe", "predict", "crop_ndvi", "--input", str(stack), "--output", str(out)], work)
+    proc = run(["seqpipe", "predict", "crop_ndvi", "--input", str(stack), "--output", str(out)], work)
+    assert "training range" not in proc.stderr   # the dates it was trained on
     with rasterio.open(out) as got, rasterio.open(stack / "T33UVP_20230805_B04.tif") as ref:
         assert got.crs == ref.crs and got.transform == ref.transform and got.shape == ref.shape
         assert got.dtypes[0] == "float32" and got.count == 1
@@ -191,6 +195,14 @@ def test_local_stack_train_predict_corrupt_file_and_accuracy_gate(tmp_path: Path
         assert (forecast[:3, :3] == got.nodata).all()
         assert np.isfinite(forecast).all() and (np.abs(forecast[5:, 5:]) < 1.5).all()
         assert got.tags()["FORECAST_DATE"] == "2023-08-10"
+
+    # another field far below the training NDVI (0.2..0.8): warned once, with the share of forecast pixels
+    water = tmp_path / "water"
+    write_stack(water, n_dates=14, level=-0.6, clouds={13: {(r, c): 8 for r in range(4) for c in range(SIZE)}})
+    proc = run(["seqpipe", "predict", "crop_ndvi", "--input", str(water), "--output", str(work / "w.tif")], work)
+    warned = [line for line in proc.stderr.splitlines() if "training range" in line]
+    assert len(warned) == 1 and " WARNING " in warned[0], proc.stderr
+    assert f"{water}: column 'ndvi': 100.0% of input rows lie more than 10% of the training range" in warned[0]
 
     write_params(work / "params.yaml", {**overrides, "models.crop_ndvi.evaluate.min_accuracy": 1.0,
                                         "models.crop_ndvi.evaluate.fail_below_min_accuracy": True})
@@ -214,3 +226,34 @@ def test_local_stack_train_predict_corrupt_file_and_accuracy_gate(tmp_path: Path
                work, check=False)
     assert proc.returncode == 1 and "T33UVP_20230731_B04.tif" in proc.stderr
     assert [p.name for p in work.glob("*x.tif*")] == []  # no partial GeoTIFF, no temp file
+
+
+def test_preprocess_records_and_warns_val_test_ndvi_beyond_the_training_range(tmp_path: Path, tiny_params,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    raw = tmp_path / "raw"
+    write_stack(raw, n_dates=14, size=24)
+    index_stack(raw, SYNTHETIC_LAYOUT)   # scenes.json, as a download writes it
+    p = tiny_params.section("crop_ndvi", "preprocess", PreprocessParams)
+
+    def run_with(margin: float) -> dict:
+        out = tmp_path / f"out{margin}"
+        out.mkdir()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            return preprocess(type(p)(**{**p.__dict__, "range_margin": margin}), 1, raw, out)
+
+    stats = run_with(0.0)
+    scaler = Standardizer.from_dict(stats["scaler"])
+    rows = {split: scaler.inverse(np.concatenate([np.load(tmp_path / f"out0.0/{k}_{split}.npy").reshape(-1, n)
+                                                  for k, n in (("x", p.window), ("y", 1))], 1))
+            for split in ("train", "val", "test")}          # a row: one window and its target, in NDVI
+    low, high = rows["train"].min(), rows["train"].max()
+    assert stats["train_range"] == {"ndvi": pytest.approx([low, high], abs=1e-6)}
+    expected = {s: float(((rows[s] < low - 1e-6) | (rows[s] > high + 1e-6)).any(1).mean()) for s in ("val", "test")}
+    assert any(expected.values())   # the seeded field has a few val/test pixels beyond the training ones
+    assert stats["out_of_range"] == {"ndvi": pytest.approx({s: f for s, f in expected.items() if f}, abs=1e-6)}
+    (warned,) = [r.getMessage() for r in caplog.records if "training range" in r.getMessage()]
+    assert warned.startswith(f"{raw}: column 'ndvi': ") and "lie more than 0% of the training range" in warned
+
+    assert run_with(1.0)["out_of_range"] == {}
+    assert not [r for r in caplog.records if "training range" in r.getMessage()]

@@ -20,7 +20,7 @@ from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.networks import predict_batches
 from seqpipe.plotting import write_csv
 from seqpipe.params import Params
-from seqpipe.stages.predict import table_values
+from seqpipe.stages.predict import range_check, table_values, warn_outside_training
 
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
           "or an array [rows, features] in that order, rows in time order at the trained cadence, at least "
@@ -28,11 +28,15 @@ INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_co
           "forecasts the step after rows [i, i + window)")
 
 
-def predict_array(network: nn.Module, payload: dict, data: Any) -> np.ndarray:
-    """Row i of the result forecasts the step after input rows [i, i + window), in the target units."""
+def predict_array(network: nn.Module, payload: dict, data: Any, source: str = "data") -> np.ndarray:
+    """Row i of the result forecasts the step after input rows [i, i + window), in the target units.
+    Logs a warning per column with rows beyond the training range (`source` names the input there)."""
     stats = payload["stats"]
     window = stats["window"]
     values = table_values(data, stats["feature_columns"], "data", window, "the model's window")
+    if (ranges := range_check(payload, stats["feature_columns"])) is not None:
+        ranges.add("input", values)
+        warn_outside_training(ranges, payload, source)
     scaler = Standardizer.from_dict(stats["scaler"])
     x = np.ascontiguousarray(sliding_windows(scaler.transform(values), window))
     scaled = predict_batches(network, torch.from_numpy(x), 4096)
@@ -46,7 +50,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     stats = payload["stats"]
     window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]
     frame = read_timeseries_csv(input_path, stats["timestamp_column"], features, window)
-    forecast = predict_array(network, payload, frame[features].to_numpy())
+    forecast = predict_array(network, payload, frame[features].to_numpy(), source=str(input_path))
     stamps = frame[stats["timestamp_column"]].iloc[window - 1:] + pd.to_timedelta(stats["cadence_s"], unit="s")
     text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy()
     write_csv(output_path, {"timestamp": text, **{t: forecast[:, k] for k, t in enumerate(targets)}},

@@ -21,13 +21,14 @@ import torch
 from torch import nn
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.series import Standardizer
+from seqpipe.data.series import RangeCheck, Standardizer
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
 from seqpipe.networks import predict_batches
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, read_scenes, to_grid
 from seqpipe.params import Params
-from seqpipe.stages.predict import PredictInputError, as_array, require_range
+from seqpipe.stages.predict import (PredictInputError, as_array, range_check, require_range,
+                                   warn_outside_training)
 from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes
 
 NODATA = -9999.0
@@ -37,13 +38,17 @@ INPUTS = ("ndvi: an NDVI stack [steps, H, W] on the training date grid (one map 
           "window (the last step masked, or a gap longer than stats['max_gap_steps'] steps in the window)")
 
 
-def next_ndvi(network: nn.Module, payload: dict, series: np.ndarray) -> np.ndarray:
-    """(steps, ...) gridded NDVI, NaN where not observed -> (...) float32 forecast, NaN without a window."""
+def next_ndvi(network: nn.Module, payload: dict, series: np.ndarray, ranges: RangeCheck | None = None
+              ) -> np.ndarray:
+    """(steps, ...) gridded NDVI, NaN where not observed -> (...) float32 forecast, NaN without a window.
+    `ranges` (if given) counts the forecast pixels whose window leaves the training range."""
     stats = payload["stats"]
     window, max_gap = stats["window"], stats["max_gap_steps"]
     filled = fill_short_gaps(series, max_gap)[-window:].reshape(window, -1)
     valid = ~np.isnan(filled).any(0) & ~np.isnan(series[-1].ravel())
     out = np.full(filled.shape[1], np.nan, np.float32)
+    if ranges is not None:
+        ranges.add("input", filled[:, valid].T[..., None])
     if valid.any():
         scaler = Standardizer.from_dict(stats["scaler"])
         x = torch.from_numpy(scaler.transform(filled[:, valid].T[..., None]))
@@ -60,7 +65,10 @@ def predict_array(network: nn.Module, payload: dict, ndvi: Any) -> np.ndarray:
         raise PredictInputError(f"ndvi: {len(series)} grid steps (shape {series.shape}); the model needs at least "
                                 f"{window} (one map per {payload['stats']['grid_days']} days)")
     require_range(series, "ndvi", -1.0, 1.0, nan_ok=True)
-    return next_ndvi(network, payload, series)
+    ranges = range_check(payload, ["ndvi"])
+    out = next_ndvi(network, payload, series, ranges)
+    warn_outside_training(ranges, payload, "ndvi")
+    return out
 
 
 def latest_scenes(folder: Path, layout: StackLayout, window: int, max_gap: int, grid_days: int) -> list[dict]:
@@ -92,14 +100,16 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
         tags = {"MODEL": "crop_ndvi", "LAST_INPUT_DATE": last.strftime("%Y-%m-%d"),
                 "FORECAST_DATE": (last + pd.Timedelta(days=grid_days)).strftime("%Y-%m-%d")}
         forecast = last_masked = 0
+        ranges = range_check(payload, ["ndvi"])
         with geotiff_writer(output, geotiff_profile(stack.grid, "float32", NODATA), tags) as dst:
             for win in iter_windows(stack.grid.height, stack.grid.width, stack.window_size(block)):
                 series = to_grid(stack.ndvi(win), steps)
-                out = next_ndvi(network, payload, series)
+                out = next_ndvi(network, payload, series, ranges)
                 forecast += int((~np.isnan(out)).sum())
                 last_masked += int(np.isnan(series[-1]).sum())
                 dst.write(np.where(np.isnan(out), np.float32(NODATA), out), 1, window=win)
             stack.check_ndvi_range()   # a wrong DN offset: refused before the output replaces anything
+        warn_outside_training(ranges, payload, str(folder))
         width, height = stack.grid.width, stack.grid.height
         gap = width * height - forecast - last_masked
         first = last - pd.Timedelta(days=(window - 1) * grid_days)

@@ -20,7 +20,7 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, nodata_mask, open_raster,
                                   read_window, require_georeferenced, require_in_budget, require_same_grid,
                                   tile_aligned)
-from seqpipe.data.series import Standardizer, save_splits, sliding_windows
+from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
 from seqpipe.io import read_json
 from seqpipe.params import check
 from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 SATURATED = 65535
 MAX_OUTSIDE, MIN_OUTSIDE = 0.05, 10   # NDVI outside [-1, 1] on more of a date's valid pixels: a wrong offset
+OUTSIDE = ("a network reading globally standardised windows extrapolates there (models.crop_ndvi.model."
+           "normalisation: difference or revin reads each window relative to itself)")
 DN_TYPES = {"red": ("uint16",), "nir": ("uint16",), "scl": ("uint8", "uint16")}   # L2A digital numbers, SCL classes
 
 
@@ -48,6 +50,7 @@ class PreprocessParams:
     val_fraction: float
     test_fraction: float
     map_size: int            # side of the top-left region kept for evaluation maps
+    range_margin: float      # warn when val/test NDVI lies this share of the training range beyond it
 
     def __post_init__(self) -> None:
         check(self.grid_days >= 1, "grid_days", "must be >= 1")
@@ -60,6 +63,8 @@ class PreprocessParams:
         check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
               "val_fraction and test_fraction must each be in (0, 0.5)")
         check(self.map_size >= 8, "map_size", "must be >= 8")
+        check(self.range_margin >= 0, "range_margin",
+              f"must be >= 0 (a share of the training range), got {self.range_margin}")
 
 
 def read_scenes(folder: Path) -> list[dict]:
@@ -267,9 +272,16 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             raise SeqpipeError(f"{raw_dir}: only {len(x)} {name} windows; use a larger raster, more dates "
                                f"or a higher models.crop_ndvi.preprocess.max_pixels")
         scaler = scaler or Standardizer.fit(np.sort(x.ravel())[:, None])  # train NDVI; sorted: order-free
+        values = np.concatenate([x, y[:, None]], 1)[..., None]   # a row: one window and its target
+        if name == "train":
+            train_range = training_range(values, ["ndvi"])
+            ranges = RangeCheck(["ndvi"], train_range, p.range_margin)
+        else:
+            ranges.add(name, values)
         arrays[f"x_{name}"], arrays[f"y_{name}"] = scaler.transform(x[..., None]), scaler.transform(y[:, None])
         if name == "test":
             arrays["meta_test"] = meta   # row, col, grid step of the target (for plots)
+    outside = ranges.warn(str(raw_dir), OUTSIDE)
     maps["arrays"]["map_x"] = scaler.transform(maps["arrays"]["map_x"])
     arrays.update(maps.pop("arrays"))
     train_y = scaler.inverse(arrays["y_train"])
@@ -281,6 +293,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             "masked_fraction": (masked / max(total, 1)).round(4).tolist(),
             "crs": grid.crs.to_wkt(), "transform": list(grid.transform)[:6], "shape": [grid.height, grid.width],
             "pixel_fraction": fraction, "ndvi_train_range": [float(train_y.min()), float(train_y.max())],
+            "train_range": train_range, "range_margin": p.range_margin, "out_of_range": outside,
             **maps, "arrays": save_splits(out_dir, arrays)}
 
 
