@@ -1,14 +1,16 @@
-"""seqpipe.metrics: which way each metric is better, and the headline of an evaluation."""
+"""seqpipe.metrics: which way each metric is better, the headline of an evaluation, MASE and the baseline goal."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from seqpipe import pipelines
+from seqpipe import baselines, pipelines
 from seqpipe.errors import SeqpipeError
-from seqpipe.metrics import detail_file, direction, headline, headline_line
+from seqpipe.metrics import (baseline_goal, detail_file, direction, headline, headline_line, mase_scale,
+                             regression_metrics)
 from tests.conftest import REPO
 
 DETAIL = {"test": {"mean": {"rmse": 2.0, "mae": 1.0, "r2": 0.9}, "a": {"rmse": 3.0}},
@@ -18,7 +20,7 @@ DETAIL = {"test": {"mean": {"rmse": 2.0, "mae": 1.0, "r2": 0.9}, "a": {"rmse": 3
 
 
 @pytest.mark.parametrize(("key", "expected"), [
-    ("rmse", -1), ("mae", -1), ("mse", -1), ("mape", -1), ("test.mean.rmse", -1), ("rmse_lead_7", -1),
+    ("rmse", -1), ("mae", -1), ("mase", -1), ("baselines.drift.mase", -1), ("mse", -1), ("mape", -1), ("test.mean.rmse", -1), ("rmse_lead_7", -1),
     ("mse_1hz", -1), ("baselines.ridge.mae", -1),
     ("accuracy", 1), ("macro_f1", 1), ("f1", 1), ("iou", 1), ("r2", 1), ("correlation", 1),
     ("edge_accuracy_lead_3", 1), ("test.precision", 1),
@@ -57,3 +59,33 @@ def test_committed_metrics_are_the_headline_of_the_committed_detail() -> None:
         assert pipelines.get(name).stage("evaluate").quality_aim(detail), name
         leaves += len(metrics["test"]) + sum(len(b) for b in metrics["baselines"].values())
     assert leaves <= 40
+
+
+def test_mase_is_mae_over_the_in_sample_seasonal_naive_mae() -> None:
+    rng = np.random.default_rng(5)
+    season = 4
+    train = np.tile([1.0, 5.0, 3.0, 2.0], 25) + rng.normal(scale=0.3, size=100)
+    scale = mase_scale(train[season:], baselines.seasonal_naive(train, np.arange(season, 100), season), "train")
+    assert scale == pytest.approx(np.mean(np.abs(train[season:] - train[:-season])))
+    # the seasonal naive forecast over the training data itself scores MASE 1 exactly
+    naive = regression_metrics(train[season:], train[:-season], mase_scale=scale)
+    assert naive["mase"] == pytest.approx(1.0)
+    halved = regression_metrics(train[season:], train[season:] + 0.5 * (train[:-season] - train[season:]),
+                                mase_scale=scale)
+    assert halved["mase"] == pytest.approx(0.5) and halved["mae"] == pytest.approx(0.5 * scale)
+    assert "mase" not in regression_metrics(train, train + 1)
+
+
+def test_mase_scale_refuses_a_constant_training_series() -> None:
+    with pytest.raises(SeqpipeError, match="^data/y_train.npy: the seasonal naive forecast .* exact"):
+        mase_scale(np.ones(10), np.ones(10), "data/y_train.npy")
+
+
+def test_baseline_goal_needs_every_baseline_beaten_on_rmse_and_mase_below_one() -> None:
+    model = {"a": {"rmse": 1.0, "mase": 0.5}, "b": {"rmse": 1.0, "mase": 0.5}, "c": {"rmse": 1.0, "mase": 1.2}}
+    base = {"persistence": {"a": {"rmse": 2.0}, "b": {"rmse": 3.0}, "c": {"rmse": 3.0}},
+            "ridge": {"a": {"rmse": 1.5}, "b": {"rmse": 0.9}, "c": {"rmse": 3.0}}}
+    goal = baseline_goal(model, base)
+    assert {t: g["met"] for t, g in goal["per_target"].items()} == {"a": True, "b": False, "c": False}
+    assert goal["per_target"]["b"]["best_baseline"] == "ridge" and goal["met"] is False
+    assert baseline_goal({"a": model["a"]}, {b: {"a": s["a"]} for b, s in base.items()})["met"] is True

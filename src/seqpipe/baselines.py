@@ -1,4 +1,5 @@
-"""Baselines every metric is reported next to: persistence, least-squares linear, band-pass."""
+"""Baselines every metric is reported next to: persistence, seasonal naive, drift, ETS, least-squares
+linear, band-pass, climatology, majority class, logistic."""
 
 from __future__ import annotations
 
@@ -11,6 +12,88 @@ import numpy as np
 def persistence(last_values: np.ndarray) -> np.ndarray:
     """Forecast = the last observed value (the windows' final step)."""
     return np.asarray(last_values, dtype=np.float64)
+
+
+DAY_S, WEEK_S, YEAR_S = 86400.0, 7 * 86400.0, 365.25 * 86400.0
+
+
+def season_from_cadence(cadence_s: float) -> int:
+    """Steps in one cycle of the calendar unit above a series' cadence: a day below daily data (60 s: 1440,
+    1 h: 24), a week for daily data (7), a year for weekly to quarterly data (52, 12, 4); 1 (no season) for
+    yearly and coarser data, as Hyndman & Koehler (2006) use for non-seasonal series."""
+    if not cadence_s > 0:
+        raise ValueError(f"cadence must be > 0 s, got {cadence_s}")
+    unit = DAY_S if cadence_s < DAY_S else WEEK_S if cadence_s < WEEK_S else YEAR_S
+    return max(int(round(unit / cadence_s)), 1)
+
+
+def seasonal_naive(series: np.ndarray, at: np.ndarray | int, season: int) -> np.ndarray:
+    """Forecast of `series[at]` (time on axis 0): the value one season earlier, `series[at - season]`
+    (season 1: the last value)."""
+    at = np.asarray(at)
+    if season < 1 or np.any(at - season < 0) or np.any(at > len(series)):
+        raise ValueError(f"seasonal naive: season {season} needs history before every forecast point")
+    return np.asarray(series, dtype=np.float64)[at - season]
+
+
+def drift(last: np.ndarray, first: np.ndarray, steps: np.ndarray | int) -> np.ndarray:
+    """Random walk with drift: the last value plus the mean change per step over the history up to the
+    forecast origin, `last + (last - first) / steps`, where `first` is the history's first value, `steps`
+    before `last` (Hyndman & Athanasopoulos, FPP3 5.2). Zero steps of history: the last value."""
+    last, first = np.asarray(last, dtype=np.float64), np.asarray(first, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
+    return last + np.where(steps > 0, (last - first) / np.maximum(steps, 1), 0.0)
+
+
+def ets(series: np.ndarray, fit: slice) -> tuple[np.ndarray, dict[str, float]]:
+    """ETS(A,Ad,N), Holt's damped additive trend with additive errors, fitted by maximum likelihood
+    (statsmodels ETSModel) on `series[fit]` only; returns the one-step-ahead forecast of every point of
+    `series[fit.start:]` made with those parameters (each from the values before it) and the parameters."""
+    import warnings
+
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    values = np.asarray(series, dtype=np.float64)
+    start = fit.start or 0
+    options = {"error": "add", "trend": "add", "damped_trend": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = ETSModel(values[fit], **options).fit(disp=False)
+    forecast = ETSModel(values[start:], **options).smooth(fitted.params).fittedvalues
+    return np.asarray(forecast), {k: float(v) for k, v in zip(fitted.param_names, fitted.params)}
+
+
+def holt_damped(windows: np.ndarray, alpha: float, beta: float, phi: float) -> np.ndarray:
+    """ETS(A,Ad,N) one-step forecast after each row of (n, time) `windows`, all rows at once: the level
+    starts at the first value and the trend at the first change, then each value updates them
+    (l = l' + phi b' + alpha e, b = phi b' + beta e, e = value - (l' + phi b')). The same recursion and
+    parameters as statsmodels' ETSModel with those initial states (checked in tests/test_baselines.py)."""
+    w = np.asarray(windows, dtype=np.float64)
+    level, trend = w[:, 0].copy(), w[:, 1] - w[:, 0]
+    for k in range(w.shape[1]):
+        error = w[:, k] - (level + phi * trend)
+        level, trend = level + phi * trend + alpha * error, phi * trend + beta * error
+    return level + phi * trend
+
+
+def fit_holt_damped(windows: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """alpha, beta, phi of `holt_damped` that minimise the squared one-step errors over every (window,
+    next value) pair: maximum likelihood with Gaussian errors pooled over many short series, each too
+    short for a fit of its own. Bounds as statsmodels': 0 < beta <= alpha < 1, 0.8 <= phi <= 0.98."""
+    from scipy.optimize import minimize
+
+    w, y = np.asarray(windows, dtype=np.float64), np.asarray(targets, dtype=np.float64).ravel()
+
+    def loss(theta: np.ndarray) -> float:
+        alpha, beta_share, phi = theta
+        return float(np.mean((holt_damped(w, alpha, alpha * beta_share, phi) - y) ** 2))
+
+    best = minimize(loss, np.array([0.5, 0.1, 0.9]), method="L-BFGS-B",
+                    bounds=[(1e-4, 0.9999), (1e-4, 1.0), (0.8, 0.98)])
+    alpha, beta_share, phi = best.x
+    return {"smoothing_level": float(alpha), "smoothing_trend": float(alpha * beta_share),
+            "damping_trend": float(phi)}
 
 
 def linear(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:

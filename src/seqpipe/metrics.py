@@ -18,7 +18,7 @@ from seqpipe.errors import SeqpipeError
 # a share of the data, not a score).
 HIGHER_IS_BETTER = frozenset({"accuracy", "balanced_accuracy", "correlation", "edge_accuracy", "f1", "iou",
                               "macro_f1", "precision", "r2", "recall", "auc"})
-LOWER_IS_BETTER = frozenset({"mae", "mape", "mse", "rmse", "loss", "error"})
+LOWER_IS_BETTER = frozenset({"mae", "mape", "mase", "mse", "rmse", "loss", "error"})
 NO_DIRECTION = frozenset({"mape_coverage", "support"})
 
 DETAIL_FILE = "metrics_detail.json"   # the whole evaluation, beside the model's plots
@@ -89,11 +89,24 @@ def headline_line(head: dict[str, Any]) -> str:
     return pairs(head["test"]) + (f" ({baselines})" if baselines else "")
 
 
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, mape_floor: float | None = None) -> dict[str, float]:
+def mase_scale(actual: np.ndarray, naive: np.ndarray, where: str) -> float:
+    """The MASE denominator (Hyndman & Koehler 2006): the in-sample MAE of the seasonal naive forecast
+    `naive` of the training targets `actual`. Zero (a constant training series) is refused naming `where`."""
+    scale = float(np.mean(np.abs(np.asarray(actual, np.float64) - np.asarray(naive, np.float64))))
+    if not scale > 0:
+        raise SeqpipeError(f"{where}: the seasonal naive forecast of the training targets is exact (MAE "
+                           f"{scale:g}), so MASE is undefined; is the training series constant?")
+    return scale
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, mape_floor: float | None = None,
+                       mase_scale: float | None = None) -> dict[str, float]:
     """MAE, MSE, RMSE, R-squared and Pearson correlation over all elements.
 
     With `mape_floor`, MAPE (percent) is added over the points where |y| >= mape_floor, so values
     near zero (e.g. packet loss) cannot blow it up; `mape_coverage` says what fraction was used.
+    With `mase_scale` (see `mase_scale`), MASE = MAE / mase_scale is added: below 1, the forecast errs
+    less than the seasonal naive forecast did in-sample on the training data.
     """
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
@@ -107,7 +120,23 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, mape_floor: float
         used = np.abs(y_true) >= mape_floor
         out["mape"] = float(np.mean(np.abs(error[used]) / np.abs(y_true[used])) * 100) if used.any() else float("nan")
         out["mape_coverage"] = float(used.mean())
+    if mase_scale is not None:
+        out["mase"] = out["mae"] / mase_scale
     return out
+
+
+def baseline_goal(model: dict[str, dict[str, float]], baselines: dict[str, dict[str, dict[str, float]]]) -> dict:
+    """Per target, whether the model beats every baseline on RMSE and has MASE < 1, and overall.
+
+    `model` maps target -> metrics (with "rmse" and "mase"); `baselines` maps baseline -> target -> metrics."""
+    per_target = {}
+    for target, m in model.items():
+        best = min(baselines, key=lambda b: baselines[b][target]["rmse"])
+        per_target[target] = {"met": bool(m["rmse"] < baselines[best][target]["rmse"] and m["mase"] < 1),
+                              "rmse": m["rmse"], "mase": m["mase"], "best_baseline": best,
+                              "best_baseline_rmse": baselines[best][target]["rmse"]}
+    return {"rule": "per target: RMSE below every baseline's and MASE < 1", "per_target": per_target,
+            "met": all(t["met"] for t in per_target.values())}
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,15 @@
-"""crop_ndvi evaluation: MAE/MSE/RMSE/R2/accuracy vs persistence, linear trend and ridge; curves and maps."""
+"""crop_ndvi evaluation: MAE/MSE/RMSE/MASE/R2/accuracy of the BiLSTM and of the baselines persistence,
+seasonal naive, drift, linear trend, ETS and ridge; curves and maps.
+
+The series are one growing season per pixel (39 five-day steps by default), shorter than the 73 steps of
+a year, so no yearly season is observable: `season_steps` 0 takes the season from the 5-day grid
+(baselines.season_from_cadence: a week, i.e. 1 step, the plain naive forecast that Hyndman & Koehler use
+to scale MASE for non-seasonal data); a season must fit in the window, the only history a training
+sample keeps. Drift reads each test pixel's history from its earliest test window (meta_test), not only
+the current window. ETS(A,Ad,N) has its three smoothing parameters fitted on every training window at
+once (pooled least squares, baselines.fit_holt_damped: a pixel's training windows are stored without
+their pixel, and one window is too short for a fit of its own), then runs over each test window.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +23,7 @@ from seqpipe import baselines, plotting
 from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
 from seqpipe.io import load_npy
-from seqpipe.metrics import regression_metrics
+from seqpipe.metrics import baseline_goal, mase_scale, regression_metrics
 from seqpipe.params import check
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
@@ -33,8 +44,10 @@ class EvaluateParams:
     trend_steps: int                 # the linear-trend baseline fits the last this many steps
     ridge_alpha: float
     sample_pixels: int               # pixels drawn in the observed-vs-predicted curves
+    season_steps: int                # seasonal naive and MASE's season (<= window); 0: from the grid step
 
     def __post_init__(self) -> None:
+        check(self.season_steps >= 0, "season_steps", "must be >= 0 (0: from the date grid's step)")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
         check(0 <= self.min_accuracy <= 1, "min_accuracy", "must be in [0, 1]")
         check(self.trend_steps >= 2, "trend_steps", "must be >= 2")
@@ -50,8 +63,8 @@ def linear_trend(x: np.ndarray, steps: int) -> np.ndarray:
     return recent.mean(1) + slope * (t[-1] + 1)
 
 
-def scores(actual: np.ndarray, predicted: np.ndarray, ndvi_range: float) -> dict[str, float]:
-    out = regression_metrics(actual, predicted)
+def scores(actual: np.ndarray, predicted: np.ndarray, ndvi_range: float, scale: float) -> dict[str, float]:
+    out = regression_metrics(actual, predicted, mase_scale=scale)
     out["accuracy"] = 1.0 - out["mae"] / ndvi_range
     return out
 
@@ -64,16 +77,30 @@ def evaluate(ctx: EvalContext) -> dict:
     ndvi_range = float(actual.max() - actual.min())
     if ndvi_range <= 0:
         raise SeqpipeError(f"{ctx.data_dir / 'y_test.npy'}: constant targets; the NDVI range is 0")
+    x_train, y_train = scaler.inverse(train["x"][..., 0]), scaler.inverse(train["y"][:, 0])
+    season = season_steps(p, ctx.stats)
+    ets_params = baselines.fit_holt_damped(x_train, y_train)
+    first, steps = pixel_history(test["meta"], x)
     candidates = {"model": scaler.inverse(ctx.predictions[:, 0]),
                   "persistence": baselines.persistence(x[:, -1]),
+                  "seasonal_naive": baselines.seasonal_naive(x.T, x.shape[1], season),
+                  "drift": baselines.drift(x[:, -1], first, steps),
                   "linear_trend": linear_trend(x, p.trend_steps),
+                  "ets": baselines.holt_damped(x, *ets_params.values()),
                   "ridge": scaler.inverse(baselines.linear(train["x"], train["y"], test["x"], p.ridge_alpha)[:, 0])}
-    result = {name: scores(actual, pred, ndvi_range) for name, pred in candidates.items()}
+    scale = mase_scale(y_train, baselines.seasonal_naive(x_train.T, x_train.shape[1], season),
+                       f"{ctx.data_dir / 'y_train.npy'}")
+    result = {name: scores(actual, pred, ndvi_range, scale) for name, pred in candidates.items()}
     model = result.pop("model")
     passed = bool(model["accuracy"] >= p.min_accuracy)
     metrics = {"test": model, "baselines": result, "n_test_windows": len(actual), "ndvi_range": ndvi_range,
                "accuracy_definition": "1 - MAE / (max - min of the test target NDVI)",
-               "min_accuracy": {"threshold": p.min_accuracy, "passed": passed}}
+               "min_accuracy": {"threshold": p.min_accuracy, "passed": passed},
+               "goal": baseline_goal({"ndvi": model}, {b: {"ndvi": s} for b, s in result.items()}),
+               "season_steps": season, "mase_scale": scale,
+               "ets": {"model": "ETS(A,Ad,N), smoothing parameters fitted on all training windows (pooled "
+                                "least squares); level and trend start from each window's first values",
+                       "params": ets_params}}
     tag = plotting.signature(ctx.name, ctx.fingerprint)
     _curves(ctx, test["meta"], actual, candidates, p.sample_pixels, tag)
     plotting.scatter_panels(ctx.plots_dir / "predicted_vs_actual.png",
@@ -85,6 +112,28 @@ def evaluate(ctx: EvalContext) -> dict:
         raise SeqpipeError(f"test accuracy {model['accuracy']:.4f} < models.{ctx.name}.evaluate.min_accuracy "
                            f"{p.min_accuracy} (R2 {model['r2']:.4f}, RMSE {model['rmse']:.4f})")
     return metrics
+
+
+def season_steps(p: EvaluateParams, stats: dict) -> int:
+    """The seasonal naive's season: `season_steps`, or (0) one from the date grid's step; at most the window."""
+    season = p.season_steps or baselines.season_from_cadence(stats["grid_days"] * baselines.DAY_S)
+    if season > stats["window"]:
+        raise SeqpipeError(f"models.crop_ndvi.evaluate.season_steps: a season of {season} steps is longer than "
+                           f"the {stats['window']}-step window (preprocess.window), the history a sample keeps")
+    return season
+
+
+def pixel_history(meta: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per test window (meta rows: row, col, target step; `x` its inputs): the first value of its pixel's
+    earliest test window and the steps from there to the window's last input (the drift's history)."""
+    start = meta[:, 2] - x.shape[1]
+    pixels, which = np.unique(meta[:, :2], axis=0, return_inverse=True)
+    earliest = np.full(len(pixels), np.iinfo(np.int64).max)
+    np.minimum.at(earliest, which.ravel(), start)
+    first_row = np.flatnonzero(start == earliest[which.ravel()])
+    first = np.empty(len(pixels))
+    first[which.ravel()[first_row]] = x[first_row, 0]
+    return first[which.ravel()], meta[:, 2] - 1 - earliest[which.ravel()]
 
 
 def curve_columns(steps: np.ndarray, days: np.ndarray, lines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
