@@ -17,8 +17,8 @@ from seqpipe.errors import SeqpipeError
 # "_" (rmse_lead_3, mse_1hz, edge_accuracy_lead_2); NO_DIRECTION wins over both (mape_coverage is
 # a share of the data, not a score).
 HIGHER_IS_BETTER = frozenset({"accuracy", "balanced_accuracy", "correlation", "edge_accuracy", "f1", "iou",
-                              "macro_f1", "precision", "r2", "recall", "auc"})
-LOWER_IS_BETTER = frozenset({"mae", "mape", "mase", "mse", "rmse", "loss", "error"})
+                              "macro_f1", "precision", "r2", "recall", "auc", "ssim"})
+LOWER_IS_BETTER = frozenset({"mae", "mape", "mase", "mse", "rmse", "loss", "error", "iiee"})
 NO_DIRECTION = frozenset({"mape_coverage", "support"})
 
 DETAIL_FILE = "metrics_detail.json"   # the whole evaluation, beside the model's plots

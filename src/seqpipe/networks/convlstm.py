@@ -43,7 +43,8 @@ class ConvLSTMForecaster(nn.Module):
         self.head = nn.Conv2d(2 * hidden_channels, local * patch * patch, 1)
         self.unpatch = nn.PixelShuffle(patch)
         self.local = nn.Conv2d(1, local, 3, padding=1)          # full-resolution view of the last map
-        self.refine = nn.Sequential(nn.Conv2d(2 * local, local, 3, padding=1), nn.ReLU(),
+        # leaky: with a plain ReLU these units could all die early in a short schedule, leaving persistence
+        self.refine = nn.Sequential(nn.Conv2d(2 * local, local, 3, padding=1), nn.LeakyReLU(0.1),
                                     nn.Conv2d(local, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ end to end on tiny 16x16 GeoTIFFs, and a forecast that keeps the input's CRS and
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,11 +123,24 @@ def test_pipeline_and_predict_keep_the_grid(tiny_params: Params, workdir: Path,
                                            capsys: pytest.CaptureFixture) -> None:
     metrics = run_tiny_pipeline("ice_forecast")
     horizon = tiny_params.section("ice_forecast", "preprocess", PreprocessParams).horizon_days
-    keys = {"rmse", "edge_accuracy", *(f"rmse_lead_{k}" for k in range(1, horizon + 1))}
+    scores = ("rmse", "mae", "iiee", "iiee_over", "iiee_under", "edge_accuracy", "iou", "ssim")
+    keys = {*scores, *(f"{s}_lead_{k}" for s in scores for k in range(1, horizon + 1))}
     assert keys <= set(metrics["test"])
     assert set(metrics["baselines"]) == {"persistence", "climatology"}
     assert all(set(b) == set(metrics["test"]) for b in metrics["baselines"].values())
-    assert (layout.eval_plots_dir("ice_forecast") / "forecast_vs_truth.png").exists()
+    for section in (metrics["test"], *metrics["baselines"].values()):
+        assert all(np.isfinite(section[k]) for k in keys)
+        parts = [section[f"iiee_over_lead_{k}"] + section[f"iiee_under_lead_{k}"] for k in range(1, horizon + 1)]
+        assert [section[f"iiee_lead_{k}"] for k in range(1, horizon + 1)] == pytest.approx(parts)
+    assert metrics["cell_area_km2"] == 2500.0                # 25 km pixels, block means of 2 x 2
+    assert set(metrics["beats_baselines_every_lead"]) == {"rmse", "iiee"}
+    head = json.loads(layout.metrics_file("ice_forecast").read_text())
+    assert all(set(section) == {"rmse", "mae", "iiee"} for section in (head["test"], *head["baselines"].values()))
+    plots = layout.eval_plots_dir("ice_forecast")
+    assert (plots / "forecast_vs_truth.png").exists() and (plots / "edge_by_lead.png").exists()
+    header = (plots / "edge_by_lead.csv").read_text().splitlines()[0].split(",")
+    assert header == ["lead_day", *(f"{name}_{s}" for s in ("iiee", "iou", "ssim")
+                                    for name in ("model", "persistence", "climatology"))]
     raw = layout.raw_dir("ice_forecast")
     out = workdir / "forecast.tif"
     assert main(["predict", "ice_forecast", "--input", str(raw), "--output", str(out)]) == 0

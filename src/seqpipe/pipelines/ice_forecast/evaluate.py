@@ -1,5 +1,5 @@
-"""ice_forecast evaluation: RMSE/MAE (percent concentration) and ice-edge accuracy per lead day,
-next to persistence (last observed map) and climatology (day-of-year mean of the train years)."""
+"""ice_forecast evaluation: RMSE/MAE, IIEE, extent accuracy/IoU and SSIM per lead day (scores.py), next to
+persistence (last observed map) and climatology (day-of-year mean of the train years)."""
 
 from __future__ import annotations
 
@@ -9,41 +9,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.metrics import binary_metrics, regression_metrics
 from seqpipe.params import check
+from seqpipe.pipelines.ice_forecast.scores import cell_area_km2, scores
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.stages.evaluate import EvalContext
 
 
-# metrics/ice_forecast.json: RMSE and MAE (% concentration), means over the lead days (each baseline the same);
-# everything else goes to plots/ice_forecast/eval/metrics_detail.json
-HEADLINE = ("rmse", "mae")
+# metrics/ice_forecast.json: RMSE and MAE (% concentration) and IIEE (km^2), means over the lead days (each
+# baseline the same); everything else goes to plots/ice_forecast/eval/metrics_detail.json
+HEADLINE = ("rmse", "mae", "iiee")
+EDGE_PLOTS = (("iiee", "IIEE (km²)"), ("iou", "IoU of the ice extent"), ("ssim", "SSIM"))
 
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
     edge_threshold: float      # ice edge: concentration >= this fraction (0.15 = 15%)
+    ssim_window: int           # SSIM window side in cells (odd)
     plot_sample: int           # index of the test window drawn in forecast_vs_truth.png
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
         check(0 < self.edge_threshold < 1, "edge_threshold", "must be in (0, 1)")
+        check(self.ssim_window >= 3 and self.ssim_window % 2 == 1, "ssim_window", "must be odd and >= 3")
         check(self.plot_sample >= 0, "plot_sample", "must be >= 0")
-
-
-def scores(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge: float) -> dict[str, float]:
-    """Per lead day and overall: RMSE and MAE in percent, edge accuracy; arrays are (N, lead, H, W)."""
-    out: dict[str, float] = {}
-    per_lead = []
-    for k in range(truth.shape[1]):
-        m = mask[:, k]
-        reg = regression_metrics(100 * truth[:, k][m], 100 * forecast[:, k][m])
-        acc = binary_metrics(truth[:, k][m] >= edge, forecast[:, k][m] >= edge)["accuracy"]
-        per_lead.append((reg["rmse"], reg["mae"], acc))
-        out[f"rmse_lead_{k + 1}"], out[f"mae_lead_{k + 1}"], out[f"edge_accuracy_lead_{k + 1}"] = per_lead[-1]
-    rmse, mae, acc = np.mean(per_lead, axis=0)
-    return {"rmse": float(rmse), "mae": float(mae), "edge_accuracy": float(acc), **out}
 
 
 def evaluate(ctx: EvalContext) -> dict:
@@ -58,26 +47,43 @@ def evaluate(ctx: EvalContext) -> dict:
             train["y"].reshape(-1, *truth.shape[2:]), train["doy"], train["mask"].reshape(-1, *truth.shape[2:]),
             test["doy"]),
     }
-    results = {name: scores(truth, pred, mask, p.edge_threshold) for name, pred in candidates.items()}
+    cell_km2 = cell_area_km2(ctx.stats)
+    results = {name: scores(truth, pred, mask, p.edge_threshold, cell_km2, p.ssim_window)
+               for name, pred in candidates.items()}
     _plots(ctx, truth, mask, candidates, results, min(p.plot_sample, len(truth) - 1))
     model = results.pop("model")
-    beats = {name: all(model[f"rmse_lead_{k}"] < r[f"rmse_lead_{k}"] for k in range(1, horizon + 1))
-             for name, r in results.items()}
+    beats = {metric: {name: all(model[f"{metric}_lead_{k}"] < r[f"{metric}_lead_{k}"] for k in range(1, horizon + 1))
+                      for name, r in results.items()} for metric in ("rmse", "iiee")}
     return {"test": model, "baselines": results, "beats_baselines_every_lead": beats,
-            "n_test_windows": len(truth), "units": {"rmse": "percent concentration", "mae": "percent concentration"}}
+            "n_test_windows": len(truth), "cell_area_km2": cell_km2,
+            "units": {"rmse": "percent concentration", "mae": "percent concentration", "iiee": "km^2 per map",
+                      "edge_accuracy": f"share of valid cells, ice = concentration >= {p.edge_threshold:g}",
+                      "iou": f"ice extent (concentration >= {p.edge_threshold:g}), valid cells",
+                      "ssim": "mean SSIM over valid cells (forecast set to truth elsewhere)"}}
 
 
 def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: dict[str, np.ndarray],
            results: dict[str, dict], sample: int) -> None:
-    """rmse_by_lead.csv (+ png) and forecast_vs_truth.png for one test window: truth, model, persistence
-    and the model's error (model - truth) at three lead days; land and masked pixels grey."""
+    """rmse_by_lead.csv (+ png), edge_by_lead.csv (+ png: IIEE, IoU, SSIM; columns <candidate>_<score>) and
+    forecast_vs_truth.png for one test window: truth, model, persistence and the model's error (model - truth)
+    at three lead days; land and masked pixels grey."""
     tag = plotting.signature(ctx.name, ctx.fingerprint)
     leads = np.arange(1, truth.shape[1] + 1)
-    lines = {name: np.array([r[f"rmse_lead_{k}"] for k in leads]) for name, r in results.items()}
+
+    def by_lead(metric: str) -> dict[str, np.ndarray]:
+        return {name: np.array([r[f"{metric}_lead_{k}"] for k in leads]) for name, r in results.items()}
+
+    lines = by_lead("rmse")
     plotting.write_csv(ctx.plots_dir / "rmse_by_lead.csv", {"lead_day": leads, **lines})
     plotting.line_panels(ctx.plots_dir / "rmse_by_lead.png", leads,
                          [("test split, ocean pixels", lines)], xlabel="lead (days)",
                          ylabel="RMSE (% concentration)", title=f"{tag}: RMSE by lead day")
+    edge = {metric: by_lead(metric) for metric, _ in EDGE_PLOTS}
+    columns = {f"{name}_{m}": v for m, lines in edge.items() for name, v in lines.items()}
+    plotting.write_csv(ctx.plots_dir / "edge_by_lead.csv", {"lead_day": leads, **columns})
+    plotting.line_panels(ctx.plots_dir / "edge_by_lead.png", leads, [(label, edge[m]) for m, label in EDGE_PLOTS],
+                         xlabel="lead (days)", ylabel="score (panel title)",
+                         title=f"{tag}: ice-edge scores by lead day (test split, valid cells)")
     ocean = mask[sample].any(axis=0) | mask.any(axis=(0, 1))
     concentration = plotting.MapScale("sea-ice concentration (%)", 0.0, 100.0, "Blues_r", location="bottom")
     error = plotting.MapScale("model - truth (percentage points)", -50.0, 50.0, "RdBu_r")
@@ -94,6 +100,9 @@ def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: di
 
 def quality_aim(m: dict) -> bool:
     """The quality this model must reach on its default params (checked by the slow tests and `make bench`);
-    `m` is the whole evaluation, as in plots/<model>/eval/metrics_detail.json."""
-    leads = [k for k in m["test"] if k.startswith("rmse_lead_")]
-    return len(leads) == 7 and all(m["test"][k] < b[k] for b in m["baselines"].values() for k in leads)
+    `m` is the whole evaluation, as in plots/<model>/eval/metrics_detail.json: at every one of the 7 leads,
+    a lower RMSE than both baselines and a lower IIEE than persistence."""
+    rmse = [k for k in m["test"] if k.startswith("rmse_lead_")]
+    iiee = [k for k in m["test"] if k.startswith("iiee_lead_")]
+    return (len(rmse) == len(iiee) == 7 and all(m["test"][k] < b[k] for b in m["baselines"].values() for k in rmse)
+            and all(m["test"][k] < m["baselines"]["persistence"][k] for k in iiee))

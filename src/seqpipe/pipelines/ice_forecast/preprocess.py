@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rasterio.errors import CRSError
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
+from seqpipe.data.rasters import Grid
 from seqpipe.data.series import chronological_split, save_splits
 from seqpipe.params import check
 
@@ -41,6 +43,17 @@ def coarse_maps(series: seaice.Series, factor: int) -> dict[str, np.ndarray]:
             "ocean": ocean_c, "native_concentration": concentration, "native_flags": flags}
 
 
+def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
+    """The area of one preprocessed cell (factor x factor native pixels) in km^2, from the grid's transform
+    and its CRS's linear unit (625 km^2 per native pixel on the 25 km G02135 grids)."""
+    try:
+        _, metres = grid.crs.linear_units_factor
+    except CRSError as err:   # a geographic CRS has no linear unit
+        raise SeqpipeError(f"{source}: CRS {grid.crs} is not projected; cell areas need a linear unit") from err
+    t = grid.transform
+    return float(abs(t.a * t.e - t.b * t.d) * metres**2 * factor**2 / 1e6)
+
+
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     series = seaice.read_series(raw_dir)
     maps = coarse_maps(series, p.downsample)
@@ -64,6 +77,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     return {"history_days": p.history_days, "horizon_days": p.horizon_days, "downsample": p.downsample,
             "map_shape": list(conc.shape[1:]), "native_shape": list(series.grid.shape),
             "crs": series.grid.crs.to_string(), "transform": list(series.grid.transform)[:6],
+            "cell_area_km2": cell_area_km2(series.grid, p.downsample, raw_dir),
             "days": len(series.days), "files": present, "missing_days": len(series.days) - present,
             "first_day": series.dates[0].isoformat(), "ocean_fraction": float(maps["ocean"].mean()),
             "split_dates": split_dates, "arrays": save_splits(out_dir, arrays)}
