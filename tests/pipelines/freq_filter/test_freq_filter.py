@@ -17,13 +17,17 @@ from tests.conftest import run
 SPEC = pipelines.get("freq_filter")
 
 
-def test_synthetic_mix_is_the_sum_of_components_plus_small_noise(tiny_params: Params, workdir: Path) -> None:
+def test_synthetic_mix_is_the_sum_of_components_plus_noise_and_rare_spikes(tiny_params: Params,
+                                                                         workdir: Path) -> None:
     download.run(SPEC, tiny_params)
     raw = workdir / "data/raw/freq_filter"
     signals, components = np.load(raw / "signals.npy"), np.load(raw / "components.npy")
     residual = signals - components.sum(axis=1)
-    noise = tiny_params.section("freq_filter", "download", DownloadParams).synthetic.noise_std
-    assert abs(residual.std() - noise) < 0.3 * noise
+    p = tiny_params.section("freq_filter", "download", DownloadParams).synthetic
+    assert p.outlier_rate > 0 and p.outlier_scale / 2 > 5 * p.noise_std   # spikes stand out of the noise
+    spikes = np.abs(residual) > p.outlier_scale / 2 - 3 * p.noise_std
+    assert 0 < spikes.mean() < 4 * p.outlier_rate
+    assert abs(residual[~spikes].std() - p.noise_std) < 0.3 * p.noise_std
 
 
 def test_split_keeps_each_series_in_one_split(tiny_params: Params, workdir: Path) -> None:
@@ -54,3 +58,11 @@ def test_predict_writes_one_column_per_frequency(workdir: Path) -> None:
     run(["seqpipe", "predict", "freq_filter", "--input", "in.csv", "--output", "out.csv"], workdir)
     out = pd.read_csv(workdir / "out.csv")
     assert list(out.columns) == ["signal", "1hz", "3hz", "5hz", "7hz"] and len(out) == 60
+
+
+def test_quality_aim_needs_both_baselines_beaten() -> None:
+    aim = SPEC.stage("evaluate").quality_aim
+    scores = {"test": {"mse": 0.01}, "baselines": {"bandpass": {"mse": 0.2}, "linear": {"mse": 0.02}}}
+    assert aim(scores)
+    assert not aim({**scores, "baselines": {"bandpass": {"mse": 0.2}, "linear": {"mse": 0.005}}})
+    assert not aim({**scores, "baselines": {"bandpass": {"mse": 0.01}, "linear": {"mse": 0.02}}})
