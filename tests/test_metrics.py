@@ -58,7 +58,7 @@ def test_committed_metrics_are_the_headline_of_the_committed_detail() -> None:
         assert metrics == headline(detail, pipelines.get(name).stage("evaluate").HEADLINE), name
         assert pipelines.get(name).stage("evaluate").quality_aim(detail), name
         leaves += len(metrics["test"]) + sum(len(b) for b in metrics["baselines"].values())
-    assert leaves <= 40
+    assert leaves <= 60  # 51: each model's two or three headline numbers, for it and each baseline
 
 
 def test_mase_is_mae_over_the_in_sample_seasonal_naive_mae() -> None:
