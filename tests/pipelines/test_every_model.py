@@ -99,7 +99,7 @@ def test_bandwidth_network_is_causal_and_the_original_size_is_two_params_away() 
     the work); `-S model.hidden_size=128 -S model.num_layers=2` builds the original's network."""
     params = load_params(REPO / "params.yaml")
     bandwidth = pipelines.get("bandwidth")
-    stats = {"feature_columns": ["a"] * 9, "target_columns": ["t"] * 4}
+    stats = {"feature_columns": ["a"] * 9, "target_columns": ["t"] * 4, "target_index": [0, 1, 2, 3]}
     default = params.section("bandwidth", "model", bandwidth.model_params)
     _, args = bandwidth.network(default, stats)
     assert args["output_size"] == 4 and not args["bidirectional"]

@@ -102,7 +102,7 @@ def processed_ready(repo: Path, stage: str) -> Callable[[], bool]:
     return lambda: any((repo / "data" / "processed").glob(".crop_ndvi.*.tmp"))
 
 
-@pytest.mark.parametrize("stage", ["download", "preprocess"])
+@pytest.mark.parametrize("stage", ["download", pytest.param("preprocess", marks=pytest.mark.slow)])
 def test_repro_killed_during_data_stage_leaves_nothing_and_reruns_identically(repo_copy: Path, stage: str) -> None:
     repo = repo_copy
     write_params(repo / "params.yaml", {**tiny_overrides(), **DATA})

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from seqpipe.io import sha256_file
 from tests.conftest import run
 
 
+@pytest.mark.slow  # a real train + a refused dvc exp run (~45 s); the CLI error itself is checked by the fast tests
 def test_a_bad_value_fails_before_dvc_deletes_the_model(repo_copy: Path) -> None:
     repo = repo_copy
     run(["dvc", "repro", "evaluate-bandwidth"], repo)

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from seqpipe import pipelines
@@ -93,6 +94,7 @@ def test_repro_then_param_change_reruns_only_that_model(repo_copy: Path) -> None
     assert (repo / "dvc_plots" / "index.html").exists()
 
 
+@pytest.mark.slow  # every data stage twice (~100 s of CPU); the per-model generators have fast determinism tests
 def test_data_stages_are_byte_deterministic(repo_copy: Path) -> None:
     repo = repo_copy
     targets = [f"{stage}-{m}" for stage in ("download", "preprocess") for m in MODELS]

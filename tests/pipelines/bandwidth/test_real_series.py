@@ -66,7 +66,8 @@ def score_table(name: str, detail: dict) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("name", list(SERIES))
+# realgdp (trending, the hard case) runs by default; the other two with `make test-slow` (~40 s each).
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n == "realgdp" else [pytest.mark.slow]) for n in SERIES])
 def test_the_lstm_beats_the_naive_forecasts_on_a_real_series(tmp_path: Path, name: str) -> None:
     make, season = SERIES[name]
     frame = make()
