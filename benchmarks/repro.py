@@ -9,9 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from benchmarks.common import REPO, env, median, sh, timed
+from seqpipe import pipelines
 from seqpipe.metrics import detail_file
 
 
@@ -19,7 +18,7 @@ def copy_repo(dest: Path) -> Path:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
-        if rel.startswith(("data/", "models/", "metrics/", "plots/")) or rel == "dvc.lock":
+        if rel.startswith(("data/raw/", "data/processed/", "models/", "metrics/", "plots/")) or rel == "dvc.lock":
             continue
         if (REPO / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -46,9 +45,8 @@ def full_repro(work: Path) -> dict:
         raise RuntimeError("dvc repro failed:\n" + "".join(tail))
     end = time.perf_counter()
     stages = {name: t1 - t0 for (name, t0), (_, t1) in zip(marks, marks[1:] + [("end", end)])}
-    models = list(yaml.safe_load((repo / "dvc.yaml").read_text())["vars"][0]["models"])
     # the whole evaluation (what each model's quality_aim reads), not only the headline in metrics/
-    metrics = {m: json.loads((repo / detail_file(m)).read_text()) for m in models}
+    metrics = {m: json.loads((repo / detail_file(m)).read_text()) for m in pipelines.names()}
     return {"total_s": end - start, "stages_s": stages, "metrics": metrics, "repo": repo}
 
 

@@ -135,7 +135,7 @@ def render(r: dict) -> str:
         *[f"| `{o['op']}` | {o['self_cpu_s']:.2f} | {o['share']:.1%} | {o['calls']} |" for o in prof["top"]],
         "", "## 3. Per-stage times of the full repro (s)", "", "| stage | seconds |", "|---|---|",
         *[f"| {k} | {rep['stages_s'][k]:.1f} |" for k in sorted(rep["stages_s"], key=_pipeline_order)],
-        *[f"| all {kind} stages | {sum(v for k, v in rep['stages_s'].items() if k.startswith(kind + '@')):.1f} |"
+        *[f"| all {kind} stages | {sum(v for k, v in rep['stages_s'].items() if k.startswith(kind + '-')):.1f} |"
           for kind in STAGE_KINDS],
         "", "## 5. crop_ndvi preprocess vs a plain windowed rasterio read of the same files", "",
         "| raster | dates | decoded input MB | on disk MB | plain read s | preprocess s | ratio | plain RSS MiB "
@@ -167,8 +167,8 @@ STAGE_KINDS = ("download", "preprocess", "train", "evaluate")
 
 
 def _pipeline_order(stage: str) -> tuple[int, str]:
-    kind, model = stage.split("@")
-    return STAGE_KINDS.index(kind), model
+    kind, _, model = stage.partition("-")
+    return (STAGE_KINDS.index(kind), model) if kind in STAGE_KINDS else (-1, stage)
 
 
 def _section(path: Path) -> list[str]:
