@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from seqpipe import checkpoint
+from seqpipe import checkpoint, optim
 from seqpipe.errors import SeqpipeError
 from seqpipe.distributed import Ranks
 from seqpipe.params import TrainParams
@@ -136,7 +136,7 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                     if hasattr(task, "augment"):  # training-only augmentation, from the checkpointed RNG
                         batch = task.augment(batch)
                     loss = _train_step(net, task, batch, optimizer, scaler, tp, amp_dtype, device)
-                    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+                    if isinstance(scheduler, optim.OneCycle):
                         scheduler.step()  # per batch
                     loss_sum, seen, signum = ranks.totals(loss * len(index), len(index), stop.signum or 0)
                     if not math.isfinite(loss_sum):
@@ -208,7 +208,7 @@ def evaluate_loss(model: nn.Module, task: Task, data: dict[str, torch.Tensor], b
 
 
 def _train_step(model: nn.Module, task: Task, batch: dict[str, torch.Tensor],
-                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, tp: TrainParams,
+                optimizer: optim.Adam, scaler: torch.amp.GradScaler, tp: TrainParams,
                 amp_dtype: torch.dtype | None, device: torch.device) -> float:
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -222,7 +222,7 @@ def _train_step(model: nn.Module, task: Task, batch: dict[str, torch.Tensor],
     return float(loss.detach())
 
 
-def _end_epoch(state: _State, val_loss: float, optimizer: torch.optim.Optimizer,
+def _end_epoch(state: _State, val_loss: float, optimizer: optim.Adam,
                scheduler: Any, tp: TrainParams) -> None:
     lr = optimizer.param_groups[0]["lr"]
     train_loss = state.loss_sum / max(state.seen, 1)
@@ -232,29 +232,27 @@ def _end_epoch(state: _State, val_loss: float, optimizer: torch.optim.Optimizer,
     else:
         state.bad_epochs += 1
         state.stopped_early = state.bad_epochs >= tp.early_stop_patience
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+    if isinstance(scheduler, optim.Plateau):
         scheduler.step(val_loss)
-    elif scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+    elif isinstance(scheduler, optim.Cosine):
         scheduler.step()
     state.epoch += 1
     state.step, state.loss_sum, state.seen = 0, 0.0, 0
 
 
-def _optimizer(model: nn.Module, tp: TrainParams) -> torch.optim.Optimizer:
-    cls = torch.optim.AdamW if tp.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
+def _optimizer(model: nn.Module, tp: TrainParams) -> optim.Adam:
+    return optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay, decoupled=tp.optimizer == "adamw")
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, tp: TrainParams, n_batches: int) -> Any:
+def _scheduler(optimizer: optim.Adam, tp: TrainParams, n_batches: int) -> Any:
     """Plateau and cosine step once per epoch; one-cycle (Smith & Topin 2019: warm up to `lr` over
     the first 30% of the batches, then cosine down to lr / 10^4) once per batch."""
     if tp.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=tp.scheduler_factor, patience=tp.scheduler_patience)
+        return optim.Plateau(optimizer, factor=tp.scheduler_factor, patience=tp.scheduler_patience)
     if tp.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.epochs)
+        return optim.Cosine(optimizer, epochs=tp.epochs)
     if tp.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=tp.lr, total_steps=tp.epochs * n_batches)
+        return optim.OneCycle(optimizer, max_lr=tp.lr, total_steps=tp.epochs * n_batches)
     return None
 
 
@@ -265,7 +263,7 @@ def _amp_dtype(tp: TrainParams, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _payload(identity: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+def _payload(identity: dict[str, Any], model: nn.Module, optimizer: optim.Adam,
              scheduler: Any, scaler: torch.amp.GradScaler, state: _State) -> dict[str, Any]:
     return {**identity, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -315,9 +313,13 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
         log.info("%s: checkpoint is from other params or data; starting fresh", last)
         return _restore(folder, identity, "fresh", model, optimizer, scheduler, scaler, state)
     model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(payload["optimizer"])
-    if scheduler is not None and payload["scheduler"] is not None:
-        scheduler.load_state_dict(payload["scheduler"])
+    try:
+        optimizer.load_state_dict(payload["optimizer"])
+        if scheduler is not None and payload["scheduler"] is not None:
+            scheduler.load_state_dict(payload["scheduler"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise checkpoint.CheckpointError(f"{last}: its optimizer or schedule state has another layout "
+                                         f"(missing {exc}; an older seqpipe wrote it); use --fresh") from None
     scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["rng"])
     for key in vars(state):
