@@ -158,13 +158,54 @@ def band_statistics(x: np.ndarray) -> np.ndarray:
     return np.concatenate([flat.mean(-1), flat.std(-1), flat.min(-1), lo, hi, flat.max(-1)], axis=1)
 
 
-def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float, max_iter: int,
-             seed: int) -> np.ndarray:
-    """Class-balanced logistic regression on standardised per-patch band statistics -> class ids."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float, max_iter: int) -> np.ndarray:
+    """Class-balanced multinomial logistic regression on standardised per-patch band statistics -> class ids.
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced",
-                                                               random_state=seed))
-    return model.fit(band_statistics(x_train), y_train).predict(band_statistics(x_test))
+    scikit-learn's objective (LogisticRegression(C=c, class_weight="balanced") on StandardScaler
+    features: C x the weighted log loss + ||coef||^2 / 2, intercepts unpenalised), minimised by Newton's
+    method with a backtracking line search in float64, at most `max_iter` steps; numpy only, so evaluate
+    does not pay scikit-learn's import (tests compare it with scikit-learn)."""
+    x = band_statistics(x_train)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std[std == 0] = 1.0
+    design = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    classes, y = np.unique(np.asarray(y_train), return_inverse=True)
+    k, d = len(classes), design.shape[1]
+    onehot = np.eye(k)[y]
+    weight = c * (len(y) / (k * np.bincount(y, minlength=k)))[y]
+    penalty = np.ones((k, d))
+    penalty[:, -1] = 0.0  # no penalty on the intercepts
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        logits = design @ theta.T
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return float(-(weight * (onehot * log_p).sum(axis=1)).sum() + 0.5 * (penalty * theta ** 2).sum()), \
+            np.exp(log_p)
+
+    theta = np.zeros((k, d))
+    value, prob = objective(theta)
+    for _ in range(max_iter):
+        grad = ((prob - onehot) * weight[:, None]).T @ design + penalty * theta
+        # Hessian of the weighted softmax loss: sum_i w_i (diag(p_i) - p_i p_i^T) (x) x_i x_i^T
+        wx = design * weight[:, None]
+        hess = np.empty((k * d, k * d))
+        for a in range(k):
+            for b_ in range(k):
+                coupling = prob[:, a] * ((a == b_) - prob[:, b_])
+                hess[a * d:(a + 1) * d, b_ * d:(b_ + 1) * d] = (wx * coupling[:, None]).T @ design
+        hess += np.diag(penalty.ravel()) + 1e-10 * np.eye(k * d)  # the softmax's shift direction is flat
+        direction = np.linalg.solve(hess, grad.ravel()).reshape(k, d)
+        step = 1.0
+        while True:
+            candidate = theta - step * direction
+            new_value, new_prob = objective(candidate)
+            if new_value <= value or step < 1e-10:
+                break
+            step /= 2
+        converged = value - new_value <= 1e-12 * max(1.0, abs(value))
+        theta, value, prob = candidate, new_value, new_prob
+        if converged:
+            break
+    test = np.hstack([(band_statistics(x_test) - mean) / std, np.ones((len(x_test), 1))])
+    return classes[np.argmax(test @ theta.T, axis=1)]

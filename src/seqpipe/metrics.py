@@ -162,12 +162,17 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
             "recall": recall, "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
             "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0}
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
-    """Accuracy, macro F1 and per-class precision/recall/F1/support (0 where a class is never predicted)."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    """Accuracy, macro F1 and per-class precision/recall/F1/support (0 where undefined, as scikit-learn's
+    zero_division=0)."""
+    k = len(classes)
+    t, p = np.asarray(y_true, dtype=np.int64).ravel(), np.asarray(y_pred, dtype=np.int64).ravel()
+    confusion = np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.float64)
+    hits, predicted, support = np.diag(confusion), confusion.sum(axis=0), confusion.sum(axis=1)
 
-    labels = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
-    return {"accuracy": float(accuracy_score(y_true, y_pred)), "macro_f1": float(np.mean(f1)),
-            "per_class": {c: {"precision": float(precision[k]), "recall": float(recall[k]),
-                              "f1": float(f1[k]), "support": int(support[k])} for k, c in enumerate(classes)}}
+    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
+    precision, recall = ratio(hits, predicted), ratio(hits, support)
+    f1 = ratio(2 * hits, predicted + support)
+    return {"accuracy": float(hits.sum() / len(t)), "macro_f1": float(np.mean(f1)),
+            "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]),
+                              "f1": float(f1[i]), "support": int(support[i])} for i, c in enumerate(classes)}}

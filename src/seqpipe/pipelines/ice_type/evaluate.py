@@ -39,7 +39,7 @@ def evaluate(ctx: EvalContext) -> dict:
     candidates = {"model": ctx.predictions.argmax(axis=1),
                   "majority": baselines.majority_class(train["y"], len(actual)),
                   "logistic": baselines.logistic(train["x"], train["y"], test["x"], p.logistic_c,
-                                                 p.logistic_max_iter, ctx.seed)}
+                                                 p.logistic_max_iter)}
     scores = {name: classification_metrics(actual, pred, classes) for name, pred in candidates.items()}
     names = np.asarray(classes)
     # one row per test patch: the input of DVC's `confusion` template
