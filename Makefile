@@ -49,5 +49,8 @@ dvc.yaml: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
+# Every benchmark, side by side with its reference, into benchmarks/RESULTS.md (about 25 minutes; run it on
+# a quiet machine). BEFORE: the git revision the repro and start-up figures are compared with.
+BEFORE ?= HEAD~1
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --before $(BEFORE)

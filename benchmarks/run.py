@@ -39,14 +39,21 @@ def main() -> None:
     parser.add_argument("--reference-max-epochs", type=int, default=40,
                         help="the seed-style loop stops here if it has not reached our validation loss")
     parser.add_argument("--before", default="HEAD~1",
-                        help="git revision whose CLI start-up is measured beside the working tree's")
+                        help="git revision whose full and no-op repro and CLI start-up are measured beside the "
+                             "working tree's")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite RESULTS.md from benchmarks/results.json without measuring")
     args = parser.parse_args()
+    if args.render_only:
+        (REPO / "benchmarks/RESULTS.md").write_text(render(read_json(REPO / "benchmarks/results.json")))
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="seqpipe-bench-"))
     results: dict = {"machine": machine(), "date": dt.date.today().isoformat()}
     print(f"benchmarks in {work}", flush=True)
 
-    print("3-4. full dvc repro from an empty cache, then no-op repro vs DVC's floor", flush=True)
-    results["repro"] = repro.run(work)
+    print(f"3-4. full dvc repro from an empty cache ({args.before}, then the working tree), then no-op repros",
+          flush=True)
+    results["repro"] = repro.run(work, before=args.before)
     results["repro"]["aims_met"] = {m: pipelines.get(m).stage("evaluate").quality_aim(metrics)
                                    for m, metrics in results["repro"].pop("metrics").items()}
     repo = work / "full"
@@ -86,6 +93,7 @@ def main() -> None:
 
 def render(r: dict) -> str:
     t, rep, inf, conv, tile = r["trainer"], r["repro"], r["inference"], r["convnets"], r["ndvi_tile"]
+    old = rep["before"]
     noop, m, aims = rep["noop"], r["machine"], rep["aims_met"]
     sizes = sorted((k for k in tile if k.isdigit()), key=int)
     big, small = tile[sizes[-1]], tile[sizes[0]]
@@ -106,8 +114,12 @@ def render(r: dict) -> str:
          f"{rep['total_s'] / 180:.2f}x", "<= 180 s", rep["total_s"] <= 180),
         ("3", "quality aims met (each model's quality_aim)", f"{len(aims) - len(missed)} of {len(aims)}",
          "all", "missed: " + (", ".join(missed) or "none"), "all", not missed),
+        ("3", f"full `dvc repro`, the same run: working tree vs `{old['rev']}`", f"{rep['total_s']:.0f} s",
+         f"{old['total_s']:.0f} s", f"{old['total_s'] / rep['total_s']:.2f}x faster", "-", None),
         ("4", "no-op `dvc repro`", f"{noop['ours_s']:.2f} s", f"{noop['floor_s']:.2f} s (1-stage project)",
          f"+{noop['above_floor_s']:.2f} s", "<= +2 s", noop["above_floor_s"] <= 2),
+        ("4", f"no-op `dvc repro` vs `{old['rev']}`", f"{noop['ours_s']:.2f} s", f"{noop['before_s']:.2f} s",
+         f"{noop['before_s'] / noop['ours_s']:.2f}x faster", "-", None),
         ("5", f"crop_ndvi preprocess, {_size_label(tile, big)} x {tile['dates']} dates (MB/s of decoded input)",
          f"{big['preprocess_mb_per_s']:.0f} MB/s", f"{big['plain_read_mb_per_s']:.0f} MB/s (plain rasterio read)",
          f"{big['fraction_of_plain']:.0%}", ">= 50%", big["fraction_of_plain"] >= 0.5),
@@ -133,10 +145,17 @@ def render(r: dict) -> str:
         "run exactly these kernels, so a faster loop around them can win at most the remainder.", "",
         "| op | self CPU s | share | calls |", "|---|---|---|---|",
         *[f"| `{o['op']}` | {o['self_cpu_s']:.2f} | {o['share']:.1%} | {o['calls']} |" for o in prof["top"]],
-        "", "## 3. Per-stage times of the full repro (s)", "", "| stage | seconds |", "|---|---|",
-        *[f"| {k} | {rep['stages_s'][k]:.1f} |" for k in sorted(rep["stages_s"], key=_pipeline_order)],
-        *[f"| all {kind} stages | {sum(v for k, v in rep['stages_s'].items() if k.startswith(kind + '-')):.1f} |"
+        "", f"## 3. Per-stage times of the full repro (s), working tree and `{old['rev']}` in the same run", "",
+        f"| stage | working tree | `{old['rev']}` |", "|---|---|---|",
+        *[f"| {k} | {rep['stages_s'].get(k, 0):.1f} | {old['stages_s'].get(k, 0):.1f} |"
+          for k in sorted(set(rep["stages_s"]) | set(old["stages_s"]), key=_pipeline_order)],
+        *[f"| all {kind} stages | {_kind_total(rep, kind):.1f} | {_kind_total(old, kind):.1f} |"
           for kind in STAGE_KINDS],
+        f"| all | {rep['total_s']:.1f} | {old['total_s']:.1f} |",
+        "", f"The model's headline test metrics in the two runs (`{old['rev']}` -> working tree):", "",
+        "| model | metric | before | after |", "|---|---|---|---|",
+        *[f"| {m} | {k} | {_num(old['headline'].get(m, {}).get('test', {}).get(k))} | {_num(v)} |"
+          for m, h in rep["headline"].items() for k, v in h["test"].items()],
         "", "## 5. crop_ndvi preprocess vs a plain windowed rasterio read of the same files", "",
         "| raster | dates | decoded input MB | on disk MB | plain read s | preprocess s | ratio | plain RSS MiB "
         "| preprocess RSS MiB |", "|---|---|---|---|---|---|---|---|---|",
@@ -169,6 +188,14 @@ STAGE_KINDS = ("download", "preprocess", "train", "evaluate")
 def _pipeline_order(stage: str) -> tuple[int, str]:
     kind, _, model = stage.partition("-")
     return (STAGE_KINDS.index(kind), model) if kind in STAGE_KINDS else (-1, stage)
+
+
+def _kind_total(rep: dict, kind: str) -> float:
+    return sum(v for k, v in rep["stages_s"].items() if k.startswith(kind + "-"))
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _section(path: Path) -> list[str]:
