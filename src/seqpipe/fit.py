@@ -317,9 +317,9 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
         optimizer.load_state_dict(payload["optimizer"])
         if scheduler is not None and payload["scheduler"] is not None:
             scheduler.load_state_dict(payload["scheduler"])
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise checkpoint.CheckpointError(f"{last}: its optimizer or schedule state has another layout "
-                                         f"(missing {exc}; an older seqpipe wrote it); use --fresh") from None
+    except (KeyError, TypeError, AttributeError):
+        raise checkpoint.CheckpointError(f"{last}: its optimizer or schedule state has another layout (torch.optim's, "
+                                         "from a seqpipe before seqpipe.optim); use --fresh to start over") from None
     scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["rng"])
     for key in vars(state):

@@ -161,6 +161,8 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(np.mean(t == p)) if t.size else float("nan"), "precision": precision,
             "recall": recall, "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
             "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0}
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     """Accuracy, macro F1 and per-class precision/recall/F1/support (0 where undefined, as scikit-learn's
     zero_division=0)."""

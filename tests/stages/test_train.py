@@ -113,6 +113,23 @@ def test_truncated_checkpoint_is_a_clear_error_and_fresh_recovers(tmp_path: Path
     assert result.resumed_from_epoch is None and len(result.history) == 1
 
 
+def test_checkpoint_with_torch_optim_state_is_a_clear_error(tmp_path: Path) -> None:
+    """A last.pt from before seqpipe.optim holds torch.optim's state layout: refused, and --fresh recovers."""
+    train(tmp_path, dataclasses.replace(BASE, epochs=1))
+    last = tmp_path / "last.pt"
+    payload = {k: v for k, v in checkpoint.load(last).items() if k != "sha256"}
+    model = new_model()
+    reference = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(toy_data()[0]["x"][:4]).sum().backward()
+    reference.step()
+    payload["optimizer"] = reference.state_dict()
+    checkpoint.save(last, payload)
+    with pytest.raises(checkpoint.CheckpointError, match=r"last\.pt: its optimizer .*torch\.optim.*--fresh"):
+        train(tmp_path, BASE)
+    _, result = train(tmp_path, dataclasses.replace(BASE, epochs=1), resume="fresh")
+    assert result.resumed_from_epoch is None
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     train(tmp_path, dataclasses.replace(BASE, epochs=1))
     model = new_model()
