@@ -104,6 +104,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     params = load_params(args.params, pipelines.names())
     # before numpy and torch load: they read the pinned kernels and thread counts when they do
     data_stage = args.command in ("download", "preprocess")
+    wanted = params.train(spec.name).num_threads
+    # a set thread count holds that many cores while it trains (0 is a fair share instead; torchrun's
+    # ranks run inside their launcher's hold; SEQPIPE_CORE_SLOTS=0 turns it off)
+    if args.command == "train" and wanted and "RANK" not in os.environ and os.environ.get("SEQPIPE_CORE_SLOTS") != "0":
+        total = numerics.usable_cores()
+        live_runs.hold_cores(wanted, total, lambda: log.info(
+            "train %s: waiting for %d of the %d cores, held by other seqpipe trainings (models.%s.train."
+            "num_threads: 0 would share them instead)", spec.name, min(wanted, total), total, spec.name))
     if not data_stage:   # counted as a live training: concurrent runs share the cores (seqpipe.live_runs)
         live_runs.register()
     others = 0 if data_stage else live_runs.others()

@@ -6,17 +6,24 @@ Each training holds an exclusive `flock` on its own file in a runtime folder for
 process lives; the kernel drops the lock when the process ends, however it ends (kill -9 included),
 so an entry whose lock can be taken is stale and is removed. A process does not count itself or the
 processes it was started by (torchrun's ranks and the `seqpipe train` that launched them are one run).
+
+A training with a set thread count also holds that many core slots (`hold_cores`: one flock per core)
+while it runs, and waits for them when other trainings hold them: two trainings that would each
+use every core run one after the other instead of spinning against each other.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _held: list[int] = []   # the descriptors of this process's registration: open until it exits
+_slots: list[int] = []  # the descriptors of the core slots this process holds: open until it exits
 
 
 def folder() -> Path:
@@ -41,6 +48,47 @@ def register() -> None:
     except OSError:
         return
     _held.append(fd)
+
+
+def hold_cores(wanted: int, total: int, on_wait: Callable[[], None]) -> None:
+    """Hold `wanted` of the machine's `total` core slots until this process exits, all or none: while
+    other trainings hold too many, call `on_wait` once and retry every 0.05-0.25 s (random, so that
+    waiting runs do not retry in step). A folder that cannot be used leaves the run free to start."""
+    wanted = min(wanted, total)
+    if _slots or wanted <= 0:
+        return
+    try:
+        folder().mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    retry, waited = random.Random(os.getpid()), False
+    while True:
+        got: list[int] = []
+        for index in range(total):
+            try:
+                fd = os.open(folder() / f"core-{index}.slot", os.O_CREAT | os.O_WRONLY, 0o644)
+            except OSError:
+                _close(got)
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            got.append(fd)
+            if len(got) == wanted:
+                _slots.extend(got)
+                return
+        _close(got)
+        if not waited:
+            on_wait()
+            waited = True
+        time.sleep(retry.uniform(0.05, 0.25))
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def others() -> int:

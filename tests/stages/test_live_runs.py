@@ -81,3 +81,57 @@ def test_a_training_beside_another_one_lets_idle_threads_sleep(repo_copy: Path, 
         holder.kill()
         holder.wait()
     assert "OMP_WAIT_POLICY PASSIVE" in beside, beside
+
+
+CORE_HOLDER = ("from seqpipe import live_runs, numerics; n = numerics.usable_cores(); "
+               "live_runs.hold_cores(n, n, lambda: print('waiting', flush=True)); print('ready', flush=True); "
+               "import time; time.sleep(600)")
+
+
+def hold_every_core(runtime: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", CORE_HOLDER], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "SEQPIPE_RUNTIME_DIR": str(runtime)})
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_core_slots_are_all_or_none_and_freed_when_the_holder_dies(tmp_path: Path) -> None:
+    """A second holder of every core waits (says so once) until the first is killed, then gets them all."""
+    first = hold_every_core(tmp_path)
+    second = subprocess.Popen([sys.executable, "-c", CORE_HOLDER], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "SEQPIPE_RUNTIME_DIR": str(tmp_path)})
+    try:
+        assert second.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)
+        assert second.poll() is None
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert second.stdout.readline().strip() == "ready"
+    finally:
+        for proc in (first, second):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_training_waits_for_the_cores_another_one_holds(repo_copy: Path, tmp_path: Path) -> None:
+    """With a set num_threads, `seqpipe train` waits (one log line) while other trainings hold every core,
+    and starts when they end; torchrun's ranks (RANK set) never wait: their launcher holds the cores."""
+    runtime = tmp_path / "runtime"
+    env = {**run_env(repo_copy), "SEQPIPE_RUNTIME_DIR": str(runtime)}
+    run(["seqpipe", "download", "bandwidth"], repo_copy)
+    run(["seqpipe", "preprocess", "bandwidth"], repo_copy)
+    validate = ["seqpipe", "train", "bandwidth", "--validate-only"]
+    holder = hold_every_core(runtime)
+    try:
+        rank = subprocess.run(validate, cwd=repo_copy, env={**env, "RANK": "0"}, capture_output=True, text=True,
+                              timeout=120)
+        assert rank.returncode == 0 and "waiting for" not in rank.stderr, rank.stderr
+        waiting = subprocess.Popen(validate, cwd=repo_copy, env=env, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert waiting.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
+    _, stderr = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, stderr
+    assert stderr.count("waiting for 1 of the") == 1 and "held by other seqpipe trainings" in stderr, stderr
