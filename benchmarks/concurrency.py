@@ -1,7 +1,10 @@
 """Two trainings at once on the same cores: aggregate throughput against running them one after the
-other, under seqpipe's wait policy (a run that starts alone keeps libgomp's spinning default, one that
-finds another live training makes its idle OpenMP threads sleep), always spinning (ACTIVE) and always
-sleeping (PASSIVE), side by side in one run.
+other, side by side in one run, under
+- seqpipe: a training with a set thread count holds that many core slots and waits while others
+  hold them (seqpipe.live_runs.hold_cores); a run that starts alone keeps libgomp's spinning default,
+  one that finds another live training makes its idle OpenMP threads sleep;
+- seqpipe-no-slots: the same without core slots (SEQPIPE_CORE_SLOTS=0), both run at once;
+- OMP_WAIT_POLICY=ACTIVE (always spinning) and PASSIVE (always sleeping), without core slots.
 
 Two work folders hold the same prepared data; each training is a default `seqpipe train MODEL --fresh`
 (default params, `--epochs` epochs). Per wait policy: the two one after the other (sequential seconds),
@@ -36,10 +39,12 @@ from seqpipe.io import sha256_file
 # What each training's environment says about idle OpenMP threads. "seqpipe" sets nothing: a run that
 # starts alone keeps libgomp's default (spin ~300,000 times, then sleep), a run that finds another live
 # training sets OMP_WAIT_POLICY=PASSIVE (seqpipe.numerics). ACTIVE spins forever, PASSIVE sleeps at once.
-POLICIES = {"seqpipe": {}, "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
-            "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-            **{f"GOMP_SPINCOUNT={n}": {"GOMP_SPINCOUNT": str(n)} for n in (300000, 30000, 3000)}}
-DEFAULT_POLICIES = ("seqpipe", "OMP_WAIT_POLICY=ACTIVE", "OMP_WAIT_POLICY=PASSIVE")
+NO_SLOTS = {"SEQPIPE_CORE_SLOTS": "0"}
+POLICIES = {"seqpipe": {}, "seqpipe-no-slots": NO_SLOTS,
+            "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE", **NO_SLOTS},
+            "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE", **NO_SLOTS},
+            **{f"GOMP_SPINCOUNT={n}": {"GOMP_SPINCOUNT": str(n), **NO_SLOTS} for n in (300000, 30000, 3000)}}
+DEFAULT_POLICIES = ("seqpipe", "seqpipe-no-slots", "OMP_WAIT_POLICY=ACTIVE", "OMP_WAIT_POLICY=PASSIVE")
 STAGGER_S = 1.0   # the second training starts this much later (after the first registered as live)
 
 
@@ -53,7 +58,7 @@ def prepare(work: Path, model: str, epochs: int) -> None:
 
 
 def start(work: Path, model: str, policy: str) -> subprocess.Popen:
-    base = {k: v for k, v in env(work).items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    base = {k: v for k, v in env(work).items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", *NO_SLOTS)}
     return subprocess.Popen(["seqpipe", "train", model, "--fresh"], cwd=work, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**base, **POLICIES[policy]})
 
@@ -161,12 +166,12 @@ def main() -> None:
     for row in rows.values():
         row["aggregate"] = row["sequential"] / row["pair"]
     info = machine()
-    lines = [f"# Two trainings at once: OpenMP wait policy ({dt.date.today()})", "",
+    lines = [f"# Two trainings at once: core slots and OpenMP wait policy ({dt.date.today()})", "",
              f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}; `seqpipe train {args.model} --fresh` "
              f"with default params{f' and {args.epochs} epoch(s)' if args.epochs else ''} in two work folders, the second started "
              f"{STAGGER_S:g} s after the first; medians of {args.repeats} alternated repeats; "
              "`python -m benchmarks.concurrency`.", "",
-             "| idle OpenMP threads | one after the other (s) | both at once (s) | aggregate throughput vs one after the other |",
+             "| policy | one after the other (s) | both at once (s) | aggregate throughput vs one after the other |",
              "|---|---|---|---|"]
     lines += [f"| {p} | {r['sequential']:.1f} | {r['pair']:.1f} | {r['aggregate']:.2f}x |" for p, r in rows.items()]
     base = rows["seqpipe"]["sequential"] if "seqpipe" in rows else None
