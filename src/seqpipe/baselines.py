@@ -185,10 +185,10 @@ def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: fl
 
     theta = np.zeros((k, d))
     value, prob = objective(theta)
+    wx = design * weight[:, None]
     for _ in range(max_iter):
-        grad = ((prob - onehot) * weight[:, None]).T @ design + penalty * theta
+        grad = (prob - onehot).T @ wx + penalty * theta
         # Hessian of the weighted softmax loss: sum_i w_i (diag(p_i) - p_i p_i^T) (x) x_i x_i^T
-        wx = design * weight[:, None]
         hess = np.empty((k * d, k * d))
         for a in range(k):
             for b_ in range(k):
