@@ -108,6 +108,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     # a set thread count holds that many cores while it trains (0 is a fair share instead; torchrun's
     # ranks run inside their launcher's hold; SEQPIPE_CORE_SLOTS=0 turns it off)
     if args.command == "train" and wanted and "RANK" not in os.environ and os.environ.get("SEQPIPE_CORE_SLOTS") != "0":
+        params.section(spec.name, "model", spec.model_params)  # bad params fail at once, not after a wait
         total = numerics.usable_cores()
         live_runs.hold_cores(wanted, total, lambda: log.info(
             "train %s: waiting for %d of the %d cores, held by other seqpipe trainings (models.%s.train."
