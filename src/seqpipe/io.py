@@ -142,7 +142,7 @@ def umask() -> int:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples to plain JSON types."""
+    """Convert numpy scalars/arrays and tuples to plain JSON types (NaN and infinities to null)."""
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -151,7 +151,7 @@ def to_jsonable(obj: Any) -> Any:
         return to_jsonable(obj.tolist())
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
+    if isinstance(obj, float) and not np.isfinite(obj):  # NaN and infinities are not JSON
         return None
     return obj
 

@@ -23,6 +23,7 @@ from seqpipe.errors import SeqpipeError
 
 DEFAULT_PARAMS = Path("params.yaml")
 T = TypeVar("T")
+AUTO = Literal["auto"]   # a key whose value the data can give: resolved and recorded by the stage that reads it
 
 
 class ParamsError(SeqpipeError):
@@ -43,7 +44,7 @@ class TrainParams:
     """The shared trainer's settings; every model has a `train:` section of this shape."""
 
     epochs: int
-    batch_size: int
+    batch_size: int | AUTO     # auto: seqpipe.data.series.auto_batch_size of the train split
     lr: float
     weight_decay: float
     optimizer: Literal["adam", "adamw"]
@@ -60,7 +61,8 @@ class TrainParams:
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.batch_size == "auto" or self.batch_size >= 1, "batch_size",
+              f"must be >= 1 or auto, got {self.batch_size}")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         check(0 < self.scheduler_factor < 1, "scheduler_factor", "must be in (0, 1)")
@@ -296,8 +298,15 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return convert(value, inner, key)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return convert(value, inner[0], key)
+        for alternative in inner:   # e.g. int | Literal["auto"]: the first that takes the value
+            try:
+                return convert(value, alternative, key)
+            except ParamsError:
+                pass
+        raise ParamsError(f"{key}: expected {' or '.join(map(_describe_type, inner))}, got {value!r}")
     if origin is list:
         (inner,) = typing.get_args(tp)
         check(isinstance(value, list), key, f"expected a list, got {type(value).__name__}")
@@ -314,6 +323,12 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         check(isinstance(value, tp), key, f"expected {tp.__name__}, got {type(value).__name__} {value!r}")
         return value
     raise TypeError(f"unsupported params type {tp!r} at {key}")
+
+
+def _describe_type(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(c) for c in typing.get_args(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}.get(tp, str(tp))
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -99,6 +99,27 @@ def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.
     _save(fig, path)
 
 
+def band_panels(path: Path, x: np.ndarray,
+                panels: list[tuple[str, np.ndarray, np.ndarray, list[tuple[str, np.ndarray, np.ndarray]]]],
+                xlabel: str, title: str) -> None:
+    """One subplot per (title, actual, forecast, [(band label, lower, upper), ...]) panel: the forecast's
+    interval bands shaded, the widest palest, under the actual and forecast lines."""
+    fig = new_figure(figsize=(10, 1.0 + 2.2 * len(panels)))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
+    for ax, (panel_title, actual, forecast, bands) in zip(axes[:, 0], panels):
+        for i, (label, lower, upper) in enumerate(sorted(bands, key=lambda b: -float(np.nanmean(b[2] - b[1])))):
+            ax.fill_between(x, lower, upper, color=SERIES_COLOURS["model"], alpha=0.12 + 0.12 * i, lw=0,
+                            label=f"{label} interval")
+        ax.plot(x, actual, lw=1.2, color=SERIES_COLOURS["actual"], label="actual")
+        ax.plot(x, forecast, lw=1.2, color=SERIES_COLOURS["model"], label="forecast")
+        ax.set_title(panel_title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
 def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, str]], title: str) -> None:
     """Predicted vs actual, one square panel per (title, actual, predicted, unit), with the y = x line."""
     fig = new_figure(figsize=(3.3 * len(panels), 3.8))

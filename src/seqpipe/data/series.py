@@ -21,6 +21,48 @@ def sliding_windows(values: np.ndarray, window: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(values, window, axis=0).transpose(0, 2, 1)
 
 
+MIN_WINDOW, MAX_WINDOW = 8, 64   # bounds of an automatic window, in rows
+LONG_SEASON_WINDOW = 20          # the automatic window when a season does not fit in MAX_WINDOW rows
+MAX_AUTO_BATCH = 128
+
+
+def detect_cadence(stamps: np.ndarray) -> tuple[float, bool]:
+    """(cadence in seconds, business days?) of increasing datetime64 `stamps`: the median step, except
+    for a business-day calendar (every row Monday to Friday, steps of 1 day or 3 over a weekend), whose
+    cadence is one day with weekends absent, not a gap each week."""
+    values = np.asarray(stamps, dtype="datetime64[ns]")
+    steps = np.diff(values).astype("timedelta64[s]").astype(np.float64)
+    cadence = float(np.median(steps))
+    weekday = (values.astype("datetime64[D]").astype(np.int64) + 3) % 7   # 1970-01-01 was a Thursday
+    day = 86400.0
+    business = bool(len(steps) >= 10 and cadence == day and (weekday < 5).all()
+                    and np.isin(steps, (day, 3 * day)).mean() >= 0.95 and (steps == 3 * day).any())
+    return cadence, business
+
+
+def auto_window(season: int, rows: int) -> int:
+    """One season plus one step, within [MIN_WINDOW, MAX_WINDOW] (LONG_SEASON_WINDOW when the season is
+    longer than MAX_WINDOW), and at most a fifth of the rows so that most of the series makes windows."""
+    wanted = season + 1 if season + 1 <= MAX_WINDOW else LONG_SEASON_WINDOW
+    return int(max(min(max(wanted, MIN_WINDOW), rows // 5), 2))
+
+
+MAX_AUTO_HOLDOUT = 0.3
+
+
+def auto_holdout_fraction(season: int, n_windows: int) -> float:
+    """The share of windows for each of validation and test: 15%, more where that holds less than one
+    season or ten windows, at most MAX_AUTO_HOLDOUT (so ten windows each from 34 windows on)."""
+    return float(min(max(0.15, season / max(n_windows, 1), 10 / max(n_windows, 1)), MAX_AUTO_HOLDOUT))
+
+
+def auto_batch_size(n_train: int) -> int:
+    """The largest power of two at most a sixteenth of the training samples, within [8, MAX_AUTO_BATCH]
+    and never above the samples there are: at least 16 steps an epoch where the data allows."""
+    power = 1 << max(int(n_train // 16).bit_length() - 1, 0)
+    return int(max(min(power, MAX_AUTO_BATCH, n_train), min(8, n_train)))
+
+
 def chronological_split(n: int, val_fraction: float, test_fraction: float) -> dict[str, slice]:
     """Contiguous train / val / test ranges in time order (no shuffling across time)."""
     n_test = int(round(n * test_fraction))

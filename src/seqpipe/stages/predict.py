@@ -95,18 +95,19 @@ def range_check(payload: dict[str, Any], columns: list[str]) -> RangeCheck | Non
     return RangeCheck(columns, stats["train_range"], stats["range_margin"])
 
 
-def warn_outside_training(ranges: RangeCheck | None, payload: dict[str, Any], source: str) -> None:
+def warn_outside_training(ranges: RangeCheck | None, payload: dict[str, Any], source: str,
+                          consequence: str | None = None) -> None:
     """Log one line per input column with rows beyond the training range (see RangeCheck), saying what
-    the model's normalisation makes of them."""
+    the model makes of them: `consequence`, or what the network's normalisation does."""
     if ranges is None:
         return
-    normalisation = (payload.get("network_args") or {}).get("normalisation", "global")
-    if normalisation == "global":
-        consequence = ("the network reads globally standardised windows and extrapolates there: forecasts may "
-                       "saturate (a model trained with model.normalisation difference or revin follows the level)")
-    else:
-        consequence = (f"the network reads each window relative to itself (normalisation {normalisation}), but "
-                       "such values were never seen in training")
+    if consequence is None:
+        normalisation = (payload.get("network_args") or {}).get("normalisation", "global")
+        consequence = (
+            "the network reads globally standardised windows and extrapolates there: forecasts may saturate (a model "
+            "trained with model.normalisation difference or revin follows the level)" if normalisation == "global" else
+            f"the network reads each window relative to itself (normalisation {normalisation}), but such values were "
+            "never seen in training")
     ranges.warn(source, consequence)
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import torch
 
 from seqpipe import checkpoint, distributed, layout, numerics
-from seqpipe.data.series import load_split
+from seqpipe.data.series import auto_batch_size, load_split
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
 from seqpipe.io import format_bytes, read_json, remove_stale_temps, sha256_file, write_json
 from seqpipe.networks import activation_bytes, build_network, count_parameters, meta_parameter_count
-from seqpipe.params import Params, TrainParams, as_dict, fingerprint
+from seqpipe.params import Params, TrainParams, as_dict, fingerprint, replace
 from seqpipe.spec import ModelSpec
 from seqpipe.tasks import build_task
 
@@ -70,11 +70,17 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
     device = select_device(params.device)
     network_class, network_args = spec.network(model_params, stats)
     train_data, val_data = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
+    if train.batch_size == "auto":
+        train = replace(train, batch_size=auto_batch_size(-(-len(train_data["x"]) // train.nproc_per_node)))
+        log.info("models.%s.train.batch_size auto: %d (from %d training samples)", name, train.batch_size,
+                 len(train_data["x"]))
     check_fits(name, spec.network_module, network_class, network_args, train_data["x"], train, device)
     log.info("train %s on %s (torch %s, %s)", name, _describe(device), torch.__version__,
              numerics.describe(params.numerics, torch.get_num_threads()))
     torch.manual_seed(params.seed)
     model = build_network(spec.network_module, network_class, network_args)
+    if hasattr(model, "prepare"):  # a part fitted in closed form on the training split before training
+        model.prepare(train_data["x"], train_data["y"])
     task = build_task(spec.task, stats)
     sections = {"model": as_dict(model_params), "train": as_dict(train)}
     identity = {"model": name, "network_module": spec.network_module, "network": network_class,
@@ -96,20 +102,29 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
                          checkpoint_dir=folder, identity=identity, resume=resume, name=name)
         if distributed.rank() != 0:
             return {}
-        return _save(spec, model, identity, stats, params.seed, result, device)
+        return _save(spec, model, identity, stats, params.seed, result, device, val_data, folder)
 
 
 KEEP_RUNS = 3  # checkpoint folders (one per fingerprint) kept per model, the newest first
 
 
 def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, seed: int, result: Any,
-          device: torch.device) -> dict:
-    """Write model.pt and model_card.json; return the card."""
+          device: torch.device, val_data: dict[str, torch.Tensor], checkpoint_dir: Path) -> dict:
+    """Calibrate the trained network on the validation split where it has a `calibrate` step (best.pt gets
+    the calibrated state too, so that it stays model.pt's weights), then write model.pt and
+    model_card.json; return the card."""
     name = spec.name
     model_path = layout.model_file(name)
     summary = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
-    checkpoint.save(model_path, {**identity, "state_dict": model.cpu().state_dict(), "stats": stats,
+    model.cpu()
+    if hasattr(model, "calibrate"):
+        summary["calibration"] = model.calibrate(val_data["x"], val_data["y"])
+        log.info("train %s: calibrated on %d validation windows: %s", name, len(val_data["x"]),
+                 _describe_calibration(summary["calibration"]))
+        best = checkpoint.load(checkpoint_dir / "best.pt")
+        checkpoint.save(checkpoint_dir / "best.pt", {**best, "state_dict": model.state_dict()})
+    checkpoint.save(model_path, {**identity, "state_dict": model.state_dict(), "stats": stats,
                                  "training": summary, "history": result.history})
     card = {"model": name, "summary": spec.summary, "network": identity["network"],
             "network_args": identity["network_args"], "parameters": count_parameters(model),
@@ -123,6 +138,11 @@ def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, 
     log.info("train %s: wrote %s (%d parameters, %.1f s on %s%s, code at %s)", name, model_path,
              card["parameters"], result.seconds, device, resumed, _git_commit() or "an unknown commit")
     return card
+
+
+def _describe_calibration(calibration: dict) -> str:
+    gate = ", ".join(f"{g:.2f}" for g in calibration.get("gate", []))
+    return f"network correction weight per target {gate}" if gate else "done"
 
 
 class TrainRefused(SeqpipeError):
