@@ -94,15 +94,16 @@ def test_a_season_without_enough_history_is_one_clear_error_naming_the_key() -> 
     from seqpipe.pipelines.bandwidth import evaluate as bandwidth
     from seqpipe.pipelines.crop_ndvi import evaluate as crop_ndvi
 
-    def bandwidth_params(season: int) -> bandwidth.EvaluateParams:
+    def bandwidth_params(season: int | str) -> bandwidth.EvaluateParams:
         return bandwidth.EvaluateParams(batch_size=8, mape_floor_fraction=0.1, ridge_alpha=1.0, target_correlation=0.9,
-                                        target_mape=5.0, plot_steps=10, season_steps=season, ets_fit_steps=0)
+                                        target_mape=5.0, plot_steps=10, season_steps=season, ets_fit_steps=0,
+                                        backtest_folds=5)
 
-    assert bandwidth.season_steps(bandwidth_params(0), {"cadence_s": 60.0}, 2000) == 1440
-    assert bandwidth.season_steps(bandwidth_params(24), {"cadence_s": 60.0}, 2000) == 24
-    with pytest.raises(SeqpipeError, match=r"^models.bandwidth.evaluate.season_steps 0 \(from the cadence\): a "
+    assert bandwidth.season_steps(bandwidth_params("auto"), {"season_steps": 1440}, 2000) == 1440
+    assert bandwidth.season_steps(bandwidth_params(24), {"season_steps": 1440}, 2000) == 24
+    with pytest.raises(SeqpipeError, match=r"^models.bandwidth.evaluate.season_steps auto \(from the cadence\): a "
                                            r"season of 1440 steps needs more than the 400 training rows"):
-        bandwidth.season_steps(bandwidth_params(0), {"cadence_s": 60.0}, 400)
+        bandwidth.season_steps(bandwidth_params("auto"), {"season_steps": 1440}, 400)
     crop = crop_ndvi.EvaluateParams(batch_size=8, min_accuracy=0.5, fail_below_min_accuracy=False, trend_steps=3,
                                     ridge_alpha=1.0, sample_pixels=2, season_steps=12)
     assert crop_ndvi.season_steps(crop_ndvi.EvaluateParams(**{**crop.__dict__, "season_steps": 0}),

@@ -65,11 +65,17 @@ def test_bandwidth_matches_cli(repo: Path, tmp_path: Path) -> None:
     written = pd.read_csv(tmp_path / "f.csv")
     predictor = seqpipe.load("bandwidth")
     frame = pd.read_csv("data/raw/bandwidth/bandwidth.csv")
-    forecast = predictor.predict(frame)
+    forecast, intervals = predictor.predict(frame)
+    targets = predictor.stats["target_columns"]
     assert forecast.shape == (len(frame) - predictor.stats["window"] + 1, 4) == (len(written), 4)
-    np.testing.assert_allclose(forecast, written[predictor.stats["target_columns"]].to_numpy(), atol=5.1e-5)
+    np.testing.assert_allclose(forecast, written[targets].to_numpy(), atol=5.1e-5)
+    assert sorted(intervals) == [0.8, 0.95]
+    for level, (lower, upper) in intervals.items():
+        columns = [f"{t}_{side}_{level * 100:g}" for side in ("lower", "upper") for t in targets]
+        np.testing.assert_allclose(np.hstack([lower, upper]), written[columns].to_numpy(), atol=5.1e-5)
+        assert (lower < forecast).all() and (forecast < upper).all()
     array = frame[predictor.stats["feature_columns"]].to_numpy()   # an array in the trained column order
-    np.testing.assert_array_equal(predictor.predict(array), forecast)
+    np.testing.assert_array_equal(predictor.predict(array)[0], forecast)
     assert line.startswith(f"wrote {tmp_path / 'f.csv'}: {len(written)} forecast rows")
 
 

@@ -9,7 +9,6 @@ import torch
 
 from seqpipe.networks.lstm import NORMALISATIONS, LSTMRegressor
 from seqpipe.params import ParamsError, load_params
-from seqpipe.pipelines.bandwidth import SPEC as BANDWIDTH
 from seqpipe.pipelines.crop_ndvi import SPEC as CROP_NDVI
 from tests.conftest import write_params
 
@@ -104,7 +103,7 @@ def test_constructor_refuses_bad_arguments(bad: dict) -> None:
         network(**{"normalisation": "global", **bad})
 
 
-@pytest.mark.parametrize("spec", [BANDWIDTH, CROP_NDVI], ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [CROP_NDVI], ids=lambda s: s.name)   # bandwidth: networks/forecaster.py
 def test_params_refuse_an_unknown_normalisation(tmp_path, spec) -> None:
     write_params(tmp_path / "params.yaml", {f"models.{spec.name}.model.normalisation": "minmax"})
     params = load_params(tmp_path / "params.yaml")

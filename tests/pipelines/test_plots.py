@@ -156,13 +156,17 @@ def test_crop_ndvi_curve_keeps_gaps_as_empty_cells(tmp_path: Path) -> None:
 def test_bandwidth_window_is_the_last_plot_steps() -> None:
     actual = np.arange(40, dtype=float).reshape(20, 2)
     candidates = {"model": actual + 1, "persistence": actual - 2}
-    columns = window_columns(["throughput_mbps", "rtt_ms"], actual, candidates, steps=12)
+    bounds = np.stack([np.stack([actual - 3, actual + 3])])   # one level, (levels, 2, rows, targets)
+    columns = window_columns(["throughput_mbps", "rtt_ms"], actual, candidates, bounds, [0.8], steps=12)
     assert all(len(c) == 12 for c in columns.values())
+    assert columns["lower_80_rtt_ms"].tolist() == (actual[8:, 1] - 3).tolist()
+    assert columns["upper_80_throughput_mbps"].tolist() == (actual[8:, 0] + 3).tolist()
     assert columns["step"].tolist() == list(range(8, 20))
     assert columns["actual_rtt_ms"].tolist() == actual[8:, 1].tolist()
     assert set(columns["predicted_residual_throughput_mbps"]) == {1.0}
     assert set(columns["persistence_residual_rtt_ms"]) == {-2.0}
-    assert len(window_columns(["throughput_mbps", "rtt_ms"], actual, candidates, steps=500)["step"]) == 20
+    every = window_columns(["throughput_mbps", "rtt_ms"], actual, candidates, bounds, [0.8], steps=500)
+    assert len(every["step"]) == 20
 
 
 def test_maps_draw_masked_pixels_grey_and_same_inputs_give_same_bytes(tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ CASES = [
          "data/raw/bandwidth", {f"{BW}.download.source": "ftp"}),
     Case("params-window-longer-than-series", PRE_BW,
          lambda base, work: str(copy_raw(base, work, "bandwidth") / "bandwidth.csv") + ": 400 data rows, need at "
-         "least 1067 (models.bandwidth.preprocess.window 1000 + 10 windows per val/test split)", CSV_OUT,
+         "least 1034 (models.bandwidth.preprocess.window 1000 + 10 windows per val/test split)", CSV_OUT,
          {f"{BW}.preprocess.window": 1000}),
     Case("cli-unknown-model", ["download", "bandwidht"], _params_only("unknown model 'bandwidht'"),
          "data/raw/bandwidht"),

@@ -31,17 +31,17 @@ def _over_memory(base: Path, work: Path) -> str:
                     ["MemAvailable"].split()[0]) * 1024
     if available > 29e9 or usable_cores() < 2:
         pytest.skip("this machine has the memory (or too few cores) for two copies of a 0.95e9-parameter network")
-    return _processed("bandwidth", "models.bandwidth.model: training LSTMRegressor needs about")(base, work)
+    return _processed("bandwidth", "models.bandwidth.model: training LinearResidualLSTM needs about")(base, work)
 
 
 CASES = [
     # 17: a 64 TB network, counted on the meta device, never allocated
     Case("hidden_size_2000000", ["train", "bandwidth"],
-         _processed("bandwidth", "models.bandwidth.model: LSTMRegressor would have 48,000,112,000,004 parameters"),
+         _processed("bandwidth", "models.bandwidth.model: LinearResidualLSTM would have 48,000,184,000,004 parameters"),
          "models/bandwidth/model.pt", {"models.bandwidth.model.hidden_size": 2_000_000,
                                        "models.bandwidth.model.num_layers": 2}),
     Case("hidden_size_2000000_two_processes", ["train", "bandwidth"],
-         _processed("bandwidth", "models.bandwidth.model: LSTMRegressor would have 48,000,112,000,004 parameters"),
+         _processed("bandwidth", "models.bandwidth.model: LinearResidualLSTM would have 48,000,184,000,004 parameters"),
          "models/bandwidth/model.pt", {"models.bandwidth.model.hidden_size": 2_000_000,
                                        "models.bandwidth.model.num_layers": 2,
                                        "models.bandwidth.train.nproc_per_node": 2}),

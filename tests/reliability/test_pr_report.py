@@ -152,7 +152,7 @@ def test_changed_plots_are_drawn_as_pngs_and_embedded(pr_copy: tuple[Path, dict]
     shown = images(pr_report)
     assert {path for _, path in shown} == {"report_plots/diff_bandwidth_throughput.png",
                                            "report_plots/diff_plots_ice_change_eval_change_maps.png"}, pr_report
-    assert ("bandwidth: throughput, actual vs predicted vs persistence (test)",
+    assert ("bandwidth: throughput, actual vs predicted (80% interval) vs persistence (test)",
             "report_plots/diff_bandwidth_throughput.png") in shown
     for _, path in shown:
         assert (repo / path).read_bytes().startswith(PNG_MAGIC) and (repo / path).stat().st_size > 5000

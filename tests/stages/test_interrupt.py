@@ -26,7 +26,7 @@ def test_signal_saves_checkpoint_and_rerun_resumes(tmp_path: Path, sig: signal.S
     assert proc.returncode == 128 + sig, stderr
     assert f"{sig.name} at epoch" in stderr and "run again to resume" in stderr
     payload = checkpoint.load(last)
-    assert payload["model"] == "bandwidth" and payload["network_module"] == "lstm" and payload["epoch"] >= 1
+    assert payload["model"] == "bandwidth" and payload["network_module"] == "forecaster" and payload["epoch"] >= 1
     assert not (tmp_path / "models/bandwidth/model.pt").exists()
 
     write_params(tmp_path / "params.yaml", {**overrides, "models.bandwidth.train.epochs": payload["epoch"] + 1})

@@ -114,8 +114,13 @@ def test_predict_and_export(workdir: Path, good_csv: Path) -> None:
     run(["seqpipe", "predict", "bandwidth", "--input", str(good_csv), "--output", str(out)], workdir)
     forecast = pd.read_csv(out)
     window = 8  # tests/tiny_params.yaml
-    assert list(forecast.columns) == ["timestamp", *COLUMNS]
+    bounds = [f"{c}_{side}_{level}" for c in COLUMNS for level in (80, 95) for side in ("lower", "upper")]
+    assert sorted(forecast.columns) == sorted(["timestamp", *COLUMNS, *bounds])
     assert len(forecast) == 300 - window + 1
+    for c in COLUMNS:   # each interval holds the forecast, the 95% one the 80% one
+        assert (forecast[f"{c}_lower_95"] <= forecast[f"{c}_lower_80"]).all()
+        assert (forecast[f"{c}_lower_80"] <= forecast[c]).all() and (forecast[c] <= forecast[f"{c}_upper_80"]).all()
+        assert (forecast[f"{c}_upper_80"] <= forecast[f"{c}_upper_95"]).all()
     assert forecast["timestamp"].iloc[0] == "2025-11-03T00:08:00Z"  # the step after the first window
     assert np.isfinite(forecast[COLUMNS].to_numpy()).all()
 

@@ -61,7 +61,7 @@ def test_preprocess_warns_and_records_values_beyond_the_training_range(workdir: 
     assert stats["range_margin"] == 0.1
     (line,) = range_warnings(proc.stderr)
     assert "data/raw/bandwidth/bandwidth.csv: column 'level': " in line
-    assert f"{expected['val']:.1%} of val rows, 100.0% of test rows" in line and "normalisation" in line
+    assert f"{expected['val']:.1%} of val rows, 100.0% of test rows" in line and "clips that step's level" in line
 
     write_params(workdir / "params.yaml", {**trend_params(workdir, csv), "models.bandwidth.preprocess.range_margin": 5.0})
     proc = run(["seqpipe", "preprocess", "bandwidth"], workdir)
@@ -88,7 +88,7 @@ def test_a_negative_range_margin_is_one_error_naming_the_key(workdir: Path) -> N
 
 def test_predict_warns_on_inputs_beyond_the_training_range(workdir: Path) -> None:
     csv = write_trend(workdir / "trend.csv")
-    trend_params(workdir, csv, **{"models.bandwidth.model.normalisation": "difference"})
+    trend_params(workdir, csv)
     for stage in ("download", "preprocess", "train"):
         run(["seqpipe", stage, "bandwidth"], workdir)
     inside = workdir / "inside.csv"
@@ -100,8 +100,8 @@ def test_predict_warns_on_inputs_beyond_the_training_range(workdir: Path) -> Non
     proc = run(["seqpipe", "predict", "bandwidth", "--input", str(later), "--output", "b.csv"], workdir)
     (line,) = range_warnings(proc.stderr)
     assert f"{later}: column 'level': 100.0% of input rows lie more than 10% of the training range" in line
-    assert "(normalisation difference)" in line
+    assert "clips that step's level to the training range" in line
     forecast = pd.read_csv(workdir / "b.csv")["level"].to_numpy()
     assert len(forecast) == 50 - 8 + 1 and np.isfinite(forecast).all()
     last = pd.read_csv(later)["level"].to_numpy()[7:]   # each window's last level, near 1000 (trained: 0..150)
-    assert np.abs(forecast - last).max() < 5.0           # difference follows the level where global saturates
+    assert np.abs(forecast - last).max() < 5.0           # it follows the level: the window is read relative to it

@@ -1,32 +1,59 @@
-"""bandwidth: next-step network metrics (throughput, rtt, loss, jitter) from a 20-step window."""
+"""bandwidth: next-step network metrics (throughput, rtt, loss, jitter) from a window of past metrics; any
+user series through the `local` source. A frozen ridge forecast plus a gated LSTM correction."""
 
 from __future__ import annotations
 
-from seqpipe.params import ForecastLSTMParams
+import math
+from dataclasses import dataclass
+
+from seqpipe.params import check
 from seqpipe.spec import ModelSpec
 
 FILE_NAME = "bandwidth.csv"   # the raw CSV, whatever the source
+OUTSIDE_TRAINING = ("the forecaster reads each window relative to its last step and clips that step's level to "
+                    "the training range, so it follows the series, but it has never seen such values")
 
 
-def network(p: ForecastLSTMParams, stats: dict) -> tuple[str, dict]:
-    return "LSTMRegressor", {"input_size": len(stats["feature_columns"]), "hidden_size": p.hidden_size,
-                             "num_layers": p.num_layers, "dropout": p.dropout, "bidirectional": p.bidirectional,
-                             "output_size": len(stats["target_columns"]), "normalisation": p.normalisation,
-                             "target_index": list(stats["target_index"])}
+@dataclass(frozen=True)
+class ForecasterParams:
+    """The `model:` section: seqpipe.networks.forecaster.LinearResidualLSTM."""
+
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    linear_alpha: float            # ridge penalty of the linear part (standardised units)
+    interval_levels: list[float]   # nominal coverage of the split-conformal prediction intervals
+
+    def __post_init__(self) -> None:
+        check(self.hidden_size >= 1, "hidden_size", "must be >= 1")
+        check(self.num_layers >= 1, "num_layers", "must be >= 1")
+        check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        check(math.isfinite(self.linear_alpha) and self.linear_alpha >= 0, "linear_alpha", "must be finite and >= 0")
+        check(all(0 < q < 1 for q in self.interval_levels), "interval_levels", "each level must be in (0, 1)")
+        check(len(set(self.interval_levels)) == len(self.interval_levels), "interval_levels", "has duplicates")
+
+
+def network(p: ForecasterParams, stats: dict) -> tuple[str, dict]:
+    return "LinearResidualLSTM", {"input_size": len(stats["feature_columns"]), "window": stats["window"],
+                                  "hidden_size": p.hidden_size, "num_layers": p.num_layers, "dropout": p.dropout,
+                                  "target_index": list(stats["target_index"]), "linear_alpha": p.linear_alpha,
+                                  "interval_levels": list(p.interval_levels)}
 
 
 SPEC = ModelSpec(
     package=__name__,
-    summary="next-step throughput, rtt, packet loss and jitter from a window of metrics; LSTM",
+    summary="next-step throughput, rtt, packet loss and jitter from a window of metrics; ridge + gated LSTM",
     task="regression",
-    network_module="lstm",
-    model_params=ForecastLSTMParams,
+    network_module="forecaster",
+    model_params=ForecasterParams,
     network=network,
     predict_help=("a metrics CSV: a `timestamp` column (ISO 8601, strictly increasing, one row per minute as "
                   "trained) and the model's feature columns, numeric and finite (other columns are ignored). The "
                   "columns come from the model file; with the default params.yaml they are throughput_mbps, rtt_ms, "
                   "packet_loss, jitter_ms, time_of_day, day_of_week, congestion_window, queue_depth, retransmits. At "
                   "least preprocess.window rows (20 by default). Writes one row per full window: the timestamp of "
-                  "the next step and the forecast of each target (throughput_mbps, rtt_ms, packet_loss, jitter_ms)."),
+                  "the next step and the forecast of each target (throughput_mbps, rtt_ms, packet_loss, jitter_ms), "
+                  "each followed by its split-conformal prediction interval at model.interval_levels "
+                  "(<target>_lower_80, _upper_80, _lower_95, _upper_95 by default)."),
     predict_example="seqpipe predict bandwidth --input data/raw/bandwidth/bandwidth.csv --output forecast.csv",
 )

@@ -15,33 +15,41 @@ import pandas as pd
 import torch
 from torch import nn
 
+from seqpipe.conformal import interval_bounds
 from seqpipe.data.series import Standardizer, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.networks import predict_batches
+from seqpipe.pipelines.bandwidth import OUTSIDE_TRAINING
 from seqpipe.plotting import write_csv
 from seqpipe.params import Params
 from seqpipe.stages.predict import range_check, table_values, warn_outside_training
 
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
           "or an array [rows, features] in that order, rows in time order at the trained cadence, at least "
-          "stats['window'] rows -> array [rows - window + 1, targets] (stats['target_columns']): row i "
-          "forecasts the step after rows [i, i + window)")
+          "stats['window'] rows -> (forecast, intervals): forecast is an array [rows - window + 1, targets] "
+          "(stats['target_columns']) whose row i forecasts the step after rows [i, i + window); intervals maps "
+          "each nominal level (0.8, 0.95 by default) to (lower, upper), arrays shaped like forecast: the "
+          "split-conformal prediction interval calibrated on the validation split")
 
 
-def predict_array(network: nn.Module, payload: dict, data: Any, source: str = "data") -> np.ndarray:
-    """Row i of the result forecasts the step after input rows [i, i + window), in the target units.
-    Logs a warning per column with rows beyond the training range (`source` names the input there)."""
+def predict_array(network: nn.Module, payload: dict, data: Any,
+                  source: str = "data") -> tuple[np.ndarray, dict[float, tuple[np.ndarray, np.ndarray]]]:
+    """(forecast, {level: (lower, upper)}): row i forecasts the step after input rows [i, i + window), in
+    the target units, with its prediction intervals. Logs a warning per column with rows beyond the
+    training range (`source` names the input there)."""
     stats = payload["stats"]
     window = stats["window"]
     values = table_values(data, stats["feature_columns"], "data", window, "the model's window")
     if (ranges := range_check(payload, stats["feature_columns"])) is not None:
         ranges.add("input", values)
-        warn_outside_training(ranges, payload, source)
+        warn_outside_training(ranges, payload, source, OUTSIDE_TRAINING)
     scaler = Standardizer.from_dict(stats["scaler"])
     x = np.ascontiguousarray(sliding_windows(scaler.transform(values), window))
     scaled = predict_batches(network, torch.from_numpy(x), 4096)
     index = stats["target_index"]
-    return scaled * scaler.std[index] + scaler.mean[index]
+    forecast = scaled * scaler.std[index] + scaler.mean[index]
+    bounds = interval_bounds(forecast, network.halfwidth.numpy() * scaler.std[index])
+    return forecast, {level: (bounds[i, 0], bounds[i, 1]) for i, level in enumerate(network.interval_levels)}
 
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
@@ -50,10 +58,18 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     stats = payload["stats"]
     window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]
     frame = read_timeseries_csv(input_path, stats["timestamp_column"], features, window)
-    forecast = predict_array(network, payload, frame[features].to_numpy(), source=str(input_path))
-    stamps = frame[stats["timestamp_column"]].iloc[window - 1:] + pd.to_timedelta(stats["cadence_s"], unit="s")
+    forecast, intervals = predict_array(network, payload, frame[features].to_numpy(), source=str(input_path))
+    step = pd.offsets.BDay(1) if stats.get("business_days") else pd.to_timedelta(stats["cadence_s"], unit="s")
+    stamps = frame[stats["timestamp_column"]].iloc[window - 1:] + step
     text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy()
-    write_csv(output_path, {"timestamp": text, **{t: forecast[:, k] for k, t in enumerate(targets)}},
-              float_format="%.4f")
+    columns = {"timestamp": text}
+    for k, t in enumerate(targets):
+        columns[t] = forecast[:, k]
+        for level, (lower, upper) in intervals.items():
+            columns[f"{t}_lower_{level * 100:g}"] = lower[:, k]
+            columns[f"{t}_upper_{level * 100:g}"] = upper[:, k]
+    write_csv(output_path, columns, float_format="%.4f")
+    levels = " and ".join(f"{level:.0%}" for level in intervals)
     return (f"wrote {output_path}: {len(forecast)} forecast rows ({text[0]} to {text[-1]}), one per "
-            f"{window}-row window of the {len(frame)} input rows, {len(targets)} targets; nothing masked")
+            f"{window}-row window of the {len(frame)} input rows, {len(targets)} targets with {levels} "
+            "prediction intervals; nothing masked")

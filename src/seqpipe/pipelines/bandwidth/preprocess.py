@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.data.series import (RangeCheck, Standardizer, chronological_split, save_splits, sliding_windows,
+from seqpipe.baselines import season_from_cadence
+from seqpipe.data.series import (MAX_AUTO_HOLDOUT, RangeCheck, Standardizer, auto_batch_size, auto_holdout_fraction,
+                                 auto_window, chronological_split, detect_cadence, save_splits, sliding_windows,
                                  training_range)
 from seqpipe.data.tables import read_timeseries_csv
-from seqpipe.params import check
-from seqpipe.pipelines.bandwidth import FILE_NAME
+from seqpipe.errors import SeqpipeError
+from seqpipe.params import AUTO, check
+from seqpipe.pipelines.bandwidth import FILE_NAME, OUTSIDE_TRAINING
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -20,50 +25,74 @@ class PreprocessParams:
     timestamp_column: str
     feature_columns: list[str]      # model inputs; must include every target column
     target_columns: list[str]
-    window: int
-    val_fraction: float
-    test_fraction: float
+    window: int | AUTO              # auto: one season plus one step, within bounds (data.series.auto_window)
+    val_fraction: float | AUTO      # auto: 15%, more for a season or ten windows (data.series.auto_holdout_fraction)
+    test_fraction: float | AUTO
     range_margin: float             # warn when val/test values lie this share of the training range beyond it
 
     def __post_init__(self) -> None:
-        check(self.window >= 2, "window", f"must be >= 2, got {self.window}")
+        check(self.window == "auto" or self.window >= 2, "window", f"must be >= 2 or auto, got {self.window}")
         check(len(self.target_columns) >= 1, "target_columns", "needs at least one column")
         missing = [c for c in self.target_columns if c not in self.feature_columns]
         check(not missing, "feature_columns", f"must include the target column(s) {', '.join(missing)}")
         check(len(set(self.feature_columns)) == len(self.feature_columns), "feature_columns", "has duplicates")
-        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
-              "val_fraction and test_fraction must each be in (0, 0.5)")
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            check(value == "auto" or 0 < value < 0.5, key, f"must be in (0, 0.5) or auto, got {value}")
         check(self.range_margin >= 0, "range_margin",
               f"must be >= 0 (a share of the training range), got {self.range_margin}")
 
+
+@dataclass(frozen=True)
+class Resolved:
+    """The window, split and season a series gets: the params' numbers, or (auto) what its data gives."""
+
+    window: int
+    val_fraction: float
+    test_fraction: float
+    season_steps: int
+    cadence_s: float
+    business_days: bool
+    smallest_fraction: float   # the smallest val/test fraction at any row count: an `auto` one rises to 0.3
+
     def min_rows(self) -> int:
         """Enough rows for at least ten windows in the smallest split."""
-        return self.window + int(np.ceil(10 / min(self.val_fraction, self.test_fraction)))
+        return self.window + int(np.ceil(10 / self.smallest_fraction))
 
 
-OUTSIDE = ("a network reading globally standardised windows extrapolates there (models.bandwidth.model."
-           "normalisation: difference or revin reads each window relative to itself)")
-
-
-def windows_from_frame(p: PreprocessParams, features: np.ndarray, scaler: Standardizer) -> np.ndarray:
-    """(rows, features) in physical units -> (rows - window + 1, window, features) scaled."""
-    return np.ascontiguousarray(sliding_windows(scaler.transform(features), p.window))
+def resolve(p: PreprocessParams, stamps: np.ndarray) -> Resolved:
+    """Cadence and season from the timestamps, then every `auto` key from them and the row count."""
+    cadence, business = detect_cadence(stamps)
+    season = 5 if business else season_from_cadence(cadence)
+    if 2 * season > 0.7 * len(stamps):   # the training rows would not hold two seasons: none is observable
+        season = 1
+    window = auto_window(season, len(stamps)) if p.window == "auto" else p.window
+    holdout = auto_holdout_fraction(season, len(stamps) - window)
+    given = [MAX_AUTO_HOLDOUT if f == "auto" else f for f in (p.val_fraction, p.test_fraction)]
+    return Resolved(window=window, season_steps=season, cadence_s=cadence, business_days=business,
+                    val_fraction=holdout if p.val_fraction == "auto" else p.val_fraction,
+                    test_fraction=holdout if p.test_fraction == "auto" else p.test_fraction,
+                    smallest_fraction=min(given))
 
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     path = raw_dir / FILE_NAME
-    frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, p.min_rows(),
-                                f"models.bandwidth.preprocess.window {p.window} + 10 windows per val/test split")
+    frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, 3, "to find the cadence")
+    r = resolve(p, frame[p.timestamp_column].dt.tz_localize(None).to_numpy())
+    if len(frame) < r.min_rows():
+        raise SeqpipeError(f"{path}: {len(frame)} data rows, need at least {r.min_rows()} (models.bandwidth."
+                           f"preprocess.window {r.window} + 10 windows per val/test split)")
     features = frame[p.feature_columns].to_numpy(np.float64)
-    n_windows = len(frame) - p.window
+    n_windows = len(frame) - r.window
     if n_windows < 30:
-        raise SeqpipeError(f"{path}: {len(frame)} rows leave {n_windows} windows of {p.window}; too few")
-    splits = chronological_split(n_windows, p.val_fraction, p.test_fraction)
-    train_rows = splits["train"].stop + p.window          # rows seen by train windows and targets
+        raise SeqpipeError(f"{path}: {len(frame)} rows leave {n_windows} windows of {r.window}; too few")
+    splits = chronological_split(n_windows, r.val_fraction, r.test_fraction)
+    train_rows = splits["train"].stop + r.window          # rows seen by train windows and targets
     scaler = Standardizer.fit(features[:train_rows], str(path), p.feature_columns)  # data row = array row + 1
-    windows = windows_from_frame(p, features, scaler)[:n_windows]
+    scaled = scaler.transform(features)
+    windows = np.ascontiguousarray(sliding_windows(scaled, r.window))[:n_windows]
     target_index = [p.feature_columns.index(c) for c in p.target_columns]
-    targets = scaler.transform(features)[p.window:, target_index]
+    targets = scaled[r.window:, target_index]
     arrays = {}
     for split, rows in splits.items():
         arrays[f"x_{split}"] = windows[rows].astype(np.float32)
@@ -71,12 +100,28 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     train_range = training_range(features[:train_rows], p.feature_columns)
     ranges = RangeCheck(p.feature_columns, train_range, p.range_margin)
     for split in ("val", "test"):
-        ranges.add(split, features[splits[split].start + p.window:splits[split].stop + p.window])
-    outside = ranges.warn(str(path), OUTSIDE)
-    cadence = float(frame[p.timestamp_column].diff().dt.total_seconds().median())
-    return {"timestamp_column": p.timestamp_column, "feature_columns": p.feature_columns, "target_columns": p.target_columns,
-            "target_index": target_index, "window": p.window, "scaler": scaler.to_dict(),
-            "train_range": train_range, "range_margin": p.range_margin, "out_of_range": outside,
-            "cadence_s": cadence, "rows": len(frame),
+        ranges.add(split, features[splits[split].start + r.window:splits[split].stop + r.window])
+    outside = ranges.warn(str(path), OUTSIDE_TRAINING)
+    given = {"window": p.window, "val_fraction": p.val_fraction, "test_fraction": p.test_fraction}
+    resolved = {"window": r.window, "val_fraction": r.val_fraction, "test_fraction": r.test_fraction,
+                "season_steps": r.season_steps, "batch_size": auto_batch_size(splits["train"].stop),
+                "from_data": [k for k, v in given.items() if v == "auto"]}
+    log.info("preprocess bandwidth: %s cadence, season %d steps; window %d, val/test fractions %.3g/%.3g, train "
+             "batch size %d if auto (%s from the data)", _cadence_text(r), r.season_steps, r.window, r.val_fraction,
+             r.test_fraction, resolved["batch_size"], ", ".join(resolved["from_data"]) or "none")
+    return {"timestamp_column": p.timestamp_column, "feature_columns": p.feature_columns,
+            "target_columns": p.target_columns, "target_index": target_index, "window": r.window,
+            "scaler": scaler.to_dict(), "train_range": train_range, "range_margin": p.range_margin,
+            "out_of_range": outside, "cadence_s": r.cadence_s, "business_days": r.business_days,
+            "season_steps": r.season_steps, "resolved": resolved, "rows": len(frame),
             "split_rows": {k: [v.start, v.stop] for k, v in splits.items()},
             "arrays": save_splits(out_dir, arrays)}
+
+
+def _cadence_text(r: Resolved) -> str:
+    if r.business_days:
+        return "business-day"
+    for unit, seconds in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if r.cadence_s >= seconds:
+            return f"{r.cadence_s / seconds:.4g} {unit}"
+    return f"{r.cadence_s:g} s"
