@@ -64,8 +64,7 @@ class LinearResidualLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last, changes, level = self._inputs(x)
-        design = torch.cat([changes[:, :-1].flatten(1), level], dim=1)
-        linear = last + apply_ridge(design, self.linear_fit)
+        linear = last + apply_ridge(_design(changes, level), self.linear_fit)
         return linear + self.gate * self._correction(changes, level)
 
     @property
@@ -75,8 +74,8 @@ class LinearResidualLSTM(nn.Module):
     def linear_forecast(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """The linear part alone: what the forecast is without the network."""
         with torch.no_grad():
-            last, changes, level = self._inputs(torch.as_tensor(x))
-            return last + apply_ridge(torch.cat([changes[:, :-1].flatten(1), level], dim=1), self.linear_fit)
+            design, last = self.design(torch.as_tensor(x))
+            return last + apply_ridge(design, self.linear_fit)
 
     @torch.no_grad()
     def refit_linear_forecast(self, x_fit: np.ndarray, y_fit: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -91,7 +90,7 @@ class LinearResidualLSTM(nn.Module):
     def design(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(design matrix, last target values) of windows `x`: what the linear part regresses on."""
         last, changes, level = self._inputs(x)
-        return torch.cat([changes[:, :-1].flatten(1), level], dim=1), last
+        return _design(changes, level), last
 
     def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         final = x[:, -1, :]
@@ -132,6 +131,12 @@ class LinearResidualLSTM(nn.Module):
         self.halfwidth.copy_(torch.from_numpy(conformal_halfwidths(errors, self.interval_levels)))
         return {"gate": self.gate.tolist(), "calibration_windows": len(x),
                 "interval_levels": self.interval_levels, "halfwidth": self.halfwidth.tolist()}
+
+
+def _design(changes: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """The linear part's inputs: each step's change to the last one (the last, always 0, left out), then
+    the clipped level."""
+    return torch.cat([changes[:, :-1].flatten(1), level], dim=1)
 
 
 def ridge(design: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, ...]:

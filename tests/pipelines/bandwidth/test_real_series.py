@@ -58,8 +58,21 @@ SERIES: dict[str, tuple[Callable[[], pd.DataFrame], int]] = {   # name: (the CSV
     "m1": (lambda: macro("m1"), 4),
     "pop": (lambda: macro("pop"), 4),
     "tbilrate": (lambda: macro("tbilrate"), 4),
+    **{column: (lambda column=column: macro(column), 4) for column in ("realcons", "realinv", "cpi", "unemp", "infl")},
 }
 DEFAULT_RUN = ("realgdp", "nile")   # the rest (20-40 s each) with `make test-slow`
+# Where the rule does not hold yet (README "Real series"): ETS's smoothed trend, or drift's whole-history mean
+# change for cpi, is 3-9% ahead of the forecaster on 29 test quarters. strict: a fix makes these fail, to be
+# moved to SERIES proper.
+KNOWN_GAPS = ("realcons", "realinv", "cpi", "unemp", "infl")
+
+
+def marks(name: str) -> list:
+    if name in DEFAULT_RUN:
+        return []
+    if name in KNOWN_GAPS:
+        return [pytest.mark.slow, pytest.mark.xfail(strict=True, reason="a long-memory baseline wins (README)")]
+    return [pytest.mark.slow]
 
 
 def user_overrides(csv: Path, column: str) -> dict:
@@ -88,8 +101,7 @@ def score_table(name: str, detail: dict) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in DEFAULT_RUN else [pytest.mark.slow])
-                                  for n in SERIES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=marks(n)) for n in SERIES])
 def test_the_forecaster_is_never_more_than_1_percent_behind_the_best_baseline(tmp_path: Path, name: str) -> None:
     make, season = SERIES[name]
     repo, detail = pipeline_on(make(), tmp_path, name)
