@@ -23,11 +23,16 @@ def conformal_halfwidths(abs_errors: np.ndarray, levels: Sequence[float]) -> np.
     return out
 
 
+def level_label(level: float) -> str:
+    """A nominal level as the percent that names its columns and keys: 0.8 -> '80', 0.975 -> '97.5'."""
+    return f"{round(level * 100, 6):g}"
+
+
 def interval_bounds(point: np.ndarray, halfwidths: np.ndarray) -> np.ndarray:
-    """(levels, 2, *point.shape): the lower and upper bound of each level's interval around `point`
+    """(levels, 2, rows, targets): the lower and upper bound of each level's interval around `point`
     (rows, targets), `halfwidths` being (levels, targets)."""
-    h = np.asarray(halfwidths, np.float64)[:, None, None, :]
-    return np.stack([point[None] - h[:, 0], point[None] + h[:, 0]], axis=1)
+    h = np.asarray(halfwidths, np.float64)[:, None, :]
+    return np.stack([point - h, point + h], axis=1)
 
 
 def coverage(actual: np.ndarray, bounds: np.ndarray, levels: Sequence[float]) -> dict[str, dict[str, float]]:
@@ -37,6 +42,6 @@ def coverage(actual: np.ndarray, bounds: np.ndarray, levels: Sequence[float]) ->
     for i, level in enumerate(levels):
         low, high = bounds[i, 0], bounds[i, 1]
         inside = (actual >= low) & (actual <= high)
-        out[f"{round(level * 100, 6):g}"] = {"nominal": float(level), "coverage": float(inside.mean()),
+        out[level_label(level)] = {"nominal": float(level), "coverage": float(inside.mean()),
                                              "mean_width": float(np.mean(high - low))}
     return out

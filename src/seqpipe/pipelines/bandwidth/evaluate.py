@@ -210,8 +210,8 @@ def window_columns(targets: list[str], actual: np.ndarray, candidates: dict[str,
         columns[f"predicted_{t}"] = candidates["model"][first:, k]
         columns[f"persistence_{t}"] = candidates["persistence"][first:, k]
         for i, level in enumerate(levels):
-            columns[f"lower_{level * 100:g}_{t}"] = bounds[i, 0, first:, k]
-            columns[f"upper_{level * 100:g}_{t}"] = bounds[i, 1, first:, k]
+            columns[f"lower_{conformal.level_label(level)}_{t}"] = bounds[i, 0, first:, k]
+            columns[f"upper_{conformal.level_label(level)}_{t}"] = bounds[i, 1, first:, k]
     for k, t in enumerate(targets):
         for name, label in (("model", "predicted"), ("persistence", "persistence")):
             columns[f"{label}_residual_{t}"] = candidates[name][first:, k] - actual[first:, k]

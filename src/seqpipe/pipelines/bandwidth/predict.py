@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqpipe.conformal import interval_bounds
+from seqpipe.conformal import interval_bounds, level_label
 from seqpipe.data.series import Standardizer, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.networks import predict_batches
@@ -66,8 +66,8 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     for k, t in enumerate(targets):
         columns[t] = forecast[:, k]
         for level, (lower, upper) in intervals.items():
-            columns[f"{t}_lower_{level * 100:g}"] = lower[:, k]
-            columns[f"{t}_upper_{level * 100:g}"] = upper[:, k]
+            columns[f"{t}_lower_{level_label(level)}"] = lower[:, k]
+            columns[f"{t}_upper_{level_label(level)}"] = upper[:, k]
     write_csv(output_path, columns, float_format="%.4f")
     levels = " and ".join(f"{level:.0%}" for level in intervals)
     return (f"wrote {output_path}: {len(forecast)} forecast rows ({text[0]} to {text[-1]}), one per "
