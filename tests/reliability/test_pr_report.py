@@ -4,6 +4,9 @@ metrics and plots, one metric and one plot changed on the PR side) and on a smal
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import shutil
 import struct
 import zlib
@@ -235,7 +238,7 @@ def workflow(name: str) -> dict:
     return data
 
 
-def test_pr_workflow_caches_pushes_and_posts_the_report_with_cml() -> None:
+def test_pr_workflow_caches_pushes_and_posts_the_report() -> None:
     pr = workflow("pr.yml")
     steps = pr["jobs"]["report"]["steps"]
     text = "\n".join(json.dumps(s) for s in steps)
@@ -243,9 +246,31 @@ def test_pr_workflow_caches_pushes_and_posts_the_report_with_cml() -> None:
     assert ".venv" in cached and ".dvc/cache" in cached
     assert "hashFiles('dvc.lock')" in text and "hashFiles('requirements.lock'" in text
     assert "dvc push" in text and "scripts/pr_report.sh" in text
-    post = next(s for s in steps if "@dvcorg/cml" in s.get("run", ""))
-    assert "comment update" in post["run"] and "--watermark-title" in post["run"]
-    assert post["env"]["REPO_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    post = next(s for s in steps if s.get("uses", "").startswith("actions/github-script@"))
+    assert "updateComment" in post["with"]["script"] and "comment.md" in post["with"]["script"]
+
+
+def test_pr_workflow_sends_nothing_outside_github_unless_the_repository_opts_in(tmp_path: Path) -> None:
+    """Telemetry off for every tool; the comment points at the artifact instead of uploading the images;
+    CML (which uploads them to its public asset host) only with PR_REPORT_IMAGES=cml."""
+    pr = workflow("pr.yml")
+    assert pr["env"]["DVC_NO_ANALYTICS"] and pr["env"]["ITERATIVE_DO_NOT_TRACK"]
+    assert workflow("test.yml")["env"]["DVC_NO_ANALYTICS"]
+    steps = pr["jobs"]["report"]["steps"]
+    (cml,) = [s for s in steps if "@dvcorg/cml" in s.get("run", "")]
+    assert "vars.PR_REPORT_IMAGES == 'cml'" in cml["if"]
+    github_post = next(s for s in steps if s.get("uses", "").startswith("actions/github-script@"))
+    assert "vars.PR_REPORT_IMAGES != 'cml'" in github_post["if"]
+    # the step that makes comment.md, run on a report with an image: the image becomes a pointer
+    report = next(s for s in steps if s.get("name") == "Report")
+    script = report["run"].split("python - <<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
+    (tmp_path / "report.md").write_text("## bandwidth\n![loss curve](dvc_plots/diff_loss.png)\n", encoding="utf-8")
+    for images, embedded in (("", False), ("cml", True)):
+        env = {**os.environ, "IMAGES": images}
+        subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True)
+        comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
+        assert ("![loss curve](dvc_plots/diff_loss.png)" in comment) is embedded, comment
+        assert embedded or "`dvc_plots/diff_loss.png` in the `dvc-plots` artifact" in comment
 
 
 def test_test_workflow_runs_make_test_on_every_push_and_pull_request() -> None:
