@@ -72,8 +72,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     from seqpipe.params import load_params
 
     if args.command == "report":  # no model, no numerics: DVC's plots and metrics -> one HTML page
-        from seqpipe import report
-        print(report.write(args.revisions, args.output, args.models))
+        from seqpipe.report import page
+        print(page.write(args.revisions, args.output, args.models))
+        return 0
+    if args.command == "pr-report":  # the same, against BASE, as the pull request's markdown
+        from seqpipe.report import markdown
+        sys.stdout.write(markdown.report(args.base, args.plots_dir, args.noise, args.models))
         return 0
     if args.command == "dvc-yaml":
         from seqpipe import dvc_stages

@@ -19,7 +19,7 @@ INPUT_HELP = {"input": "input file or folder (required)",
               "before": "the earlier raster, t1 (required)",
               "after": "the later raster, t2, on the same grid as --before (required)"}
 COMMANDS = ("list", "check-params", "download", "preprocess", "train", "evaluate", "predict", "dvc-yaml", "export",
-            "completion", "report")
+            "completion", "report", "pr-report")
 PATH_OPTIONS = ("input", "before", "after")   # every predict path option; a model takes its spec's
 
 
@@ -144,4 +144,46 @@ def build_parser(argv: list[str] | None = None) -> Parser:
                         help="HTML file (default: report.html)")
     report.add_argument("--model", action="append", dest="models", metavar="NAME",
                         help="only this model's plots and metrics (repeatable; default: all)")
+    _pr_report_parser(sub)
     return parser
+
+
+def fraction(text: str) -> float:
+    """--noise: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a fraction in [0, 1) (e.g. 0.005 for 0.5%)")
+    return value
+
+
+def _pr_report_parser(sub: argparse._SubParsersAction) -> None:
+    """`seqpipe pr-report BASE [PLOTS_DIR]`: the pull-request comment (scripts/pr_report.sh runs it)."""
+    pr = sub.add_parser(
+        "pr-report", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="what the workspace changes against BASE -> markdown: params, metric verdicts, changed plots as "
+        "PNGs (the pull-request comment)",
+        description="Markdown on stdout of what the workspace changes against BASE (a git commit):\n"
+        "  params   every key whose value differs (`dvc params diff BASE`)\n"
+        "  metrics  per model, each metric at BASE and now, delta and a better/worse verdict by the\n"
+        "           metric's direction, beside its baselines (`dvc metrics diff BASE --all`);\n"
+        "           an untouched model is one line\n"
+        "  plots    each plot whose data or image differs, as PNGs in PLOTS_DIR linked relatively:\n"
+        "           a chart is DVC's own Vega-Lite spec (the templates in .dvc/plots/, both revisions)\n"
+        "           rendered by vl-convert, an image plot its two PNGs as they are\n"
+        "PLOTS_DIR/index.html is the `seqpipe report BASE` page (every plot and metric, offline).\n"
+        "Files are written once the whole report is ready; a wrong argument is one line and exit code 2.",
+        epilog="examples:\n  seqpipe pr-report main > report.md                 PNGs in dvc_plots/\n"
+        "  seqpipe pr-report --noise 0.01 main > report.md    changes within 1% read \"same\"\n"
+        "  seqpipe pr-report origin/main /tmp/plots > /tmp/report.md")
+    pr.add_argument("base", metavar="BASE", help="the git commit to compare the workspace with (a branch, "
+                    "tag or sha; a branch of a remote needs `git fetch` first)")
+    pr.add_argument("plots_dir", nargs="?", type=Path, default=Path("dvc_plots"), metavar="PLOTS_DIR",
+                    help="folder for the PNGs the report links and index.html (default: dvc_plots)")
+    pr.add_argument("--noise", type=fraction, metavar="FRACTION",
+                    help="a metric that moved by no more than this share of its BASE value reads \"same\" "
+                    "(default 0.005, i.e. 0.5%%)")
+    pr.add_argument("--model", action="append", dest="models", metavar="NAME",
+                    help="only this model's metrics and plots (repeatable; default: all)")

@@ -12,7 +12,7 @@ import numpy as np
 from seqpipe import layout
 from seqpipe.errors import SeqpipeError
 
-# Which way each metric name is better: the one place the PR report (scripts/pr_report.py), the
+# Which way each metric name is better: the one place the reports (seqpipe.report), the
 # evaluate log line and the tests read it from. A name matches itself or itself plus a suffix after
 # "_" (rmse_lead_3, mse_1hz, edge_accuracy_lead_2); NO_DIRECTION wins over both (mape_coverage is
 # a share of the data, not a score).

@@ -1,10 +1,12 @@
-"""scripts/pr_report.sh with the real git and dvc: on a copy of this repository (its committed headline
-metrics and plots, one metric and one plot changed on the PR side) and on a small DVC project of its own."""
+"""scripts/pr_report.sh (`seqpipe pr-report`) with the real git and dvc: on a copy of this repository (its
+committed headline metrics and plots, one metric and one plot changed on the PR side) and on a small DVC
+project of its own."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import shutil
@@ -13,9 +15,11 @@ import zlib
 from pathlib import Path
 
 import pytest
+import vl_convert
 import yaml
 
-from tests.conftest import REPO, run
+from seqpipe.report.plots import PNG_SCALE
+from tests.conftest import REPO, error_lines, run
 
 SCRIPT = REPO / "scripts" / "pr_report.sh"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -138,9 +142,11 @@ def test_changed_model_has_deltas_and_verdicts_by_direction(pr_copy: tuple[Path,
 def test_change_within_the_noise_is_same_and_beyond_it_better(pr_copy: tuple[Path, dict], pr_report: str) -> None:
     f1 = metric_rows(pr_report, "ice_change")["f1"]
     assert f1["relative"] == "+0.20%" and f1["verdict"] == "same"      # 0.2% < the default 0.5%
-    strict = run([str(SCRIPT), "--noise", "0.001", "main", "strict_plots"], pr_copy[0]).stdout
+    strict = run([str(SCRIPT), "--noise", "0.001", "--model", "ice_change", "main", "strict_plots"],
+                 pr_copy[0]).stdout
     assert metric_rows(strict, "ice_change")["f1"]["verdict"] == "better"   # higher is better
     assert "more than 0.1% of the base value" in strict
+    assert "bandwidth" not in strict.split("### Params")[1].split("### Metrics")[1]   # --model: its own alone
 
 
 def test_untouched_models_are_one_line_each(pr_report: str) -> None:
@@ -150,17 +156,29 @@ def test_untouched_models_are_one_line_each(pr_report: str) -> None:
         assert f"#### `{model}`" not in pr_report
 
 
-def test_changed_plots_are_drawn_as_pngs_and_embedded(pr_copy: tuple[Path, dict], pr_report: str) -> None:
+def test_changed_plots_are_dvcs_own_charts_and_images_as_pngs(pr_copy: tuple[Path, dict], pr_report: str) -> None:
+    """A changed chart is DVC's filled Vega-Lite spec (our templates, both revisions) rendered by vl-convert,
+    byte for byte; a changed image plot is its two PNGs as they are, BASE first."""
     repo = pr_copy[0]
     shown = images(pr_report)
-    assert {path for _, path in shown} == {"report_plots/diff_bandwidth_throughput.png",
-                                           "report_plots/diff_plots_ice_change_eval_change_maps.png"}, pr_report
-    assert ("bandwidth: throughput, actual vs predicted (80% interval) vs persistence (test)",
-            "report_plots/diff_bandwidth_throughput.png") in shown
+    maps = "report_plots/diff_plots_ice_change_eval_change_maps"
+    assert [path for _, path in shown] == ["report_plots/diff_bandwidth_throughput.png", f"{maps}_base.png",
+                                           f"{maps}_pr.png"], pr_report
+    assert shown[0][0] == "bandwidth: throughput, actual vs predicted (80% interval) vs persistence (test)"
+    assert "2 plot(s) differ from `main`" in pr_report
     for _, path in shown:
         assert (repo / path).read_bytes().startswith(PNG_MAGIC) and (repo / path).stat().st_size > 5000
-    assert "2 plot(s) differ from `main`" in pr_report
-    assert (repo / "report_plots" / "index.html").exists()     # every plot, for the artifact
+    spec = json.loads(run(["dvc", "plots", "diff", "main", "--json", "-o", str(repo / ".dvc" / "tmp" / "oracle")],
+                          repo).stdout)["data"]["bandwidth_throughput"][0]["content"]
+    assert {p["rev"] for p in spec["data"]["values"]} == {"main", "workspace"}
+    assert (repo / shown[0][1]).read_bytes() == vl_convert.vegalite_to_png(spec, scale=PNG_SCALE)
+    committed = subprocess.run(["git", "show", "main:plots/ice_change/eval/change_maps.png"], cwd=repo,
+                               capture_output=True, check=True).stdout
+    assert (repo / f"{maps}_base.png").read_bytes() == committed
+    assert (repo / f"{maps}_pr.png").read_bytes() == (repo / "plots/ice_change/eval/change_maps.png").read_bytes()
+    index = (repo / "report_plots" / "index.html").read_text(encoding="utf-8")   # every plot, for the artifact
+    assert "<h1>seqpipe report</h1>" in index and "main (" in index              # `seqpipe report main`: offline
+    assert not re.search(r"<script[^>]*\bsrc=", index) and 'id="model-bandwidth"' in index
 
 
 # ---------------------------------------------------------------- a small project of its own
@@ -195,38 +213,53 @@ def test_any_dvc_project_flat_metrics_and_image_plots(two_commits: Path) -> None
     report = run([str(SCRIPT), "main", "plots_out"], repo).stdout
     rows = md_rows(report)
     assert ["`train.epochs`", "2", "3"] in rows and ["`train.lr`", "0.01", "0.03"] in rows, report
-    metrics = metric_rows(report, "metrics")                   # a flat file: each key is a metric of its own
+    metrics = metric_rows(report, "metrics.json")              # a flat file: each key is a metric of its own
     assert [metrics["loss"][c] for c in ("base", "PR", "delta", "relative", "verdict")] == \
         ["0.25", "0.125", "-0.125", "-50.00%", "better"]
     assert metrics["epochs_run"]["verdict"] == "changed"       # no direction: changed, neither better nor worse
-    assert {path for _, path in images(report)} == {"plots_out/diff_loss.png", "plots_out/diff_map.png"}
+    assert [path for _, path in images(report)] == ["plots_out/diff_loss.png", "plots_out/diff_map_base.png",
+                                                    "plots_out/diff_map_pr.png"]     # DVC's default templates too
     assert all((repo / path).read_bytes().startswith(PNG_MAGIC) for _, path in images(report))
+    assert (repo / "plots_out" / "diff_map_pr.png").read_bytes() == png(200)       # the image as it is
     assert (repo / "plots_out" / "index.html").exists()
     assert report.startswith("## ") and "`main`" in report.splitlines()[0]
 
-    same = run([str(SCRIPT), "feature"], repo).stdout
-    assert "No params changed." in same and "- `metrics`: unchanged (epochs_run 3, loss 0.125)" in same
+    # `seqpipe pr-report` itself (the script is one `exec` of it): it loads neither matplotlib nor torch
+    assert [line for line in SCRIPT.read_text().splitlines() if line.startswith("exec ")] == \
+        ['exec "$seqpipe" pr-report "$@"'] and sorted(p.name for p in SCRIPT.parent.iterdir()) == ["pr_report.sh"]
+    loaded = ("import sys\nfrom seqpipe.cli import main\ncode = main(sys.argv[1:])\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'torch'}))\nsys.exit(code)\n")
+    same, modules = run([sys.executable, "-c", loaded, "pr-report", "feature"], repo).stdout.rsplit("\n", 2)[:2]
+    assert modules == "[]"
+    assert "No params changed." in same and "- `metrics.json`: unchanged (epochs_run 3, loss 0.125)" in same
     assert "**Summary:** 1 unchanged." in same
     assert "No plot differs from `feature`." in same and not images(same)
     assert (repo / "dvc_plots" / "index.html").exists()
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["no-such-branch"], "no-such-branch"), ([], "usage"), (["a", "b", "c"], "usage"),
-    (["--noise", "lots", "main"], "--noise 'lots'"), (["--noise", "1.5", "main"], "--noise '1.5'"),
-    (["--bogus", "main"], "unknown option '--bogus'"), (["main", "--noise"], "--noise needs a value")])
+    (["no-such-branch"], "BASE 'no-such-branch' is not a commit in this repository"),
+    ([], "the following arguments are required: BASE"), (["a", "b", "c"], "unrecognized arguments: c"),
+    (["--noise", "lots", "main"], "argument --noise: 'lots' is not a fraction in [0, 1)"),
+    (["--noise", "1.5", "main"], "argument --noise: '1.5' is not a fraction"),
+    (["--bogus", "main"], "unrecognized arguments: --bogus"), (["main", "--noise"], "argument --noise: expected one"),
+    (["main", "params.yaml"], "PLOTS_DIR params.yaml: exists and is not a folder")])
 def test_bad_arguments_are_one_clear_line(two_commits: Path, args: list[str], expected: str) -> None:
+    """Exit code 2, one `seqpipe: error:` line (argparse's usage above it), nothing written."""
     proc = run([str(SCRIPT), *args], two_commits, check=False)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("pr_report.sh: "), proc.stderr
-    assert expected in proc.stderr
+    other = [line for line in proc.stderr.splitlines() if not line.startswith(("usage: seqpipe", " "))]
+    assert other == error_lines(proc.stderr) and len(other) == 1, proc.stderr
+    assert expected in other[0], proc.stderr
+    assert not (two_commits / "dvc_plots").exists()
 
 
-def test_a_failing_dvc_command_is_one_clear_line(two_commits: Path) -> None:
+def test_a_metrics_file_dvc_cannot_read_is_one_clear_line(two_commits: Path) -> None:
     (two_commits / "metrics.json").write_text("{not json")
     proc = run([str(SCRIPT), "main"], two_commits, check=False)
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("pr_report.sh: dvc "), proc.stderr
+    assert proc.returncode == 1 and proc.stdout == "" and not (two_commits / "dvc_plots").exists()
+    assert error_lines(proc.stderr) == [
+        "seqpipe: error: metrics.json: DVC cannot read it (JSON file structure is corrupted)"], proc.stderr
 
 
 # ---------------------------------------------------------------- the workflows that run it
