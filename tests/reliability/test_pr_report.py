@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -53,7 +53,7 @@ def metric_rows(report: str, model: str) -> dict[str, dict[str, str]]:
     start = report.index(f"#### `{model}`")
     ends = [i for i in (report.find("\n#### ", start), report.find("\n### ", start)) if i != -1]
     header, *body = md_rows(report[start: min(ends, default=len(report))])
-    return {row[0].strip("`"): dict(zip(header, row)) for row in body}
+    return {row[0].strip("`"): dict(zip(header, row, strict=True)) for row in body}
 
 
 def images(report: str) -> list[tuple[str, str]]:

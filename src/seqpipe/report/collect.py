@@ -12,6 +12,8 @@ from seqpipe.report.plots import collect_plots, model_of
 
 @dataclass
 class Collected:
+    """What both writers show, read from DVC once."""
+
     revisions: list[str]               # as given: none = the workspace; one = it vs the workspace; more
     plots: dict[str, list[dict]]       # DVC's entries per plot id, in dvc.yaml order
     errors: list[dict]                 # DVC's plot errors (a file missing in a revision)

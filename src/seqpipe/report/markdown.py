@@ -24,8 +24,19 @@ from seqpipe.io import atomic_path
 from seqpipe.report import page
 from seqpipe.report.collect import Collected, collect
 from seqpipe.report.dvc_json import WORKSPACE, UsageError, dvc_json, require_commit, short_sha
-from seqpipe.report.metrics import (NOISE, NONE, Metric, MetricsFile, beats, is_number, metrics_files,
-                                    overall, pct, same, verdict)
+from seqpipe.report.metrics import (
+    NOISE,
+    NONE,
+    Metric,
+    MetricsFile,
+    beats,
+    is_number,
+    metrics_files,
+    overall,
+    pct,
+    same,
+    verdict,
+)
 from seqpipe.report.plots import changed_plots, error_text, plot_title, slug, to_png
 
 DEFAULT_PLOTS_DIR = Path("dvc_plots")
@@ -61,7 +72,9 @@ def baseline_cell(old: Any, new: Any) -> str:
 
 def beats_cell(row: Metric) -> str:
     """'all', or which baselines the model does not beat in the PR, and what changed since BASE."""
-    lost, won, behind = [], [], []
+    lost: list[str] = []
+    won: list[str] = []
+    behind: list[str] = []
     for b, (old_b, new_b) in sorted(row.baselines.items()):
         now, before = beats(row.name, row.new, new_b), beats(row.name, row.old, old_b)
         if now is None:
@@ -81,7 +94,7 @@ def file_table(f: MetricsFile, rows: list[Metric], verdicts: list[str]) -> list[
     out = ["| metric | base | PR | delta | relative | verdict |" + "".join(f" {b} |" for b in names)
            + (" beats baselines |" if names else ""),
            "|---|---:|---:|---:|---:|---|" + "---:|" * len(names) + ("---|" if names else "")]
-    for row, v in zip(rows, verdicts):
+    for row, v in zip(rows, verdicts, strict=True):
         delta = row.new - row.old if is_number(row.old) and is_number(row.new) else None
         shown = NONE if delta is None else f"{delta:+.4g}" if delta else "0"
         cells = [f"`{row.name}`", fmt(row.old), fmt(row.new), shown, pct(row.old, row.new),
@@ -93,7 +106,10 @@ def file_table(f: MetricsFile, rows: list[Metric], verdicts: list[str]) -> list[
 
 def metrics_section(files: list[MetricsFile], noise: float) -> tuple[list[str], list[str]]:
     """(summary items, markdown lines) of the metrics files."""
-    summary, lines, quiet, unchanged = [], [], [], 0
+    summary: list[str] = []
+    lines: list[str] = []
+    quiet: list[str] = []
+    unchanged = 0
     for f in files:
         gone = f"{f.dropped} key(s) at BASE no longer in `{f.path}`"
         if not f.rows:
@@ -109,7 +125,7 @@ def metrics_section(files: list[MetricsFile], noise: float) -> tuple[list[str], 
             rows = sorted(f.rows.values(), key=lambda r: r.name)
             verdicts = [verdict(r.name, r.old, r.new, noise) for r in rows]
             said = overall(verdicts)
-            moved = [f"{r.name} {pct(r.old, r.new)}" for r, v in zip(rows, verdicts)
+            moved = [f"{r.name} {pct(r.old, r.new)}" for r, v in zip(rows, verdicts, strict=True)
                      if v in ("better", "worse")]
             summary.append(f"`{f.model}` **{said}**" + (f" ({', '.join(moved)})" if moved else ""))
             lines += [f"#### `{f.model}`: {said}", "", f"`{f.path}`, {len(rows)} metric(s), "
@@ -139,7 +155,7 @@ def plots_section(c: Collected, base: str, plots_dir: Path) -> tuple[list[str], 
            f"templates: both revisions in one chart; image plots: `{base}`, then the PR):", ""]
     for plot_id, change in changed:
         entries, title = c.plots[plot_id], plot_title(plot_id, c.plots[plot_id])
-        shown = []
+        shown: list[tuple[str, str]] = []
         for entry in entries:
             if entry.get("type") == "vega":
                 name = f"diff_{slug(plot_id)}.png"

@@ -22,7 +22,7 @@ class MetricsTable:
 
     columns: list[str]
     files: dict[str, dict[str, list]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)   # a file DVC found in no revision's tree, and where
+    notes: list[str] = field(default_factory=list)   # what DVC could not load: a missing file, and where
 
 
 def collect_metrics(revisions: list[str]) -> MetricsTable:
@@ -55,7 +55,7 @@ def collect_metrics(revisions: list[str]) -> MetricsTable:
 def _workspace_problems(show: dict) -> list[str]:
     """Notes on the workspace's missing metrics files from `dvc metrics show --json`; a file that exists
     but cannot be parsed raises."""
-    notes = []
+    notes: list[str] = []
     for rev_data in show.values():
         for path, entry in (rev_data.get("data") or {}).items():
             error = entry.get("error")

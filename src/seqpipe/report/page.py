@@ -100,7 +100,8 @@ def render(c: Collected) -> tuple[str, dict[str, int]]:
     if not c.plots:
         raise SeqpipeError("no plots: `dvc plots show` found none (dvc.yaml has no plots: section, "
                            "or no plot file exists yet)")
-    parts, specs = [], []
+    parts: list[str] = []
+    specs: list[dict] = []
     counts = {"models": len(c.groups), "plots": 0, "images": 0, "warnings": 0}
     for model, plot_ids in c.groups.items():
         parts.append(f'<section class="model" id="model-{html.escape(model)}"><h2>{html.escape(model)}</h2>')
@@ -134,7 +135,7 @@ def render(c: Collected) -> tuple[str, dict[str, int]]:
             counts["warnings"] += len(mine)
         parts.append("</section>")
     shown = " vs ".join(describe(r) for r in c.columns)
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     toc = " · ".join(f'<a href="#model-{html.escape(m)}">{html.escape(m)}</a>' for m in c.groups)
     verb = "diff" if c.revisions else "show"
     notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in c.metrics.notes)
