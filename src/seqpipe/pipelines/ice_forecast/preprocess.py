@@ -48,6 +48,10 @@ def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     series = seaice.read_series(raw_dir)
+    if p.downsample > min(series.grid.shape):
+        raise SeqpipeError(f"models.ice_forecast.preprocess.downsample: {p.downsample} x {p.downsample} blocks leave "
+                           f"no cell of the {series.grid.height}x{series.grid.width} grid of {raw_dir}; use at most "
+                           f"{min(series.grid.shape)}")
     maps = coarse_maps(series, p.downsample)
     conc, observed = maps["concentration"], maps["observed"]
     span = p.history_days + p.horizon_days
