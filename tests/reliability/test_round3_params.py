@@ -18,6 +18,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -287,3 +288,14 @@ def test_yaml_that_dvc_would_refuse_or_that_expands_without_end_is_one_line(tmp_
                                                                              expected: str) -> None:
     (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
     _assert_refused(_check_params(tmp_path, timeout=30), expected, tmp_path)
+
+
+@pytest.mark.parametrize(("center_hz", "width_hz", "order"), [(1.0, 1e-300, 2), (24.99, 1e-3, 2), (7.0, 1e6, 10)])
+def test_the_band_pass_baseline_runs_at_every_width_and_order_its_params_allow(center_hz: float, width_hz: float,
+                                                                               order: int) -> None:
+    """freq_filter's evaluate.bandpass_width_hz and bandpass_order at the ends of their ranges, on a series
+    shorter than scipy's default edge padding and a centre by Nyquist: a finite filtered series, no error."""
+    from seqpipe.baselines import bandpass
+
+    signals = np.random.default_rng(0).normal(size=(3, 20))
+    assert np.isfinite(bandpass(signals, center_hz, width_hz, order, 50.0)).all()
