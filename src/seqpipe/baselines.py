@@ -117,10 +117,13 @@ def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
     """Zero-phase Butterworth band-pass around `center_hz`, applied to each row of `signals`."""
     from scipy import signal as sps
 
-    low = max(center_hz - width_hz, center_hz / 2)   # keep the band an octave at most below
     high = min(center_hz + width_hz, sample_rate_hz / 2 * 0.999)
+    # an octave at most below; and below `high` where a tiny width or a centre by Nyquist would close the band
+    low = min(max(center_hz - width_hz, center_hz / 2), high * 0.999)
     sos = sps.butter(order, [low, high], btype="bandpass", fs=sample_rate_hz, output="sos")
-    return sps.sosfiltfilt(sos, signals, axis=-1)
+    # scipy's default edge padding, cut to the series where a high order would need more than it has
+    edge = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
+    return sps.sosfiltfilt(sos, signals, axis=-1, padlen=min(edge, signals.shape[-1] - 1))
 
 
 def day_of_year_climatology(maps: np.ndarray, doy: np.ndarray, valid: np.ndarray,

@@ -8,15 +8,15 @@ preprocess and predict read it. rasterio is imported on use.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 
 from seqpipe.data.rasters import open_raster
 from seqpipe.errors import SeqpipeError
 from seqpipe.io import write_json
-from seqpipe.params import ParamsError, check
+from seqpipe.params import ParamsError, Range, check, params_section
 
 INDEX = "scenes.json"   # date -> (file, band) of red, NIR and SCL: what preprocess and predict read
 OFFSET_KEY = "boa_add_offset"   # in a scene of scenes.json: the DN offset set in params, over the files' tags
@@ -25,7 +25,7 @@ SCL = {"nodata": 0, "saturated": 1, "shadow": 3, "vegetation": 4, "not_vegetated
        "cloud_medium": 8, "cloud_high": 9, "cirrus": 10}
 
 
-@dataclass(frozen=True)
+@params_section
 class StackLayout:
     """How a folder of GeoTIFFs is organised: file-name regex, where the date is, which band is which."""
 
@@ -35,7 +35,8 @@ class StackLayout:
     red: str           # band name matched by the `band` group, or a 1-based band index without it
     nir: str
     scl: str
-    boa_add_offset: int | None = None   # DN offset for every file (0: already offset-free); None: from the tags
+    # DN offset for every file, such as -1000 (0: already offset-free); None: from the tags
+    boa_add_offset: Annotated[int, Range(-10_000, 10_000)] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -46,8 +47,6 @@ class StackLayout:
         if "band" not in groups:
             check(all(b.isdigit() and int(b) >= 1 for b in (self.red, self.nir, self.scl)), "red",
                   "without a (?P<band>...) group, red/nir/scl must be 1-based band indexes")
-        check(self.boa_add_offset is None or -10000 <= self.boa_add_offset <= 10000, "boa_add_offset",
-              f"a DN offset such as -1000 or 0 (or null to read it from the tags), got {self.boa_add_offset}")
 
 
 SYNTHETIC_LAYOUT = StackLayout(pattern=r"T\w+_(?P<date>\d{8})_(?P<band>B04|B08|SCL)\.tif", date_format="%Y%m%d",

@@ -14,14 +14,13 @@ import logging
 import re
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from seqpipe.errors import SeqpipeError, first_line
-from seqpipe.params import check
+from seqpipe.params import Range, check, params_section
 
 SCHEMES = ("http", "https", "file")
 HASH_MISMATCH = re.compile(r"does not match the known hash: expected \S+ but got (\w+)")   # pooch's ValueError
@@ -36,16 +35,12 @@ class HttpStatusError(SeqpipeError):
         self.status = status
 
 
-@dataclass(frozen=True)
+@params_section
 class Transfer:
     """Shared by the http and nsidc sources: how long to wait for a server and how often to retry."""
 
-    timeout_s: float   # per connect and per read (a stalled server fails after this long)
-    retries: int       # further attempts after the first, with 1 s, 2 s, ... waits
-
-    def __post_init__(self) -> None:
-        check(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s}")
-        check(0 <= self.retries <= 10, "retries", f"must be in [0, 10], got {self.retries}")
+    timeout_s: Annotated[float, Range(0, 3600, low_open=True)]   # per connect and per read (a stalled server fails)
+    retries: Annotated[int, Range(0, 10)]   # further attempts after the first, with 1 s, 2 s, ... waits
 
 
 def check_url(url: str, key: str) -> None:

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 
 from seqpipe import layout
 from seqpipe.errors import SeqpipeError
-from seqpipe.params import check
+from seqpipe.params import Length, check, params_section
 from seqpipe.sources.fetch import Transfer, check_url, fetch
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 NAME_MAX = 255   # bytes in one file or folder name (Linux, macOS)
 
 
-@dataclass(frozen=True)
+@params_section
 class HttpFile:
     url: str       # http://, https:// or file://
     sha256: str    # 64 lowercase hex digits; a mismatch deletes the file and fails
@@ -44,9 +44,9 @@ def check_path(text: str, key: str) -> None:
           f"{text!r}: {layout.MANIFEST} is written by the download stage; choose another path")
 
 
-@dataclass(frozen=True)
+@params_section
 class HttpParams(Transfer):
-    files: list[HttpFile]
+    files: Annotated[list[HttpFile], Length(0, 100_000)]
 
     def __post_init__(self) -> None:
         super().__post_init__()

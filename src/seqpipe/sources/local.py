@@ -12,17 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from seqpipe import layout
 from seqpipe.errors import SeqpipeError, environment_error
+from seqpipe.params import params_section
 
 KEY = "download.local.path"
 OUTPUTS = tuple(p.parent for p in (layout.raw_dir("-"), layout.processed_dir("-"), layout.model_dir("-")))
 
 
-@dataclass(frozen=True)
+@params_section
 class LocalParams:
     path: str  # a file or a folder; relative paths are taken from the repository root
 

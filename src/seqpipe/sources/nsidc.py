@@ -12,51 +12,44 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.io import sha256_file
-from seqpipe.params import as_dict, check
+from seqpipe.params import Range, as_dict, check, check_date, params_section
 from seqpipe.sources.fetch import HttpStatusError, Transfer, check_url, fetch, fetch_text
 
 log = logging.getLogger(__name__)
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-@dataclass(frozen=True)
+Pixels = Annotated[int, Range(0, 10_000)]   # a row or column of a hemisphere grid (448 x 304 north, 332 x 316 south)
+
+
+@params_section
 class PixelWindow:
-    row_off: int   # first row and column of the window in the downloaded raster
-    col_off: int
-    height: int
-    width: int
-
-    def __post_init__(self) -> None:
-        check(self.row_off >= 0 and self.col_off >= 0, "row_off", "row_off and col_off must be >= 0")
-        check(self.height >= 8 and self.width >= 8, "height", "height and width must be >= 8")
+    row_off: Pixels   # first row and column of the window in the downloaded raster
+    col_off: Pixels
+    height: Annotated[int, Range(8, 10_000)]
+    width: Annotated[int, Range(8, 10_000)]
 
 
-@dataclass(frozen=True)
+@params_section
 class NsidcParams(Transfer):
     base_url: str                         # e.g. https://noaadata.apps.nsidc.org/NOAA/G02135
     hemisphere: Literal["north", "south"]
     start: str                            # first day, YYYY-MM-DD
     end: str                              # last day, YYYY-MM-DD (inclusive)
-    max_missing_days: int                 # days not on the server that are tolerated (and recorded)
+    # days not on the server that are tolerated (and recorded)
+    max_missing_days: Annotated[int, Range(0, 100_000)]
     crop: PixelWindow | None              # null keeps the whole hemisphere grid
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         check_url(self.base_url, "base_url")
-        for key in ("start", "end"):
-            try:
-                dt.date.fromisoformat(getattr(self, key))
-            except ValueError:
-                check(False, key, f"not a YYYY-MM-DD date: {getattr(self, key)!r}")
-        check(self.start <= self.end, "end", f"must not be before start ({self.start})")
-        check(self.max_missing_days >= 0, "max_missing_days", "must be >= 0")
+        check(check_date("start", self.start) <= check_date("end", self.end), "end",
+              f"must not be before start ({self.start})")
 
     @property
     def days(self) -> list[dt.date]:

@@ -11,49 +11,44 @@ swaths. Land, coast and the pole hole are fixed. Everything is a function of (se
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from seqpipe.data import seaice
-from seqpipe.params import check
+from seqpipe.params import Range, check, check_date, check_end, check_size, params_section
 
 
-@dataclass(frozen=True)
+MAX_CELL_DAYS = 2**29   # n_days x height x width: the series preprocess holds (about ten years of the whole grid)
+GridPx = Annotated[float, Range(0, 1000)]   # a distance on the 25 km grid, in pixels
+
+
+@params_section
 class SeaIceSyntheticParams:
     start: str                     # first day, YYYY-MM-DD
-    n_days: int
-    height: int                    # sub-window of the 448 x 304 northern grid (rows, columns)
-    width: int
-    row_off: int
-    col_off: int
-    edge_radius_px: float          # mean distance of the ice edge from the ice centre
-    seasonal_amplitude_px: float   # March-to-September swing of that radius (half range)
-    drift_px_per_day: float        # standard deviation of the drift speed per axis
-    drift_memory_days: float       # correlation time of the drift velocity
-    noise_std: float               # observation noise, concentration fraction
-    missing_day_fraction: float
-    pole_hole_radius_km: float
+    n_days: Annotated[int, Range(1, 36_600)]
+    # sub-window of the 448 x 304 northern grid (rows, columns)
+    height: Annotated[int, Range(8, seaice.NORTH_SHAPE[0])]
+    width: Annotated[int, Range(8, seaice.NORTH_SHAPE[1])]
+    row_off: Annotated[int, Range(0, seaice.NORTH_SHAPE[0] - 8)]
+    col_off: Annotated[int, Range(0, seaice.NORTH_SHAPE[1] - 8)]
+    edge_radius_px: Annotated[float, Range(0, 1000, low_open=True)]   # mean distance of the ice edge from its centre
+    seasonal_amplitude_px: GridPx   # March-to-September swing of that radius (half range)
+    drift_px_per_day: Annotated[float, Range(0, 100)]        # standard deviation of the drift speed per axis
+    drift_memory_days: Annotated[float, Range(1, 3650)]      # correlation time of the drift velocity
+    noise_std: Annotated[float, Range(0, 1)]                 # observation noise, concentration fraction
+    missing_day_fraction: Annotated[float, Range(0, 0.5, high_open=True)]
+    pole_hole_radius_km: Annotated[float, Range(0, 5000)]
 
     def __post_init__(self) -> None:
-        try:
-            dt.date.fromisoformat(self.start)
-        except ValueError:
-            check(False, "start", f"not a YYYY-MM-DD date: {self.start!r}")
-        check(self.n_days >= 1, "n_days", "must be >= 1")
-        check(self.height >= 8 and self.width >= 8, "height", "height and width must be >= 8")
-        check(0 <= self.row_off and self.row_off + self.height <= seaice.NORTH_SHAPE[0], "row_off",
+        check_end("n_days", check_date("start", self.start), self.n_days, "start + n_days")
+        check(self.row_off + self.height <= seaice.NORTH_SHAPE[0], "row_off",
               f"window rows must lie inside the {seaice.NORTH_SHAPE[0]} rows of the northern grid")
-        check(0 <= self.col_off and self.col_off + self.width <= seaice.NORTH_SHAPE[1], "col_off",
+        check(self.col_off + self.width <= seaice.NORTH_SHAPE[1], "col_off",
               f"window columns must lie inside the {seaice.NORTH_SHAPE[1]} columns of the northern grid")
-        check(self.edge_radius_px > 0, "edge_radius_px", "must be > 0")
-        check(self.seasonal_amplitude_px >= 0, "seasonal_amplitude_px", "must be >= 0")
-        check(self.drift_px_per_day >= 0, "drift_px_per_day", "must be >= 0")
-        check(self.drift_memory_days >= 1, "drift_memory_days", "must be >= 1")
-        check(self.noise_std >= 0, "noise_std", "must be >= 0")
-        check(0 <= self.missing_day_fraction < 0.5, "missing_day_fraction", "must be in [0, 0.5)")
-        check(self.pole_hole_radius_km >= 0, "pole_hole_radius_km", "must be >= 0")
+        check_size("n_days", self.n_days * self.height * self.width, MAX_CELL_DAYS,
+                   "the series' cells (n_days x height x width)")
 
 
 class IceField:

@@ -21,15 +21,14 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
 from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import Grid, aligned, geotiff_profile, write_geotiff
-from seqpipe.params import check
+from seqpipe.params import Length, Range, check, check_date, params_section
 from seqpipe.data.sentinel2 import SCL, SYNTHETIC_LAYOUT, index_stack
 from seqpipe.sources.fetch import Transfer
 
@@ -41,38 +40,32 @@ OFFSET_RULE = ("reflectance = (DN + boa_add_offset) / 10000; boa_add_offset = -1
 FILE_BANDS = {"red": "B04", "nir": "B08", "scl": "SCL"}
 
 
-@dataclass(frozen=True)
+@params_section
 class StacParams(Transfer):
     """timeout_s and retries (shared with http and nsidc) apply to the STAC API and to GDAL's range reads."""
 
     endpoint: str            # STAC API root, e.g. https://earth-search.aws.element84.com/v1
     collection: str          # e.g. sentinel-2-l2a
-    bbox: list[float]        # west, south, east, north in degrees (EPSG:4326)
+    # west, south, east, north in degrees (EPSG:4326)
+    bbox: Annotated[list[Annotated[float, Range(-180, 180)]], Length(4, 4)]
     start: str               # first and last day (ISO dates, inclusive)
     end: str
-    max_cloud_cover: float   # search filter: eo:cloud_cover (percent of the whole tile) below this
-    max_aoi_cloud: float     # skip items whose SCL marks more than this fraction of the AOI as cloud/shadow/cirrus
-    max_items: int           # more items than this found is an error (narrow the search)
+    # search filter: eo:cloud_cover (percent of the whole tile) below this
+    max_cloud_cover: Annotated[float, Range(0, 100, low_open=True)]
+    # skip items whose SCL marks more than this fraction of the AOI as cloud/shadow/cirrus
+    max_aoi_cloud: Annotated[float, Range(0, 1)]
+    max_items: Annotated[int, Range(1, 10_000)]   # more items than this found is an error (narrow the search)
     red_asset: str           # asset keys (Earth Search v1: red, nir, scl)
     nir_asset: str
     scl_asset: str
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         check(self.endpoint.startswith(("http://", "https://")), "endpoint", f"not an http(s) URL: {self.endpoint!r}")
-        check(len(self.bbox) == 4, "bbox", "must be [west, south, east, north] in degrees")
         west, south, east, north = self.bbox
         check(-180 <= west < east <= 180 and -90 <= south < north <= 90, "bbox",
               f"must be [west, south, east, north] with west < east and south < north, in degrees: {self.bbox}")
-        for key in ("start", "end"):
-            try:
-                datetime.fromisoformat(getattr(self, key))
-            except ValueError:
-                check(False, key, f"not an ISO date: {getattr(self, key)!r}")
-        check(self.start <= self.end, "end", "must not be before start")
-        check(0 < self.max_cloud_cover <= 100, "max_cloud_cover", "must be in (0, 100] (percent)")
-        check(0 <= self.max_aoi_cloud <= 1, "max_aoi_cloud", "must be in [0, 1] (fraction of the AOI)")
-        check(self.max_items >= 1, "max_items", "must be >= 1")
+        check(check_date("start", self.start, time=True) <= check_date("end", self.end, time=True), "end",
+              "must not be before start")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
 from seqpipe.io import format_bytes, read_json, remove_stale_temps, sha256_file, write_json
 from seqpipe.networks import activation_bytes, build_network, count_parameters, meta_parameter_count
-from seqpipe.params import Params, TrainParams, as_dict, fingerprint, replace
+from seqpipe.params import MAX_PARAMETERS, Params, TrainParams, as_dict, fingerprint, replace
 from seqpipe.spec import ModelSpec
 from seqpipe.tasks import build_task
 
@@ -151,7 +151,6 @@ class TrainRefused(SeqpipeError):
     rank0_reports = True
 
 
-MAX_PARAMETERS = 1_000_000_000
 BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and Adam's two moments
 
 

@@ -3,10 +3,9 @@ user series through the `local` source. A frozen ridge forecast plus a gated LST
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from typing import Annotated
 
-from seqpipe.params import check
+from seqpipe.params import Dropout, Length, Penalty, Range, check, check_lstm_size, params_section
 from seqpipe.spec import ModelSpec
 
 FILE_NAME = "bandwidth.csv"   # the raw CSV, whatever the source
@@ -14,22 +13,19 @@ OUTSIDE_TRAINING = ("the forecaster reads each window relative to its last step 
                     "the training range, so it follows the series, but it has never seen such values")
 
 
-@dataclass(frozen=True)
+@params_section
 class ForecasterParams:
     """The `model:` section: seqpipe.networks.forecaster.LinearResidualLSTM."""
 
-    hidden_size: int
-    num_layers: int
-    dropout: float
-    linear_alpha: float            # ridge penalty of the linear part (standardised units)
-    interval_levels: list[float]   # nominal coverage of the split-conformal prediction intervals
+    hidden_size: Annotated[int, Range(1, 16_384)]
+    num_layers: Annotated[int, Range(1, 32)]
+    dropout: Dropout
+    linear_alpha: Penalty   # ridge penalty of the linear part (standardised units)
+    # nominal coverage of the split-conformal prediction intervals
+    interval_levels: Annotated[list[Annotated[float, Range(0, 1, low_open=True, high_open=True)]], Length(0, 8)]
 
     def __post_init__(self) -> None:
-        check(self.hidden_size >= 1, "hidden_size", "must be >= 1")
-        check(self.num_layers >= 1, "num_layers", "must be >= 1")
-        check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
-        check(math.isfinite(self.linear_alpha) and self.linear_alpha >= 0, "linear_alpha", "must be finite and >= 0")
-        check(all(0 < q < 1 for q in self.interval_levels), "interval_levels", "each level must be in (0, 1)")
+        check_lstm_size(self)
         check(len(set(self.interval_levels)) == len(self.interval_levels), "interval_levels", "has duplicates")
 
 

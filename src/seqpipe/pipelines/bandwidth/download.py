@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 
 from seqpipe.io import atomic_path
-from seqpipe.params import check
+from seqpipe.params import Range, check_date, check_end, params_section
 from seqpipe.pipelines.bandwidth import FILE_NAME
 from seqpipe.sources.http import HttpParams, download_http, require
 from seqpipe.sources.local import LocalParams, copy_local
@@ -19,24 +19,19 @@ COLUMNS = ["timestamp", "throughput_mbps", "rtt_ms", "packet_loss", "jitter_ms",
            "day_of_week", "congestion_window", "queue_depth", "retransmits"]
 
 
-@dataclass(frozen=True)
+@params_section
 class BandwidthSyntheticParams:
-    n_rows: int
-    cadence_s: int
-    start: str                      # ISO timestamp of the first row (UTC)
-    congestion_per_day: float       # mean number of congestion episodes per day
-    noise_scale: float              # relative scale of the heavy-tailed measurement noise
-    noise_dof: float                # Student-t degrees of freedom (smaller = heavier tails)
+    n_rows: Annotated[int, Range(100, 10**7)]
+    cadence_s: Annotated[int, Range(1, 86_400)]          # seconds between rows, at most a day
+    start: str                                            # ISO timestamp of the first row (UTC)
+    congestion_per_day: Annotated[float, Range(0, 48)]   # mean number of congestion episodes (~45 min) per day
+    noise_scale: Annotated[float, Range(0, 10)]          # relative scale of the heavy-tailed measurement noise
+    # Student-t degrees of freedom (smaller = heavier tails; > 2: a finite variance)
+    noise_dof: Annotated[float, Range(2, 1e6, low_open=True)]
 
     def __post_init__(self) -> None:
-        check(self.n_rows >= 100, "n_rows", "must be >= 100")
-        check(self.cadence_s >= 1, "cadence_s", "must be >= 1")
-        check(self.noise_dof > 2, "noise_dof", "must be > 2 (finite variance)")
-        check(self.noise_scale >= 0, "noise_scale", "must be >= 0")
-        try:
-            pd.Timestamp(self.start)
-        except ValueError:
-            check(False, "start", f"not an ISO timestamp: {self.start!r}")
+        span = dt.timedelta(seconds=self.n_rows * self.cadence_s)
+        check_end("n_rows", check_date("start", self.start, time=True), span, "n_rows x cadence_s")
 
 
 def write_synthetic(p: BandwidthSyntheticParams, seed: int, out_dir: Path) -> dict:
@@ -96,7 +91,7 @@ def _ar1(rng: np.random.Generator, n: int, phi: float, sigma: float) -> np.ndarr
     return out
 
 
-@dataclass(frozen=True)
+@params_section
 class DownloadParams:
     source: Literal["synthetic", "local", "http"]
     synthetic: BandwidthSyntheticParams

@@ -20,8 +20,7 @@ the training rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
@@ -29,7 +28,7 @@ from seqpipe import baselines, conformal, plotting
 from seqpipe.data.series import Standardizer
 from seqpipe.errors import SeqpipeError
 from seqpipe.metrics import baseline_goal, mase_scale, mean_of, regression_metrics
-from seqpipe.params import AUTO, check
+from seqpipe.params import AUTO, BatchSize, Penalty, Range, check, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.stages.evaluate import EvalContext
@@ -40,27 +39,24 @@ if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (Eval
 HEADLINE = ("backtest.rmse", "backtest.mae")
 
 
-@dataclass(frozen=True)
+@params_section
 class EvaluateParams:
-    batch_size: int
-    mape_floor_fraction: float   # MAPE skips |actual| below this fraction of the target's train mean
-    ridge_alpha: float
-    target_correlation: float    # the original script's goal: mean correlation >= this
-    target_mape: float           # ... and mean MAPE (percent) below this
-    plot_steps: int              # predictions.csv holds the last this many test steps (a readable window)
-    season_steps: int | AUTO     # seasonal naive and MASE's season; auto: the one preprocess found in the data
-    ets_fit_steps: int           # ETS is fitted on the last this many rows before each origin (0: all of them)
-    backtest_folds: int          # forecast origins in the test period (consecutive blocks)
+    batch_size: BatchSize
+    # MAPE skips |actual| below this fraction of the target's train mean
+    mape_floor_fraction: Annotated[float, Range(0, 1, high_open=True)]
+    ridge_alpha: Penalty
+    target_correlation: Annotated[float, Range(-1, 1)]   # the original script's goal: mean correlation >= this
+    target_mape: Annotated[float, Range(0, 1000)]        # ... and mean MAPE (percent) below this
+    # predictions.csv holds the last this many test steps (a readable window)
+    plot_steps: Annotated[int, Range(10, 10**6)]
+    # seasonal naive and MASE's season; auto: the one preprocess found in the data
+    season_steps: Annotated[int, Range(1, 10**6)] | AUTO
+    # ETS is fitted on the last this many rows before each origin (0: all of them)
+    ets_fit_steps: Annotated[int, Range(0, 10**7)]
+    backtest_folds: Annotated[int, Range(2, 50)]   # forecast origins in the test period (consecutive blocks)
 
     def __post_init__(self) -> None:
-        check(self.season_steps == "auto" or self.season_steps >= 1, "season_steps",
-              f"must be >= 1 or auto (from the data's cadence), got {self.season_steps}")
         check(self.ets_fit_steps == 0 or self.ets_fit_steps >= 10, "ets_fit_steps", "must be 0 (all) or >= 10")
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        check(0 <= self.mape_floor_fraction < 1, "mape_floor_fraction", "must be in [0, 1)")
-        check(self.ridge_alpha >= 0, "ridge_alpha", "must be >= 0")
-        check(self.plot_steps >= 10, "plot_steps", "must be >= 10")
-        check(2 <= self.backtest_folds <= 50, "backtest_folds", f"must be in 2..50, got {self.backtest_folds}")
 
 
 def evaluate(ctx: EvalContext) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
@@ -14,33 +15,35 @@ from seqpipe.data.series import (MAX_AUTO_HOLDOUT, RangeCheck, Standardizer, aut
                                  training_range)
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.errors import SeqpipeError
-from seqpipe.params import AUTO, check
+from seqpipe.params import AUTO, Length, Range, SplitFraction, check, check_size, params_section
 from seqpipe.pipelines.bandwidth import FILE_NAME, OUTSIDE_TRAINING
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+MAX_WINDOW_VALUES = 2**20   # window x feature columns: one sample the network reads
+
+
+@params_section
 class PreprocessParams:
     timestamp_column: str
-    feature_columns: list[str]      # model inputs; must include every target column
-    target_columns: list[str]
-    window: int | AUTO              # auto: one season plus one step, within bounds (data.series.auto_window)
-    val_fraction: float | AUTO      # auto: 15%, more for a season or ten windows (data.series.auto_holdout_fraction)
-    test_fraction: float | AUTO
-    range_margin: float             # warn when val/test values lie this share of the training range beyond it
+    feature_columns: Annotated[list[str], Length(1, 1000)]   # model inputs; must include every target column
+    target_columns: Annotated[list[str], Length(1, 1000)]
+    # auto: one season plus one step, within bounds (data.series.auto_window)
+    window: Annotated[int, Range(2, 100_000)] | AUTO
+    # auto: 15%, more for a season or ten windows (data.series.auto_holdout_fraction)
+    val_fraction: SplitFraction | AUTO
+    test_fraction: SplitFraction | AUTO
+    # warn when val/test values lie this share of the training range beyond it
+    range_margin: Annotated[float, Range(0, 100, note="a share of the training range")]
 
     def __post_init__(self) -> None:
-        check(self.window == "auto" or self.window >= 2, "window", f"must be >= 2 or auto, got {self.window}")
-        check(len(self.target_columns) >= 1, "target_columns", "needs at least one column")
         missing = [c for c in self.target_columns if c not in self.feature_columns]
         check(not missing, "feature_columns", f"must include the target column(s) {', '.join(missing)}")
         check(len(set(self.feature_columns)) == len(self.feature_columns), "feature_columns", "has duplicates")
-        for key in ("val_fraction", "test_fraction"):
-            value = getattr(self, key)
-            check(value == "auto" or 0 < value < 0.5, key, f"must be in (0, 0.5) or auto, got {value}")
-        check(self.range_margin >= 0, "range_margin",
-              f"must be >= 0 (a share of the training range), got {self.range_margin}")
+        if self.window != "auto":
+            check_size("window", self.window * len(self.feature_columns), MAX_WINDOW_VALUES,
+                       "one sample's values (window x feature_columns)")
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
 
-from seqpipe.params import ForecastLSTMParams, check
+from seqpipe.params import ForecastLSTMParams, Length, Range, params_section
 from seqpipe.spec import ModelSpec
 
 
-@dataclass(frozen=True)
+@params_section
 class CropModelParams(ForecastLSTMParams):
-    head_hidden: list[int]   # hidden widths of the FC head after the (Bi)LSTM: [64] = 256 -> 64 -> 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(all(h >= 1 for h in self.head_hidden), "head_hidden", "widths must be >= 1")
+    # hidden widths of the FC head after the (Bi)LSTM: [64] = 256 -> 64 -> 1
+    head_hidden: Annotated[list[Annotated[int, Range(1, 16_384)]], Length(0, 8)]
 
 
 def network(p: CropModelParams, stats: dict) -> tuple[str, dict]:

@@ -9,9 +9,9 @@ marked in SCL, a swath edge of nodata on some dates and a few saturated pixels. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ import pandas as pd
 from seqpipe.data.rasters import Grid, geotiff_profile, write_geotiff
 from seqpipe.data.sentinel2 import SCL, SYNTHETIC_LAYOUT, StackLayout, find_scenes, index_stack
 from seqpipe.errors import SeqpipeError
-from seqpipe.params import check
+from seqpipe.params import Range, check, check_date, check_end, check_size, params_section
 from seqpipe.sources.http import HttpParams, download_http
 from seqpipe.sources.local import LocalParams, copy_local, local_source
 from seqpipe.sources.stac import StacParams, download_stac
@@ -31,7 +31,7 @@ CLASSES = {"wheat": (0.25, 0.25, 0.82, -5, 95), "maize": (0.22, 0.18, 0.88, 50, 
            "grassland": (0.10, 0.45, 0.72, 10, 160), "bare": (0.05, 0.12, 0.12, 0, 0),
            "urban": (0.05, 0.06, 0.06, 0, 0), "water": (0.05, -0.35, -0.35, 0, 0)}
 
-@dataclass(frozen=True, kw_only=True)
+@params_section(kw_only=True)
 class CropLocalParams(StackLayout):
     """The layout keys (and boa_add_offset) of StackLayout, which `http` files are indexed with too."""
 
@@ -49,37 +49,34 @@ def copy_local_stack(p: CropLocalParams, out_dir: Path) -> dict:
     return {**fields, "dates": [s["date"] for s in scenes]}
 
 
-@dataclass(frozen=True)
+MAX_PIXEL_DATES = 2**30   # width x height x n_dates of the synthetic stack (about 6 GB of GeoTIFFs)
+
+
+@params_section
 class CropSyntheticParams:
-    width: int
-    height: int
+    width: Annotated[int, Range(8, 10_980)]      # pixels (a Sentinel-2 tile is 10980 x 10980 at 10 m)
+    height: Annotated[int, Range(8, 10_980)]
     start: str                  # first acquisition date (ISO)
-    n_dates: int                # acquisitions over the season
-    revisit_days: int
-    missing_acquisitions: float  # fraction of revisit slots with no acquisition
-    epsg: int                   # a UTM zone, e.g. 32633
-    origin_x: float             # upper-left corner, metres
-    origin_y: float
-    pixel_size: float           # metres (10 for B04/B08)
-    field_size_px: int          # mean field spacing in pixels
-    cloud_fraction: float       # mean cloud cover per date
+    n_dates: Annotated[int, Range(4, 1000)]      # acquisitions over the season
+    revisit_days: Annotated[int, Range(1, 366)]
+    missing_acquisitions: Annotated[float, Range(0, 0.5, high_open=True)]  # fraction of revisit slots with none
+    epsg: Annotated[int, Range(32601, 32760)]   # a WGS 84 / UTM zone, e.g. 32633
+    origin_x: Annotated[float, Range(-1e7, 1e7)]  # upper-left corner, metres (UTM easting)
+    origin_y: Annotated[float, Range(-1e7, 1e7)]  # (UTM northing)
+    pixel_size: Annotated[float, Range(0.1, 10_000)]   # metres (10 for B04/B08)
+    field_size_px: Annotated[int, Range(2, 10_000)]   # mean field spacing in pixels
+    cloud_fraction: Annotated[float, Range(0, 0.9, high_open=True)]   # mean cloud cover per date
     baseline: str               # processing baseline written in the tags, e.g. "05.09"
 
     def __post_init__(self) -> None:
-        check(self.width >= 8 and self.height >= 8, "width", "width and height must be >= 8")
-        check(self.n_dates >= 4, "n_dates", "must be >= 4")
-        check(self.revisit_days >= 1, "revisit_days", "must be >= 1")
-        check(0 <= self.missing_acquisitions < 0.5, "missing_acquisitions", "must be in [0, 0.5)")
-        check(self.pixel_size > 0, "pixel_size", "must be > 0")
-        check(self.field_size_px >= 2, "field_size_px", "must be >= 2")
-        check(0 <= self.cloud_fraction < 0.9, "cloud_fraction", "must be in [0, 0.9)")
-        try:
-            pd.Timestamp(self.start)
-        except ValueError:
-            check(False, "start", f"not an ISO date: {self.start!r}")
+        start = check_date("start", self.start)
+        check_end("n_dates", start, self.n_dates * (1 + self.missing_acquisitions) * self.revisit_days + 1,
+                  "n_dates x revisit_days")
         check(32601 <= self.epsg <= 32660 or 32701 <= self.epsg <= 32760, "epsg",
               f"must be a WGS 84 / UTM zone (326xx or 327xx, as Sentinel-2 tiles), got {self.epsg}")
         check(_baseline_number(self.baseline) is not None, "baseline", f"not like '05.09': {self.baseline!r}")
+        check_size("n_dates", self.width * self.height * self.n_dates, MAX_PIXEL_DATES,
+                   "the synthetic stack's pixels (width x height x n_dates)")
 
 
 def write_synthetic(p: CropSyntheticParams, seed: int, out_dir: Path) -> dict:
@@ -182,13 +179,11 @@ def _bands(rng: np.random.Generator, p: CropSyntheticParams, truth: np.ndarray, 
 
 
 def _baseline_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    """'05.09' -> 5.09; None unless two digits, a dot, two digits (as the L2A metadata writes it)."""
+    return float(text) if re.fullmatch(r"[0-9]{2}\.[0-9]{2}", text) else None
 
 
-@dataclass(frozen=True)
+@params_section
 class DownloadParams:
     source: Literal["synthetic", "local", "http", "stac"]
     synthetic: CropSyntheticParams

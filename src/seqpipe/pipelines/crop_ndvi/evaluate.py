@@ -14,8 +14,7 @@ their pixel, and one window is too short for a fit of its own), then runs over e
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
 from seqpipe.io import load_npy
 from seqpipe.metrics import baseline_goal, mase_scale, regression_metrics
-from seqpipe.params import check
+from seqpipe.params import BatchSize, Penalty, Range, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.stages.evaluate import EvalContext
@@ -36,23 +35,17 @@ log = logging.getLogger(__name__)
 # everything else goes to plots/crop_ndvi/eval/metrics_detail.json
 HEADLINE = ("rmse", "accuracy")
 
-@dataclass(frozen=True)
+@params_section
 class EvaluateParams:
-    batch_size: int
-    min_accuracy: float              # accuracy = 1 - MAE / NDVI range of the test targets (the original's)
+    batch_size: BatchSize
+    # accuracy = 1 - MAE / NDVI range of the test targets (the original's)
+    min_accuracy: Annotated[float, Range(0, 1)]
     fail_below_min_accuracy: bool    # true: the stage fails when accuracy < min_accuracy
-    trend_steps: int                 # the linear-trend baseline fits the last this many steps
-    ridge_alpha: float
-    sample_pixels: int               # pixels drawn in the observed-vs-predicted curves
-    season_steps: int                # seasonal naive and MASE's season (<= window); 0: from the grid step
-
-    def __post_init__(self) -> None:
-        check(self.season_steps >= 0, "season_steps", "must be >= 0 (0: from the date grid's step)")
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        check(0 <= self.min_accuracy <= 1, "min_accuracy", "must be in [0, 1]")
-        check(self.trend_steps >= 2, "trend_steps", "must be >= 2")
-        check(self.ridge_alpha >= 0, "ridge_alpha", "must be >= 0")
-        check(1 <= self.sample_pixels <= 12, "sample_pixels", "must be in 1..12")
+    trend_steps: Annotated[int, Range(2, 366)]     # the linear-trend baseline fits the last this many steps
+    ridge_alpha: Penalty
+    sample_pixels: Annotated[int, Range(1, 12)]    # pixels drawn in the observed-vs-predicted curves
+    # seasonal naive and MASE's season (<= window); 0: from the grid step
+    season_steps: Annotated[int, Range(0, 366)]
 
 
 def linear_trend(x: np.ndarray, steps: int) -> np.ndarray:

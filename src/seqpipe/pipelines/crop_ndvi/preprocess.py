@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, nd
                                   tile_aligned)
 from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
 from seqpipe.io import read_json
-from seqpipe.params import check
+from seqpipe.params import Length, Range, SplitFraction, check_size, params_section
 from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY
 
 if TYPE_CHECKING:
@@ -37,34 +36,31 @@ OUTSIDE = ("a network reading globally standardised windows extrapolates there (
 DN_TYPES = {"red": ("uint16",), "nir": ("uint16",), "scl": ("uint8", "uint16")}   # L2A digital numbers, SCL classes
 
 
-@dataclass(frozen=True)
+MAX_WINDOW_VALUES = 2**28   # max_pixels x window: the sampled windows' values (1 GiB of float32)
+
+
+@params_section
 class PreprocessParams:
-    grid_days: int           # the regular date grid's step
-    max_gap_steps: int       # interior gaps up to this many grid steps are interpolated; longer ones break windows
-    window: int              # input steps per sample; the target is the next step
-    mask_scl: list[int]      # SCL classes treated as invalid (nodata, saturated, shadow, clouds, cirrus)
+    grid_days: Annotated[int, Range(1, 366)]         # the regular date grid's step
+    # interior gaps up to this many grid steps are interpolated; longer ones break windows
+    max_gap_steps: Annotated[int, Range(0, 100)]
+    window: Annotated[int, Range(2, 366)]            # input steps per sample; the target is the next step
+    # SCL classes treated as invalid (nodata, saturated, shadow, clouds, cirrus)
+    mask_scl: Annotated[list[Annotated[int, Range(0, 255)]], Length(0, 256)]
     reproject: bool          # dates on another grid: reproject onto the first date's grid (else an error)
-    block_size: int          # pixels per side of the read windows (bounds memory; rounded up to whole file tiles)
-    max_pixels: int          # about this many pixels are sampled for the train/val/test windows
-    split_block_px: int      # side of the spatial blocks assigned whole to train, val or test
-    val_fraction: float
-    test_fraction: float
-    map_size: int            # side of the top-left region kept for evaluation maps
-    range_margin: float      # warn when val/test NDVI lies this share of the training range beyond it
+    # pixels per side of the read windows (bounds memory; rounded up to whole file tiles)
+    block_size: Annotated[int, Range(16, 8192)]
+    max_pixels: Annotated[int, Range(10, 10**8)]     # about this many pixels are sampled for the windows
+    split_block_px: Annotated[int, Range(1, 10_980)]  # side of the spatial blocks assigned whole to a split
+    val_fraction: SplitFraction
+    test_fraction: SplitFraction
+    map_size: Annotated[int, Range(8, 10_980)]       # side of the top-left region kept for evaluation maps
+    # warn when val/test NDVI lies this share of the training range beyond it
+    range_margin: Annotated[float, Range(0, 100, note="a share of the training range")]
 
     def __post_init__(self) -> None:
-        check(self.grid_days >= 1, "grid_days", "must be >= 1")
-        check(self.max_gap_steps >= 0, "max_gap_steps", "must be >= 0")
-        check(self.window >= 2, "window", "must be >= 2")
-        check(all(0 <= c <= 255 for c in self.mask_scl), "mask_scl", "SCL classes are 0..255")
-        check(self.block_size >= 16, "block_size", "must be >= 16")
-        check(self.max_pixels >= 10, "max_pixels", "must be >= 10")
-        check(self.split_block_px >= 1, "split_block_px", "must be >= 1")
-        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
-              "val_fraction and test_fraction must each be in (0, 0.5)")
-        check(self.map_size >= 8, "map_size", "must be >= 8")
-        check(self.range_margin >= 0, "range_margin",
-              f"must be >= 0 (a share of the training range), got {self.range_margin}")
+        check_size("max_pixels", self.max_pixels * self.window, MAX_WINDOW_VALUES,
+                   "the sampled windows' values (max_pixels x window)")
 
 
 def read_scenes(folder: Path) -> list[dict]:

@@ -2,53 +2,57 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 
 from seqpipe.io import save_npy, write_json
-from seqpipe.params import check
+from seqpipe.params import Length, Range, check, check_size, params_section
 from seqpipe.pipelines.freq_filter import RAW_FILES
 from seqpipe.sources.http import HttpParams, download_http, require
 from seqpipe.sources.local import LocalParams, copy_local
 
 
-@dataclass(frozen=True)
+MAX_SAMPLE_VALUES = 2**27   # n_series x frequencies x seq_len x (frequencies + 1): the preprocessed inputs
+Hz = Annotated[float, Range(0, 1e6, low_open=True)]
+Scale = Annotated[float, Range(0, 1e6)]      # a size in the signal's units
+
+
+@params_section
 class FreqSyntheticParams:
-    n_series: int
-    seq_len: int
-    sample_rate_hz: float
-    frequencies_hz: list[float]
-    amplitude_min: float
-    amplitude_max: float
-    noise_std: float
-    frequency_drift: float      # each series' frequency k is f_k x U(1 - drift, 1 + drift)
-    amplitude_modulation: float  # envelope 1 + depth x sin(2 pi r t + psi), depth in [0, 1)
-    phase_modulation: float     # phase + index x sin(2 pi r t + psi') (radians)
-    modulation_rate_hz: float   # r ~ U(0, rate) per series and component, for both modulations
-    noise_ar1: float            # lag-1 autocorrelation of the noise (its std stays noise_std)
-    outlier_rate: float         # fraction of samples hit by a spike (signal only, not the target)
-    outlier_scale: float        # spike size: random sign x scale x U(0.5, 1.5)
+    n_series: Annotated[int, Range(10, 10**7)]
+    seq_len: Annotated[int, Range(8, 100_000)]
+    sample_rate_hz: Hz
+    frequencies_hz: Annotated[list[Hz], Length(2, 64)]
+    amplitude_min: Annotated[float, Range(0, 1e6, low_open=True)]
+    amplitude_max: Annotated[float, Range(0, 1e6, low_open=True)]
+    noise_std: Scale
+    # each series' frequency k is f_k x U(1 - drift, 1 + drift)
+    frequency_drift: Annotated[float, Range(0, 0.5, high_open=True)]
+    # envelope 1 + depth x sin(2 pi r t + psi), depth in [0, 1)
+    amplitude_modulation: Annotated[float, Range(0, 1, high_open=True)]
+    phase_modulation: Annotated[float, Range(0, 1000)]   # phase + index x sin(2 pi r t + psi') (radians)
+    # r ~ U(0, rate) per series and component, for both modulations
+    modulation_rate_hz: Annotated[float, Range(0, 1e6)]
+    # lag-1 autocorrelation of the noise (its std stays noise_std)
+    noise_ar1: Annotated[float, Range(0, 1, high_open=True)]
+    # fraction of samples hit by a spike (signal only, not the target)
+    outlier_rate: Annotated[float, Range(0, 0.5)]
+    outlier_scale: Scale        # spike size: random sign x scale x U(0.5, 1.5)
 
     def __post_init__(self) -> None:
-        check(self.n_series >= 10, "n_series", "must be >= 10")
-        check(self.seq_len >= 8, "seq_len", "must be >= 8")
-        check(len(self.frequencies_hz) >= 2, "frequencies_hz", "needs at least two frequencies")
         nyquist = self.sample_rate_hz / 2
         check(all(0 < f < nyquist for f in self.frequencies_hz), "frequencies_hz",
               f"every frequency must lie in (0, {nyquist}) Hz (Nyquist of sample_rate_hz)")
-        check(0 < self.amplitude_min <= self.amplitude_max, "amplitude_min", "need 0 < min <= max")
-        check(self.noise_std >= 0, "noise_std", "must be >= 0")
-        check(0 <= self.frequency_drift < 0.5, "frequency_drift", "must be in [0, 0.5)")
-        check(0 <= self.amplitude_modulation < 1, "amplitude_modulation", "must be in [0, 1)")
-        check(0 <= self.phase_modulation < math.inf, "phase_modulation", "must be finite and >= 0")
-        check(0 <= self.modulation_rate_hz < math.inf, "modulation_rate_hz", "must be finite and >= 0")
-        check(0 <= self.noise_ar1 < 1, "noise_ar1", "must be in [0, 1)")
-        check(0 <= self.outlier_rate <= 0.5, "outlier_rate", "must be in [0, 0.5]")
-        check(0 <= self.outlier_scale < math.inf, "outlier_scale", "must be finite and >= 0")
+        duration, quarter = self.seq_len / self.sample_rate_hz, 0.25 / min(self.frequencies_hz)
+        check(duration >= quarter, "seq_len",
+              f"a series lasts seq_len / sample_rate_hz = {duration:.3g} s, less than a quarter period of the lowest "
+              f"frequency ({quarter:.3g} s): that component would be almost constant")
+        check(self.amplitude_min <= self.amplitude_max, "amplitude_min", "need amplitude_min <= amplitude_max")
+        k = len(self.frequencies_hz)
+        check_size("n_series", self.n_series * k * self.seq_len * (k + 1), MAX_SAMPLE_VALUES,
+                   "the preprocessed inputs (n_series x frequencies x seq_len x (frequencies + 1) values)")
         bands = self.bands()
         check(bands[0][0] > 0 and bands[-1][1] < nyquist, "frequency_drift",
               f"the bands reach {bands[0][0]:.3g} to {bands[-1][1]:.3g} Hz; they must stay inside (0, {nyquist:g}) "
@@ -111,7 +115,7 @@ def _coloured(white: np.ndarray, phi: float) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@params_section
 class DownloadParams:
     source: Literal["synthetic", "local", "http"]
     synthetic: FreqSyntheticParams

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
 from seqpipe import baselines, plotting
 from seqpipe.metrics import regression_metrics
-from seqpipe.params import check
+from seqpipe.params import BatchSize, Penalty, Range, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.stages.evaluate import EvalContext
@@ -19,17 +18,12 @@ if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (Eval
 # everything else goes to plots/freq_filter/eval/metrics_detail.json
 HEADLINE = ("mse", "mae")
 
-@dataclass(frozen=True)
+@params_section
 class EvaluateParams:
-    batch_size: int
-    bandpass_width_hz: float
-    bandpass_order: int
-    linear_alpha: float
-
-    def __post_init__(self) -> None:
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        check(self.bandpass_width_hz > 0, "bandpass_width_hz", "must be > 0")
-        check(self.bandpass_order >= 1, "bandpass_order", "must be >= 1")
+    batch_size: BatchSize
+    bandpass_width_hz: Annotated[float, Range(0, 1e6, low_open=True)]
+    bandpass_order: Annotated[int, Range(1, 10)]   # Butterworth order (higher ones are numerically fragile)
+    linear_alpha: Penalty
 
 
 def label(freq: float) -> str:

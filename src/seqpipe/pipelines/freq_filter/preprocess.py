@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +9,13 @@ import numpy as np
 from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import save_splits
 from seqpipe.io import load_npy, read_json
-from seqpipe.params import check
+from seqpipe.params import SplitFraction, params_section
 
 
-@dataclass(frozen=True)
+@params_section
 class PreprocessParams:
-    val_fraction: float
-    test_fraction: float
-
-    def __post_init__(self) -> None:
-        check(0 < self.val_fraction < 0.5, "val_fraction", "must be in (0, 0.5)")
-        check(0 < self.test_fraction < 0.5, "test_fraction", "must be in (0, 0.5)")
+    val_fraction: SplitFraction
+    test_fraction: SplitFraction
 
 
 def load_raw(raw_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -6,15 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
-from seqpipe.params import check
+from seqpipe.params import Length, Range, check, check_size, params_section
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, change_mask, pair_folders
 from seqpipe.sources.http import HttpParams, download_http
 from seqpipe.sources.local import LocalParams, copy_local, local_source
@@ -22,31 +21,31 @@ from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
 
 
-@dataclass(frozen=True)
+MAX_PAIR_CELLS = 2**29   # n_pairs x height x width: the pairs preprocess holds
+Days = Annotated[int, Range(1, 3650)]
+
+
+@params_section
 class IceChangeSyntheticParams:
     field: SeaIceSyntheticParams    # the concentration series the pairs are drawn from
-    n_pairs: int
-    gap_min_days: int
-    gap_max_days: int
+    n_pairs: Annotated[int, Range(10, 100_000)]
+    gap_min_days: Days
+    gap_max_days: Days
 
     def __post_init__(self) -> None:
-        check(self.n_pairs >= 10, "n_pairs", "must be >= 10")
-        check(1 <= self.gap_min_days <= self.gap_max_days, "gap_min_days", "need 1 <= gap_min_days <= gap_max_days")
+        check(self.gap_min_days <= self.gap_max_days, "gap_min_days", "need gap_min_days <= gap_max_days")
         check(self.gap_max_days < self.field.n_days, "gap_max_days", "must be below field.n_days")
+        check_size("n_pairs", self.n_pairs * self.field.height * self.field.width, MAX_PAIR_CELLS,
+                   "the pairs' cells (n_pairs x field.height x field.width)")
 
 
-@dataclass(frozen=True)
+@params_section
 class IceChangeNsidcParams(NsidcParams):
-    gap_days: list[int]   # a pair is (day, day + gap) for every gap in this list ...
-    stride_days: int      # ... and every stride_days-th day from start, where both files exist
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(bool(self.gap_days) and all(g >= 1 for g in self.gap_days), "gap_days", "needs gaps >= 1")
-        check(self.stride_days >= 1, "stride_days", "must be >= 1")
+    gap_days: Annotated[list[Days], Length(1, 32)]   # a pair is (day, day + gap) for every gap in this list ...
+    stride_days: Days     # ... and every stride_days-th day from start, where both files exist
 
 
-@dataclass(frozen=True)
+@params_section
 class DownloadParams:
     source: Literal["synthetic", "local", "http", "nsidc"]
     synthetic: IceChangeSyntheticParams

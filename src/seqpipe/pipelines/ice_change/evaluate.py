@@ -3,14 +3,13 @@ absolute-difference baseline whose threshold is tuned for F1 on the val split.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
 from seqpipe import plotting
 from seqpipe.metrics import binary_metrics
-from seqpipe.params import check
+from seqpipe.params import BatchSize, Range, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.stages.evaluate import EvalContext
@@ -20,16 +19,12 @@ if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (Eval
 # everything else goes to plots/ice_change/eval/metrics_detail.json
 HEADLINE = ("f1", "iou")
 
-@dataclass(frozen=True)
+@params_section
 class EvaluateParams:
-    batch_size: int
-    threshold: float           # change probability above which the model says "changed"
-    plot_sample: int           # index of the test pair drawn in change_maps.png
-
-    def __post_init__(self) -> None:
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        check(0 < self.threshold < 1, "threshold", "must be in (0, 1)")
-        check(self.plot_sample >= 0, "plot_sample", "must be >= 0")
+    batch_size: BatchSize
+    # change probability above which the model says "changed"
+    threshold: Annotated[float, Range(0, 1, low_open=True, high_open=True)]
+    plot_sample: Annotated[int, Range(0, 10**6)]   # index of the test pair drawn in change_maps.png
 
 
 CLASSES = np.array(["no change", "change"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +10,14 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import chronological_split, save_splits
-from seqpipe.params import check
+from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, pair_folders
 
 
-@dataclass(frozen=True)
+@params_section
 class PreprocessParams:
-    val_fraction: float
-    test_fraction: float
-
-    def __post_init__(self) -> None:
-        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
-              "val_fraction and test_fraction must each be in (0, 0.5)")
+    val_fraction: SplitFraction
+    test_fraction: SplitFraction
 
 
 def pair_inputs(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from seqpipe.data import seaice
+from seqpipe.params import params_section
 from seqpipe.sources.http import HttpParams, download_http
 from seqpipe.sources.local import LocalParams, copy_local, local_source
 from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import SeaIceSyntheticParams, write_series
 
 
-@dataclass(frozen=True)
+@params_section
 class DownloadParams:
     source: Literal["synthetic", "local", "http", "nsidc"]
     synthetic: SeaIceSyntheticParams

@@ -3,13 +3,12 @@ persistence (last observed map) and climatology (day-of-year mean of the train y
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.params import check
+from seqpipe.params import BatchSize, Range, check, params_section
 from seqpipe.pipelines.ice_forecast.scores import cell_area_km2, scores
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
@@ -21,18 +20,16 @@ if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (Eval
 HEADLINE = ("rmse", "mae", "iiee")
 EDGE_PLOTS = (("iiee", "IIEE (km²)"), ("iou", "IoU of the ice extent"), ("ssim", "SSIM"))
 
-@dataclass(frozen=True)
+@params_section
 class EvaluateParams:
-    batch_size: int
-    edge_threshold: float      # ice edge: concentration >= this fraction (0.15 = 15%)
-    ssim_window: int           # SSIM window side in cells (odd)
-    plot_sample: int           # index of the test window drawn in forecast_vs_truth.png
+    batch_size: BatchSize
+    # ice edge: concentration >= this fraction (0.15 = 15%)
+    edge_threshold: Annotated[float, Range(0, 1, low_open=True, high_open=True)]
+    ssim_window: Annotated[int, Range(3, 101)]   # SSIM window side in cells (odd)
+    plot_sample: Annotated[int, Range(0, 10**6)]  # index of the test window drawn in forecast_vs_truth.png
 
     def __post_init__(self) -> None:
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        check(0 < self.edge_threshold < 1, "edge_threshold", "must be in (0, 1)")
-        check(self.ssim_window >= 3 and self.ssim_window % 2 == 1, "ssim_window", "must be odd and >= 3")
-        check(self.plot_sample >= 0, "plot_sample", "must be >= 0")
+        check(self.ssim_window % 2 == 1, "ssim_window", f"must be odd, got {self.ssim_window}")
 
 
 def evaluate(ctx: EvalContext) -> dict:

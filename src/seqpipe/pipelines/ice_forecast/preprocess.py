@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from rasterio.errors import CRSError
@@ -12,25 +12,17 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.data.rasters import Grid
 from seqpipe.data.series import chronological_split, save_splits
-from seqpipe.params import check
+from seqpipe.params import Range, SplitFraction, params_section
 
 
-@dataclass(frozen=True)
+@params_section
 class PreprocessParams:
-    history_days: int
-    horizon_days: int
-    downsample: int            # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
-    sample_stride_days: int    # days between the starts of consecutive windows
-    val_fraction: float
-    test_fraction: float
-
-    def __post_init__(self) -> None:
-        check(self.history_days >= 2, "history_days", "must be >= 2")
-        check(self.horizon_days >= 1, "horizon_days", "must be >= 1")
-        check(self.downsample >= 1, "downsample", "must be >= 1")
-        check(self.sample_stride_days >= 1, "sample_stride_days", "must be >= 1")
-        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
-              "val_fraction and test_fraction must each be in (0, 0.5)")
+    history_days: Annotated[int, Range(2, 366)]
+    horizon_days: Annotated[int, Range(1, 366)]
+    downsample: Annotated[int, Range(1, 64)]            # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
+    sample_stride_days: Annotated[int, Range(1, 366)]   # days between the starts of consecutive windows
+    val_fraction: SplitFraction
+    test_fraction: SplitFraction
 
 
 def coarse_maps(series: seaice.Series, factor: int) -> dict[str, np.ndarray]:
@@ -56,6 +48,10 @@ def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     series = seaice.read_series(raw_dir)
+    if p.downsample > min(series.grid.shape):
+        raise SeqpipeError(f"models.ice_forecast.preprocess.downsample: {p.downsample} x {p.downsample} blocks leave "
+                           f"no cell of the {series.grid.height}x{series.grid.width} grid of {raw_dir}; use at most "
+                           f"{min(series.grid.shape)}")
     maps = coarse_maps(series, p.downsample)
     conc, observed = maps["concentration"], maps["observed"]
     span = p.history_days + p.horizon_days

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.data.rasters import geotiff_writer
 from seqpipe.io import atomic_path
-from seqpipe.params import check
+from seqpipe.params import Length, Range, check_size, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
 from seqpipe.sources.http import HttpParams, download_http
 from seqpipe.sources.local import LocalParams, local_source
@@ -24,26 +23,25 @@ if TYPE_CHECKING:
     from rasterio.crs import CRS
 
 
-@dataclass(frozen=True)
+MAX_PATCH_VALUES = 2**29   # n_patches x patch_size^2 x bands: the patches preprocess holds (2 GiB of float32)
+
+
+@params_section
 class IceTypeSyntheticParams:
-    n_patches: int
-    patch_size: int               # pixels per side (the original used 256)
-    bands: int                    # the original used RGB (3)
-    class_fractions: list[float]  # open_water, thin_ice, thick_ice; normalised to sum 1
-    pixel_size_m: float
-    noise_std: float              # per-pixel sensor noise, reflectance units (0..1)
+    n_patches: Annotated[int, Range(30, 10**6)]
+    patch_size: Annotated[int, Range(8, 1024)]     # pixels per side (the original used 256)
+    bands: Annotated[int, Range(1, 16)]            # the original used RGB (3)
+    # open_water, thin_ice, thick_ice (shares, normalised to sum 1)
+    class_fractions: Annotated[list[Annotated[float, Range(0, 1e6, low_open=True)]], Length(len(CLASSES), len(CLASSES))]
+    pixel_size_m: Annotated[float, Range(0, 10_000, low_open=True)]
+    noise_std: Annotated[float, Range(0, 1)]       # per-pixel sensor noise, reflectance units (0..1)
 
     def __post_init__(self) -> None:
-        check(self.n_patches >= 30, "n_patches", "must be >= 30")
-        check(8 <= self.patch_size <= 1024, "patch_size", "must be in [8, 1024]")
-        check(1 <= self.bands <= 16, "bands", "must be in [1, 16]")
-        check(len(self.class_fractions) == len(CLASSES) and all(f > 0 for f in self.class_fractions),
-              "class_fractions", f"needs {len(CLASSES)} positive numbers ({', '.join(CLASSES)})")
-        check(self.pixel_size_m > 0, "pixel_size_m", "must be > 0")
-        check(self.noise_std >= 0, "noise_std", "must be >= 0")
+        check_size("n_patches", self.n_patches * self.patch_size**2 * self.bands, MAX_PATCH_VALUES,
+                   "the patches' values (n_patches x patch_size^2 x bands)")
 
 
-@dataclass(frozen=True)
+@params_section
 class IceTypeLocalParams:
     patches: str  # folder of GeoTIFF patches; relative paths are taken from the repository root
     labels: str   # CSV with columns file (relative to `patches`) and label (open_water|thin_ice|thick_ice)
@@ -148,7 +146,7 @@ def copy_local(p: IceTypeLocalParams, out_dir: Path) -> dict:
     return {"path": str(patches), "labels": str(labels_path), "synthetic": False}
 
 
-@dataclass(frozen=True)
+@params_section
 class DownloadParams:
     source: Literal["synthetic", "local", "http"]
     synthetic: IceTypeSyntheticParams

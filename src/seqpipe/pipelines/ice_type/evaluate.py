@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
 from seqpipe import baselines, plotting
 from seqpipe.metrics import classification_metrics
-from seqpipe.params import check
+from seqpipe.params import BatchSize, Range, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.stages.evaluate import EvalContext
@@ -19,16 +18,12 @@ if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (Eval
 # everything else goes to plots/ice_type/eval/metrics_detail.json
 HEADLINE = ("accuracy", "macro_f1")
 
-@dataclass(frozen=True)
+@params_section
 class EvaluateParams:
-    batch_size: int
-    logistic_c: float          # inverse L2 strength of the band-statistics logistic regression
-    logistic_max_iter: int
-
-    def __post_init__(self) -> None:
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        check(self.logistic_c > 0, "logistic_c", "must be > 0")
-        check(self.logistic_max_iter >= 10, "logistic_max_iter", "must be >= 10")
+    batch_size: BatchSize
+    # inverse L2 strength of the band-statistics logistic regression
+    logistic_c: Annotated[float, Range(0, 1e6, low_open=True)]
+    logistic_max_iter: Annotated[int, Range(10, 100_000)]
 
 
 def evaluate(ctx: EvalContext) -> dict:

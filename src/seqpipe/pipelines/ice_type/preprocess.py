@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,18 +9,14 @@ import numpy as np
 from seqpipe.errors import SeqpipeError
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import SPLITS, save_splits
-from seqpipe.params import check
+from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
 
 
-@dataclass(frozen=True)
+@params_section
 class PreprocessParams:
-    val_fraction: float    # of each class (stratified), drawn with the global seed
-    test_fraction: float
-
-    def __post_init__(self) -> None:
-        check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
-              "val_fraction and test_fraction must each be in (0, 0.5)")
+    val_fraction: SplitFraction    # of each class (stratified), drawn with the global seed
+    test_fraction: SplitFraction
 
 
 def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
