@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from seqpipe.errors import SeqpipeError, first_line
-from seqpipe.io import atomic_path
+from seqpipe.io import atomic_path, output_target
 
 DEFAULT_OUTPUT = Path("report.html")
 WORKSPACE = "workspace"
@@ -260,7 +260,9 @@ def render(revisions: list[str], models: list[str] | None = None) -> tuple[str, 
 
 
 def write(revisions: list[str], output: Path = DEFAULT_OUTPUT, models: list[str] | None = None) -> str:
-    """Write the report to `output` atomically (nothing is written on an error); the line to print."""
+    """Write the report to `output` atomically (nothing is written on an error; a FIFO or a device is
+    written into, see io.atomic_path); the line to print."""
+    output_target(output)   # a folder (also 'out/'), a socket: refused before the report is rendered
     page, counts = render(revisions, models)
     with atomic_path(output) as tmp:
         tmp.write_text(page, encoding="utf-8")
