@@ -83,11 +83,13 @@ def output_target(path: str | Path, option: str = "--output") -> tuple[str, Path
     except FileNotFoundError:
         return "replace", path
     except OSError as exc:
-        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot be written ({exc.strerror or first_line(exc)})") from None
+        raise _cannot_write(exc, path) from None
     try:
         info = os.stat(path)
-    except OSError:  # a dangling link: the file it names is created
+    except FileNotFoundError:  # a dangling link: the file it names is created
         return "replace", Path(os.path.realpath(path))
+    except OSError as exc:   # a loop of links, a denied folder on the way
+        raise _cannot_write(exc, path) from None
     if stat.S_ISDIR(info.st_mode):
         raise SeqpipeError(f"{path}: is a folder; {option} takes a file path")
     if stat.S_ISSOCK(info.st_mode):
@@ -118,6 +120,12 @@ def output_file(given: str | Path, option: str = "--output") -> Path:
     return Path(given)
 
 
+def _cannot_write(exc: OSError, path: Path) -> SeqpipeError:
+    """An OSError writing the output `path` as one line naming it (an EnvError for the environment's)."""
+    problem = environment_error(exc, path)
+    return problem or SeqpipeError(f"{path}: cannot be written ({exc.strerror or first_line(exc)})")
+
+
 def _write_into(node: Path, tmp: Path, shown: Path) -> None:
     """Copy `tmp` into the FIFO or device `node` (opened without truncating or replacing it); a FIFO
     waits up to FIFO_WAIT_S for a reader. Errors name `shown`, the path the user gave."""
@@ -131,8 +139,7 @@ def _write_into(node: Path, tmp: Path, shown: Path) -> None:
                 if exc.errno == errno.ENXIO:
                     raise SeqpipeError(f"{shown}: a FIFO that no process opened for reading in {FIFO_WAIT_S:g} s; "
                                        "start its reader first") from None
-                raise environment_error(exc, shown) or SeqpipeError(f"{shown}: cannot write ({exc.strerror or first_line(exc)})") \
-                    from None
+                raise _cannot_write(exc, shown) from None
             time.sleep(0.05)
     try:
         os.set_blocking(fd, True)
@@ -144,7 +151,7 @@ def _write_into(node: Path, tmp: Path, shown: Path) -> None:
     except BrokenPipeError:
         raise SeqpipeError(f"{shown}: its reader closed it before the whole output was written") from None
     except OSError as exc:
-        raise environment_error(exc, shown) or SeqpipeError(f"{shown}: cannot write ({exc.strerror or first_line(exc)})") from None
+        raise _cannot_write(exc, shown) from None
     finally:
         os.close(fd)
 

@@ -65,12 +65,13 @@ def folder() -> Path | None:
 
 
 def _usable(given: str) -> bool:
-    """Whether `given` is an existing folder of this user's that it can write."""
+    """Whether `given` is an existing folder of this user's, that it can write and others cannot."""
     try:
         info = os.stat(given)
     except OSError:
         return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and os.access(given, os.W_OK | os.X_OK)
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+            and os.access(given, os.W_OK | os.X_OK))
 
 
 def _private(path: Path) -> None:
@@ -79,7 +80,7 @@ def _private(path: Path) -> None:
     fix = "remove it, or set SEQPIPE_RUNTIME_DIR to a folder of your own"
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
-        raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is not a folder; {fix}")
+        raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is not a folder (a link?); {fix}")
     if info.st_uid != os.getuid():
         raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is owned by uid "
                                  f"{info.st_uid}, not by you (uid {os.getuid()}); {fix}")
@@ -89,8 +90,12 @@ def _private(path: Path) -> None:
     with os.scandir(path) as entries:
         for entry in entries:
             if not entry.is_file(follow_symlinks=False):
-                raise RuntimeFolderError(f"{path / entry.name}: not a plain file in the runtime folder (live "
-                                         f"trainings, core slots); {fix}")
+                raise _not_plain(path / entry.name)
+
+
+def _not_plain(path: Path) -> RuntimeFolderError:
+    return RuntimeFolderError(f"{path}: not a plain file in the runtime folder (live trainings, core slots); "
+                              "remove it, or set SEQPIPE_RUNTIME_DIR to a folder of your own")
 
 
 def _open(path: Path) -> int:
@@ -100,12 +105,11 @@ def _open(path: Path) -> int:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | _OPEN, 0o600)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
-            raise RuntimeFolderError(f"{path}: not a plain file in the runtime folder (live trainings, core slots); "
-                                     "remove it") from None
+            raise _not_plain(path) from None
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise RuntimeFolderError(f"{path}: not a plain file in the runtime folder (live trainings, core slots); remove it")
+        raise _not_plain(path)
     return fd
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from seqpipe import io
 from seqpipe.errors import EnvError, SeqpipeError
 from seqpipe.io import atomic_dir, atomic_path
 from seqpipe.plotting import write_csv
@@ -115,14 +116,17 @@ def test_an_output_that_is_a_device_is_written_into_and_its_errors_named(trained
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
-@pytest.mark.parametrize("command", [["predict", "bandwidth", "--input", IN], ["export", "bandwidth"], ["report"]],
-                         ids=lambda c: c[0])
+@pytest.mark.parametrize(("command", "ending"), [
+    (["predict", "bandwidth", "--input", IN], "/"),
+    (["report"], "/."),
+    pytest.param(["export", "bandwidth"], "/", marks=pytest.mark.slow),
+], ids=lambda c: c[0] if isinstance(c, list) else "")
 def test_an_output_path_ending_in_a_slash_names_a_folder_for_every_command(
-        command: list[str], trained: Path, tmp_path: Path) -> None:
-    for given in (f"{tmp_path}/newdir/", f"{tmp_path}/newdir/."):
-        proc = seqpipe([*command, "--output", given], trained, tmp_path / "runtime")
-        refused(proc, f"{given}: ends in ")
-        assert "names a folder; --output takes a file path" in proc.stderr
+        command: list[str], ending: str, trained: Path, tmp_path: Path) -> None:
+    given = f"{tmp_path}/newdir{ending}"
+    proc = seqpipe([*command, "--output", given], trained, tmp_path / "runtime")
+    refused(proc, f"{given}: ends in ")
+    assert "so it names a folder; --output takes a file path" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["runtime"])
 
 
@@ -139,6 +143,19 @@ def test_an_output_link_to_a_file_updates_the_target_and_stays_a_link(tmp_path: 
     with pytest.raises(EnvError, match=r"link.csv: a link to .*real.csv, which is read-only"):
         write_csv(link, {"x": [3.0]})
     assert target.read_text(encoding="utf-8") == "x\n1\n2\n"
+
+
+def test_a_fifo_output_without_a_reader_is_refused_after_a_wait_and_a_link_loop_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(io, "FIFO_WAIT_S", 0.3)
+    os.mkfifo(tmp_path / "f")
+    with pytest.raises(SeqpipeError, match="f: a FIFO that no process opened for reading in 0.3 s"):
+        write_csv(tmp_path / "f", {"x": [1.0]})
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(SeqpipeError, match="a: cannot be written"):
+        write_csv(tmp_path / "a", {"x": [1.0]})
+    assert (tmp_path / "a").is_symlink() and stat.S_ISFIFO((tmp_path / "f").lstat().st_mode)
 
 
 def test_an_output_that_is_a_socket_or_a_folder_is_refused(tmp_path: Path) -> None:
