@@ -114,6 +114,8 @@ def output_file(given: str | Path, option: str = "--output") -> Path:
     """`given` as the path of a file to write: a text that ends in '/' (or is '.', '..', or ends in '/.',
     '/..') names a folder and is refused, one rule for every --output."""
     text = os.fspath(given)
+    if not text:
+        raise SeqpipeError(f"{option}: an empty path; give a file path")
     if text.endswith(os.sep) or os.path.basename(text) in ("", ".", ".."):
         raise SeqpipeError(f"{text}: ends in '{os.path.basename(text) or os.sep}', so it names a folder; {option} "
                            "takes a file path")

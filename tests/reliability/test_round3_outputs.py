@@ -168,6 +168,8 @@ def test_an_output_that_is_a_socket_or_a_folder_is_refused(tmp_path: Path) -> No
     (tmp_path / "d").mkdir()
     with pytest.raises(SeqpipeError, match="d: is a folder"):
         write_csv(tmp_path / "d", {"x": [1.0]})
+    with pytest.raises(SeqpipeError, match="an output: an empty path"):
+        write_csv("", {"x": [1.0]})
     assert stat.S_ISSOCK((tmp_path / "s").lstat().st_mode) and temps(tmp_path) == []
 
 
