@@ -259,7 +259,7 @@ def render(revisions: list[str], models: list[str] | None = None) -> tuple[str, 
     return page, counts
 
 
-def write(revisions: list[str], output: Path = DEFAULT_OUTPUT, models: list[str] | None = None) -> str:
+def write(revisions: list[str], output: str | Path = DEFAULT_OUTPUT, models: list[str] | None = None) -> str:
     """Write the report to `output` atomically (nothing is written on an error; a FIFO or a device is
     written into, see io.atomic_path); the line to print."""
     output_target(output)   # a folder (also 'out/'), a socket: refused before the report is rendered

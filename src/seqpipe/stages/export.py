@@ -28,14 +28,14 @@ UNITS = {"ndvi": "NDVI (unitless, -1..1)", "signal": "signal amplitude (unitless
 SUFFIX_UNITS = {"_mbps": "Mbit/s", "_ms": "ms", "_hz": "Hz", "_s": "s", "_pct": "%"}
 
 
-def export_onnx(name: str, output: Path | None = None, check_samples: int = 256,
+def export_onnx(name: str, output: str | Path | None = None, check_samples: int = 256,
                 describe: dict[str, str] | None = None) -> dict:
     """Write model.onnx (dynamic batch axis) with its metadata and report the max |onnxruntime - torch|
     on test data. `describe` adds plain entries (the CLI passes the model's summary and task)."""
     import onnx
     import onnxruntime as ort
 
-    output = output_file(output) if output else layout.model_dir(name) / "model.onnx"   # 'out/': refused
+    output = output_file(output) if output is not None else layout.model_dir(name) / "model.onnx"   # 'out/': refused
     kind, target = output_target(output)   # a FIFO or a device is written into, never replaced
     if kind == "replace" and target.exists() and target.suffix != ".onnx":  # model.pt, params.yaml: never replaced
         raise SeqpipeError(f"{output}: exists and is not an .onnx file; export overwrites only .onnx files")
