@@ -78,7 +78,7 @@ def _predict_parsers(sub: argparse._SubParsersAction, specs: list[ModelSpec]) ->
         model.set_defaults(**{option: None for option in PATH_OPTIONS})
         for option in spec.predict_inputs:
             model.add_argument(f"--{option}", type=Path, metavar="PATH", help=INPUT_HELP.get(option, "(required)"))
-        model.add_argument("--output", type=Path, required=True, metavar="PATH", help="output file")
+        model.add_argument("--output", type=str, required=True, metavar="PATH", help="output file")
         model.add_argument("--model-file", type=Path, metavar="PATH",
                            help=f"model file (default: models/{spec.name}/model.pt); "
                            "a checkpoint of the run that wrote that model.pt works too")
@@ -125,7 +125,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
     export = sub.add_parser("export", help="export MODEL to ONNX with self-describing metadata, checked against torch")
     _model_argument(export, names)
-    export.add_argument("--output", type=Path, help="default: models/MODEL/model.onnx")
+    export.add_argument("--output", type=str, help="default: models/MODEL/model.onnx")
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=["bash", "zsh"], help="bash: `source <(seqpipe completion bash)`")
     report = sub.add_parser(
@@ -140,7 +140,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
         "  seqpipe report --model bandwidth --output /tmp/bandwidth.html")
     report.add_argument("revisions", nargs="*", metavar="REV", help="git revisions or experiments: none = the "
                         "workspace; one = REV vs the workspace; more = those revisions, metrics diffed against the first")
-    report.add_argument("--output", type=Path, default=Path("report.html"), metavar="PATH",
+    report.add_argument("--output", type=str, default="report.html", metavar="PATH",
                         help="HTML file (default: report.html)")
     report.add_argument("--model", action="append", dest="models", metavar="NAME",
                         help="only this model's plots and metrics (repeatable; default: all)")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.io import atomic_path
+from seqpipe.io import atomic_path, output_target
 from seqpipe.report.collect import Collected, collect
 from seqpipe.report.dvc_json import WORKSPACE, describe
 from seqpipe.report.metrics import metrics_model, pct, verdict
@@ -156,8 +156,10 @@ def summary(counts: dict[str, int]) -> str:
                       ("plot error", counts["warnings"])) if n or what != "plot error")
 
 
-def write(revisions: list[str], output: Path = DEFAULT_OUTPUT, models: list[str] | None = None) -> str:
-    """Write the report to `output` atomically (nothing is written on an error); the line to print."""
+def write(revisions: list[str], output: str | Path = DEFAULT_OUTPUT, models: list[str] | None = None) -> str:
+    """Write the report to `output` atomically (nothing is written on an error; a FIFO or a device is
+    written into, see io.atomic_path); the line to print."""
+    output_target(output)   # a folder (also 'out/'), a socket: refused before the report is rendered
     with tempfile.TemporaryDirectory(prefix="seqpipe-report-") as tmp:
         page, counts = render(collect(revisions, Path(tmp), models))
     with atomic_path(output) as tmp_path:

@@ -21,24 +21,23 @@ import torch
 
 from seqpipe import __version__, checkpoint, layout
 from seqpipe.errors import SeqpipeError, first_line
-from seqpipe.io import atomic_path, load_npy, sha256_file
+from seqpipe.io import atomic_path, load_npy, output_file, output_target, sha256_file
 
 # units of a column, by name or name suffix, where the column says
 UNITS = {"ndvi": "NDVI (unitless, -1..1)", "signal": "signal amplitude (unitless)"}
 SUFFIX_UNITS = {"_mbps": "Mbit/s", "_ms": "ms", "_hz": "Hz", "_s": "s", "_pct": "%"}
 
 
-def export_onnx(name: str, output: Path | None = None, check_samples: int = 256,
+def export_onnx(name: str, output: str | Path | None = None, check_samples: int = 256,
                 describe: dict[str, str] | None = None) -> dict:
     """Write model.onnx (dynamic batch axis) with its metadata and report the max |onnxruntime - torch|
     on test data. `describe` adds plain entries (the CLI passes the model's summary and task)."""
     import onnx
     import onnxruntime as ort
 
-    output = Path(output or layout.model_dir(name) / "model.onnx")
-    if output.is_dir():
-        raise SeqpipeError(f"{output}: is a folder; --output takes a file path")
-    if output.exists() and output.suffix != ".onnx":  # e.g. model.pt, params.yaml: never overwritten by export
+    output = output_file(output) if output is not None else layout.model_dir(name) / "model.onnx"   # 'out/': refused
+    kind, target = output_target(output)   # a FIFO or a device is written into, never replaced
+    if kind == "replace" and target.exists() and target.suffix != ".onnx":  # model.pt, params.yaml: never replaced
         raise SeqpipeError(f"{output}: exists and is not an .onnx file; export overwrites only .onnx files")
     model_file = layout.model_file(name)
     network, payload = checkpoint.load_model(model_file, expected_model=name)
@@ -69,7 +68,8 @@ def export_onnx(name: str, output: Path | None = None, check_samples: int = 256,
         max_abs_diff = float(np.max(np.abs(onnx_out - torch_out)))
         if not np.allclose(onnx_out, torch_out, atol=1e-4, rtol=1e-3):
             raise SeqpipeError(f"{output}: onnxruntime output differs from torch (max abs diff {max_abs_diff:.3g})")
-    report = {"path": str(output), "bytes": output.stat().st_size, "checked_samples": len(x),
+        size = tmp.stat().st_size   # the output may be a FIFO or a device
+    report = {"path": str(output), "bytes": size, "checked_samples": len(x),
               "max_abs_diff": max_abs_diff, "onnxruntime": ort.__version__, "metadata": metadata}
     return report
 

@@ -7,7 +7,8 @@ the one-line summary the CLI prints (what was written, what was masked and why).
 
 The output is checked before anything runs: it may not be the model file, a checkpoint, an input,
 params.yaml, dvc.yaml, dvc.lock or anything dvc.yaml names (unless --force), and must be a file path
-in an existing folder. A model file must carry its sha256 digest (unless --trust-unverified).
+in an existing folder ('out/' names a folder: refused), or a FIFO or a device, which is written into,
+never replaced (io.atomic_path). A model file must carry its sha256 digest (unless --trust-unverified).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from seqpipe import checkpoint, layout
 from seqpipe.data.series import RangeCheck
 from seqpipe.errors import SeqpipeError, first_line
+from seqpipe.io import output_file, output_target
 from seqpipe.params import Params
 from seqpipe.spec import ModelSpec
 
@@ -122,7 +124,8 @@ def run(spec: ModelSpec, params: Params, args: Namespace) -> str:
         if not given.exists():
             raise SeqpipeError(f"{given}: not found")
     model_file = Path(args.model_file or layout.model_file(spec.name))
-    check_output(Path(args.output), spec.name, model_file, inputs, Path(args.params), force=args.force)
+    args = Namespace(**{**vars(args), "output": output_file(args.output)})   # 'out/' names a folder: refused
+    check_output(args.output, spec.name, model_file, inputs, Path(args.params), force=args.force)
     module = spec.stage("predict")
     network, payload = checkpoint.load_model(model_file, spec.name, trust_unverified=args.trust_unverified)
     if "stats" not in payload:
@@ -133,7 +136,10 @@ def run(spec: ModelSpec, params: Params, args: Namespace) -> str:
 def check_output(output: Path, model: str, model_file: Path, inputs: list[Path], params_file: Path,
                  force: bool = False) -> None:
     """Refuse an --output that is a folder or in a missing folder, and (unless `force`) one that would
-    overwrite the model file, a checkpoint, an input, the params, the DVC files or a DVC-tracked path."""
+    overwrite the model file, a checkpoint, an input, the params, the DVC files or a DVC-tracked path.
+    A FIFO or a device is written into, a symbolic link followed (see io.atomic_path); a socket, a link
+    to a read-only file and a name too long for the file system are refused here, before any work."""
+    kind, target = output_target(output)
     if not force:
         protected = [(model_file, "the model file predict reads"),
                      (layout.model_dir(model), "the model's folder (model file, checkpoints: DVC outputs)"),
@@ -147,10 +153,8 @@ def check_output(output: Path, model: str, model_file: Path, inputs: list[Path],
                 raise SeqpipeError(f"{output}: is {what}; choose another --output, or pass --force to overwrite it")
             if path.resolve() in target.parents:
                 raise SeqpipeError(f"{output}: is inside {path}, {what}; choose another --output, or pass --force")
-    if output.is_dir():
-        raise SeqpipeError(f"{output}: is a folder; --output takes a file path")
-    if not output.parent.is_dir():
-        raise SeqpipeError(f"{output.parent}: folder of --output does not exist; create it first")
+    if kind == "replace" and not target.parent.is_dir():
+        raise SeqpipeError(f"{target.parent}: folder of --output does not exist; create it first")
 
 
 def dvc_paths(dvc_yaml: Path) -> list[Path]:
