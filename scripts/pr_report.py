@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -43,6 +44,7 @@ except ImportError as _exc:
 NOISE = 0.005        # default --noise: a relative change within 0.5% of the base value reads "same"
 WORKSPACE = "workspace"
 NONE = "—"
+UTF8_ENV = {**os.environ, "PYTHONUTF8": "1"}   # dvc (Python) prints UTF-8 JSON in any locale
 
 
 class ReportError(Exception):
@@ -51,7 +53,8 @@ class ReportError(Exception):
 
 def dvc(*args: str) -> Any:
     """Run `dvc ARGS --json` and return its parsed output (a failure is one ReportError line)."""
-    proc = subprocess.run(["dvc", *args, "--json"], capture_output=True, text=True)
+    proc = subprocess.run(["dvc", *args, "--json"], capture_output=True, encoding="utf-8", errors="replace",
+                          env=UTF8_ENV)
     if proc.returncode != 0:
         lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
         raise ReportError(f"dvc {' '.join(args)} failed: {lines[0] if lines else f'exit code {proc.returncode}'}")
@@ -433,7 +436,8 @@ def confusion(plt: Any, values: list[dict], x_field: str, y_field: str, base: st
 def plots_section(base: str, plots_dir: Path) -> list[str]:
     plots_dir.mkdir(parents=True, exist_ok=True)
     # every plot as HTML (index.html), then the data of each (images copied into plots_dir)
-    proc = subprocess.run(["dvc", "plots", "diff", base, "-o", str(plots_dir)], capture_output=True, text=True)
+    proc = subprocess.run(["dvc", "plots", "diff", base, "-o", str(plots_dir)], capture_output=True,
+                          encoding="utf-8", errors="replace", env=UTF8_ENV)
     if proc.returncode != 0:
         lines_ = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
         raise ReportError(f"dvc plots diff {base} failed: {lines_[0] if lines_ else proc.returncode}")
@@ -460,7 +464,8 @@ def plots_section(base: str, plots_dir: Path) -> list[str]:
 
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(["git", *args], capture_output=True, encoding="utf-8", errors="replace",
+                          check=True).stdout.strip()
 
 
 def report(base: str, plots_dir: Path, noise: float) -> str:
@@ -488,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (0 <= args.noise < 1):
             raise ReportError(f"--noise {args.noise}: must be a fraction in [0, 1), e.g. 0.005 for 0.5%")
+        sys.stdout.reconfigure(encoding="utf-8")   # markdown is UTF-8, whatever the locale (LC_ALL=C)
         sys.stdout.write(report(args.base, args.plots_dir, args.noise))
     except ReportError as exc:
         print(f"pr_report.sh: {exc}", file=sys.stderr)

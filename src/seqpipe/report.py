@@ -30,9 +30,9 @@ WORKSPACE = "workspace"
 def dvc_json(*args: str) -> Any:
     """Run `dvc ARGS --json` with this Python's DVC in the current folder; its JSON, or a SeqpipeError
     carrying DVC's own error line."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONUTF8": "1"}   # UTF-8 JSON in any locale
     cmd = [sys.executable, "-m", "dvc", *args, "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", env=env)
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
         errors = [ln.removeprefix("ERROR:").strip() for ln in lines if ln.startswith("ERROR:")]
@@ -163,7 +163,7 @@ def _warning(err: dict) -> str:
 
 def _describe(rev: str) -> str:
     proc = subprocess.run(["git", "rev-parse", "--short", f"{'HEAD' if rev == WORKSPACE else rev}^{{commit}}"],
-                          capture_output=True, text=True)
+                          capture_output=True, encoding="utf-8", errors="replace")
     sha = proc.stdout.strip() if proc.returncode == 0 else ""
     return f"{rev} (on {sha})" if rev == WORKSPACE and sha else f"{rev} ({sha})" if sha and sha != rev else rev
 
