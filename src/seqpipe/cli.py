@@ -226,7 +226,8 @@ class _TqdmLog(logging.StreamHandler):
 def _setup_logging() -> None:
     console = _TqdmLog(sys.stderr) if sys.stderr.isatty() else logging.StreamHandler(sys.stderr)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=[console], force=True)
-    for noisy in ("dvclive", "matplotlib", "PIL", "rasterio"):  # rasterio logs GDAL errors at INFO
+    # rasterio logs GDAL errors at INFO; torch its cache statistics at exit when its import was cut short
+    for noisy in ("dvclive", "matplotlib", "PIL", "rasterio", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -11,7 +11,7 @@ has gone or in the C locale, and the signals that end a run (SIGTERM, SIGHUP).
 - SIGTERM and SIGHUP raise Terminated in the main thread, so every atomic writer removes its temp
   file before the process exits 128 + signal (a signal the parent ignores, nohup's SIGHUP, stays
   ignored); `signals_held` defers them (and SIGINT) across the few steps where a temp file exists
-  but its clean-up is not armed yet.
+  but its clean-up is not armed yet, and one that comes during an import is sent again after it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from seqpipe.errors import EnvError, environment_error, first_line
 ESCAPE = "seqpipe-escape"      # the codec error handler of stdout and stderr (registered below)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP)
 BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
+REDELIVER_S = 0.05   # a signal that comes during an import is sent again after this long
 
 
 class Terminated(BaseException):
@@ -171,8 +172,22 @@ def _interrupt(signum: int) -> None:
 def _on_signal(signum: int, frame: Any) -> None:
     if _Holds.depth:
         _Holds.pending = _Holds.pending or signum
+    elif _importing(frame):   # an exception inside a library's import can leave it half loaded (numpy then
+        # refuses a second load), or be swallowed by its bare `except:`: the signal comes again shortly
+        again = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
     else:
         _interrupt(signum)
+
+
+def _importing(frame: Any) -> bool:
+    """Whether the main thread is inside an `import` (importlib's frozen frames on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class signals_held:  # noqa: N801 (used as a function: `with signals_held() as held`)
