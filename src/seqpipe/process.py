@@ -31,7 +31,7 @@ from seqpipe.errors import EnvError, environment_error, first_line
 ESCAPE = "seqpipe-escape"      # the codec error handler of stdout and stderr (registered below)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP)
 BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
-REDELIVER_S = 0.05   # a signal that comes during an import is sent again after this long
+REDELIVER_S = 0.005  # a signal that comes during an import is sent again after this long
 
 
 class Terminated(BaseException):
