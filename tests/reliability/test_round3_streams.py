@@ -218,6 +218,23 @@ def test_an_input_that_is_not_the_file_its_name_says_is_one_line_naming_it(
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.slow
+def test_a_geotiff_input_that_is_a_fifo_or_a_folder_is_one_line_naming_it(tmp_path: Path) -> None:
+    write_params(tmp_path / "params.yaml", tiny_overrides("ice_change"))
+    for stage in ("download", "preprocess", "train"):
+        run(["seqpipe", stage, "ice_change"], tmp_path)
+    good = sorted((tmp_path / "data/raw/ice_change").rglob("*.tif"))[0]
+    os.mkfifo(tmp_path / "fifo.tif")
+    (tmp_path / "folder.tif").mkdir()
+    for before, after, says in ((tmp_path / "fifo.tif", good, "fifo.tif: is a FIFO (named pipe)"),
+                                (good, tmp_path / "folder.tif", "folder.tif: is a folder, not a file")):
+        proc = run(["seqpipe", "predict", "ice_change", "--before", str(before), "--after", str(after),
+                    "--output", "change.tif"], tmp_path, check=False, timeout=120)
+        assert proc.returncode == 1
+        one_error(proc.stderr, says)
+        assert not (tmp_path / "change.tif").exists()
+
+
 # ---- model files and empty messages -----------------------------------------------------------------------
 
 BAD_MODEL_FILES = {"empty": lambda good: b"", "text": lambda good: b"not a model\n",
