@@ -7,14 +7,15 @@ import io
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.io import atomic_path
+from seqpipe.errors import EnvError, SeqpipeError, environment_error, first_line
+from seqpipe.io import atomic_path, format_bytes, require_file
 from seqpipe.networks import build_network
 
 EPOCH_FILE = re.compile(r"epoch_(\d{4})\.pt$")
@@ -87,13 +88,12 @@ def load(path: str | Path, trust_unverified: bool = False) -> dict[str, Any]:
     """Load tensors and plain data only; a truncated, corrupted or foreign file is a CheckpointError, and
     so is a file without its sha256 digest unless `trust_unverified` (its weights cannot be checked)."""
     path = Path(path)
+    _require_zip(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: not found") from None
     except Exception as exc:  # torch raises many types for damaged zips/pickles
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:160]})") from None
+                              f"{first_line(exc)})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not a seqpipe checkpoint")
     if DIGEST not in payload and not trust_unverified:
@@ -102,6 +102,26 @@ def load(path: str | Path, trust_unverified: bool = False) -> dict[str, Any]:
     if DIGEST in payload and payload[DIGEST] != content_digest(payload):
         raise CheckpointError(f"{path}: corrupted checkpoint (content does not match its sha256)")
     return payload
+
+
+def _require_zip(path: Path) -> None:
+    """A CheckpointError naming `path` unless it is a regular file holding a zip archive, as torch.save
+    writes: missing, a folder, a FIFO, empty, truncated or another kind of file."""
+    try:
+        with open(require_file(path), "rb") as fh:
+            is_zip = zipfile.is_zipfile(fh)
+            size = fh.seek(0, io.SEEK_END)
+    except EnvError:
+        raise
+    except SeqpipeError as exc:
+        raise CheckpointError(str(exc)) from None
+    except OSError as exc:
+        raise environment_error(exc, path) or CheckpointError(f"{path}: cannot read ({first_line(exc)})") from None
+    if size == 0:
+        raise CheckpointError(f"{path}: unreadable checkpoint (an empty file, 0 bytes)")
+    if not is_zip:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({format_bytes(size)}, not the zip archive "
+                              "torch.save writes: truncated, or another kind of file)")
 
 
 def load_model(path: str | Path, expected_model: str | None = None,
@@ -115,7 +135,7 @@ def load_model(path: str | Path, expected_model: str | None = None,
         network.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: does not fit the current network code "
-                              f"({str(exc).splitlines()[0][:160]}); retrain it") from None
+                              f"({first_line(exc)}); retrain it") from None
     network.eval()
     return network, payload
 

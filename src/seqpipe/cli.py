@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seqpipe import __version__, layout
+from seqpipe import __version__, layout, process
 from seqpipe.cli_parser import build_parser
 from seqpipe.errors import SeqpipeError, environment_error, first_line
 
@@ -21,19 +22,43 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("seqpipe")
 
+
 def main(argv: list[str] | None = None) -> int:
+    """The `seqpipe` command: its exit code (see seqpipe.errors.EXIT_CODES)."""
+    with process.standard_streams(), process.terminate_on_signals():
+        try:
+            try:
+                return _main(argv)
+            finally:   # argparse's --help too: a full or closed stdout is reported here, not at exit
+                process.flush_stdout()
+        except BrokenPipeError:   # the reader of a pipe has gone (`seqpipe list | head -1`): quiet, as git
+            process.silence_stdout()
+            return process.BROKEN_PIPE_EXIT
+        except process.StreamError as exc:
+            process.silence_stdout()
+            process.say(f"seqpipe: error: {exc}")
+            return exc.exit_code
+        except process.Terminated as exc:
+            if os.environ.get("RANK", "0") == "0":   # under torchrun, rank 0 speaks for all
+                process.say(f"seqpipe: {exc}")
+            return exc.exit_code
+        except KeyboardInterrupt:
+            process.say("seqpipe: interrupted")
+            return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser(argv).parse_args(argv)
     _setup_logging()
     try:
         return _dispatch(args)
+    except (BrokenPipeError, process.StreamError):   # main's to report
+        raise
     except SeqpipeError as exc:
         # Under DDP every rank raises the interrupt; rank 0 reports it (RANK is torchrun's variable).
         if os.environ.get("RANK", "0") == "0" or not getattr(exc, "rank0_reports", False):
-            print(f"seqpipe: error: {exc}", file=sys.stderr)
+            process.say(f"seqpipe: error: {exc}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("seqpipe: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # the last resort: one line, the traceback in a file (or on stderr with --debug)
         return _unexpected(exc, args.debug)
 
@@ -45,23 +70,26 @@ def _unexpected(exc: Exception, debug: bool) -> int:
         traceback.print_exc()
     known = environment_error(exc)
     if known is not None:
-        print(f"seqpipe: error: {known}", file=sys.stderr)
+        process.say(f"seqpipe: error: {known}")
         return known.exit_code
     where = "printed above" if debug else f"in {_crash_log(exc)}"
-    print(f"seqpipe: error: internal error: {type(exc).__name__}: {first_line(exc)}; traceback {where}",
-          file=sys.stderr)
+    process.say(f"seqpipe: error: internal error: {type(exc).__name__}: {first_line(exc)}; traceback {where}")
     return 1
 
 
 def _crash_log(exc: Exception) -> str:
     """Write the traceback to a new file in the system temp folder (never a DVC output); its path,
     or a hint to rerun with --debug when even that cannot be written."""
+    path = None
     try:
         fd, path = tempfile.mkstemp(prefix="seqpipe-crash-", suffix=".log")
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(f"seqpipe {__version__}: {' '.join(sys.argv)}\n")
             fh.write("".join(traceback.format_exception(exc)))
-    except OSError:
+    except Exception:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         return "(not written: rerun with --debug)"
     return path
 
@@ -77,7 +105,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "pr-report":  # the same, against BASE, as the pull request's markdown
         from seqpipe.report import markdown
-        sys.stdout.write(markdown.report(args.base, args.plots_dir, args.noise, args.models))
+        text = markdown.report(args.base, args.plots_dir, args.noise, args.models)
+        sys.stdout.reconfigure(encoding="utf-8", errors=sys.stdout.errors)   # markdown is UTF-8 in any locale
+        sys.stdout.write(text)
         return 0
     if args.command == "dvc-yaml":
         from seqpipe import dvc_stages
@@ -202,7 +232,8 @@ class _TqdmLog(logging.StreamHandler):
 def _setup_logging() -> None:
     console = _TqdmLog(sys.stderr) if sys.stderr.isatty() else logging.StreamHandler(sys.stderr)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=[console], force=True)
-    for noisy in ("dvclive", "matplotlib", "PIL", "rasterio"):  # rasterio logs GDAL errors at INFO
+    # rasterio logs GDAL errors at INFO; torch its cache statistics at exit when its import was cut short
+    for noisy in ("dvclive", "matplotlib", "PIL", "rasterio", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -219,15 +250,15 @@ class _FileLog(logging.FileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         if not self.failed:
             self.failed = True
-            print(f"seqpipe: warning: {self.baseFilename}: log file not written from here on "
-                  f"({first_line(sys.exc_info()[1] or Exception())})", file=sys.stderr)
+            process.say(f"seqpipe: warning: {self.baseFilename}: log file not written from here on "
+                        f"({first_line(sys.exc_info()[1] or Exception())})")
 
 
 def _log_to_file(path: Path) -> None:
     """Training also logs to models/MODEL/train.log (appended across resumes)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = _FileLog(path)
+        handler = _FileLog(path, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot open ({first_line(exc)})") from exc
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))

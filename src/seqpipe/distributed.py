@@ -65,7 +65,7 @@ def launch(args: list[str], nproc: int) -> int:
     """Run `python -m seqpipe.cli ARGS` as `nproc` torchrun workers; return their exit code.
 
     torchrun runs in its own session, so a terminal's Ctrl-C reaches only this process, which
-    forwards SIGINT/SIGTERM to torchrun; torchrun passes it on to every worker, which saves the
+    forwards SIGINT/SIGTERM/SIGHUP to torchrun; torchrun passes it on to every worker, which saves the
     checkpoint and exits 128 + signal, as a one-process run does. Each worker takes an equal share of
     num_threads (seqpipe.numerics). torchrun gets SIGTERM if this process dies
     without forwarding anything (kill -9), and stops its workers as for any signal.
@@ -83,7 +83,8 @@ def launch(args: list[str], nproc: int) -> int:
         else:
             proc.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     launcher = os.getpid()
     _prctl()  # load libc here, not in the forked child
     try:
@@ -168,7 +169,7 @@ def _lock_holder(fd: int) -> int | None:
     st = os.fstat(fd)
     where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     try:
-        lines = Path("/proc/locks").read_text().splitlines()
+        lines = Path("/proc/locks").read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
     for fields in (line.split() for line in lines):

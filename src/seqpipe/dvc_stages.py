@@ -51,7 +51,7 @@ def module_file(name: str) -> Path | None:
 def module_level_imports(name: str) -> set[str]:
     """Project modules `name` imports when it is imported (not inside functions or TYPE_CHECKING)."""
     path = module_file(name)
-    tree = ast.parse(path.read_text(), str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     found: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
 
@@ -164,7 +164,7 @@ def render(plots_section: str) -> str:
 
 def plots_section(dvc_yaml: Path) -> str:
     """The `plots:` section of an existing dvc.yaml, from its line on to the end."""
-    text = dvc_yaml.read_text() if dvc_yaml.exists() else ""
+    text = dvc_yaml.read_text(encoding="utf-8") if dvc_yaml.exists() else ""
     start = text.find("\nplots:")
     return text[start + 1:] if start >= 0 else "plots: []\n"
 
@@ -172,11 +172,11 @@ def plots_section(dvc_yaml: Path) -> str:
 def write(dvc_yaml: Path = Path("dvc.yaml"), check: bool = False) -> bool:
     """Write dvc.yaml (or, with `check`, raise if it is out of date); returns whether it changed."""
     text = render(plots_section(dvc_yaml))
-    current = dvc_yaml.read_text() if dvc_yaml.exists() else ""
+    current = dvc_yaml.read_text(encoding="utf-8") if dvc_yaml.exists() else ""
     if text == current:
         return False
     if check:
         raise SeqpipeError(f"{dvc_yaml}: out of date with the model folders; run `seqpipe dvc-yaml`")
     with atomic_path(dvc_yaml) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return True

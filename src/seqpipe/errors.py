@@ -8,9 +8,12 @@ from pathlib import Path
 # Exit codes of `seqpipe` (the CLI's --help and the README list them).
 EXIT_CODES = {1: "bad input: a file, a params key or an argument is wrong (the line names it); or a bug",
               2: "usage: unknown command or option (argparse)",
-              3: "environment: disk full, file too large, read-only file system, permission denied",
+              3: "environment: disk full (an output or stdout), file too large, read-only file system, "
+                 "permission denied",
+              129: "terminated by SIGHUP (the terminal closed); train saved its checkpoint first",
               130: "interrupted by SIGINT (Ctrl-C); train saved its checkpoint first",
-              143: "interrupted by SIGTERM; train saved its checkpoint first"}
+              141: "stdout is a pipe whose reader has gone (`seqpipe list | head -1`); nothing is reported",
+              143: "terminated by SIGTERM; train saved its checkpoint first"}
 
 
 class SeqpipeError(Exception):

@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 ResumeMode = Literal["auto", "resume", "fresh"]
 LOG_EVERY_S = 30.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)   # each saves last.pt and exits 128 + signal
 
 
 class TrainingInterrupted(SeqpipeError):
-    """Raised after SIGINT/SIGTERM once the checkpoint is safely on disk (reported by rank 0 alone)."""
+    """Raised after SIGINT/SIGTERM/SIGHUP once the checkpoint is safely on disk (reported by rank 0 alone)."""
 
     rank0_reports = True
 
@@ -339,7 +340,8 @@ def _clear(folder: Path) -> None:
 
 
 class _StopOnSignal:
-    """Turn SIGINT/SIGTERM into a flag the loop checks after each batch (main thread only)."""
+    """Turn SIGINT/SIGTERM/SIGHUP into a flag the loop checks after each batch (main thread only); a
+    signal already ignored (nohup's SIGHUP) stays ignored."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -347,8 +349,9 @@ class _StopOnSignal:
 
     def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from seqpipe.errors import EnvError, SeqpipeError, environment_error, first_line
+from seqpipe.process import signals_held
 
 
 @contextlib.contextmanager
@@ -41,29 +42,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     folder = target.parent if kind == "replace" else Path(tempfile.gettempdir())
     stem = _temp_stem(folder, target.name) if kind == "replace" else STREAM_TEMP
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(folder, stem)
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.{os.getpid()}-", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        _raise_environment(exc, path)
-        raise
-    tmp_path = Path(tmp)
-    _hold(fd, tmp_path)
-    try:
-        yield tmp_path
-        if kind == "replace":
-            os.chmod(tmp_path, 0o666 & ~umask())
-            os.replace(tmp_path, target)
-        else:
-            _write_into(target, tmp_path, path)
-    except BaseException as exc:
-        _raise_environment(exc, path, tmp_path)
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink(missing_ok=True)
-        _release(fd, tmp_path)
+    with signals_held() as held:   # a signal waits until the temp's clean-up below is armed
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(folder, stem)
+            fd, tmp = tempfile.mkstemp(prefix=f".{stem}.{os.getpid()}-", suffix=".tmp", dir=folder)
+        except OSError as exc:
+            _raise_environment(exc, path)
+            raise
+        tmp_path = Path(tmp)
+        _hold(fd, tmp_path)
+        try:
+            held.release()
+            yield tmp_path
+            if kind == "replace":
+                os.chmod(tmp_path, 0o666 & ~umask())
+                os.replace(tmp_path, target)
+            else:
+                _write_into(target, tmp_path, path)
+        except BaseException as exc:
+            _raise_environment(exc, path, tmp_path)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink(missing_ok=True)
+            _release(fd, tmp_path)
 
 
 FIFO_WAIT_S = 10.0          # how long a FIFO given as an output may go without a reader
@@ -251,34 +254,37 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     those of a live concurrent run are kept, as in atomic_path. Environment faults are EnvErrors naming
     `path`, as in atomic_path."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(path.parent, path.name)
-        prefix = f".{_temp_stem(path.parent, path.name)}.{os.getpid()}-"
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
-        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        _raise_environment(exc, path)
-        raise
-    _hold(fd, tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~umask())
-        if path.exists():   # the old folder moves aside to a temp name of its own, then goes
-            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, EnvError) and str(tmp) in str(exc):  # a file written inside: name the output
-            raise EnvError(str(exc).replace(str(tmp), str(path))) from exc
-        _raise_environment(exc, path, tmp)
-        raise
-    finally:
-        _release(fd, tmp)
+    with signals_held() as held:   # a signal waits until the temp's clean-up below is armed
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(path.parent, path.name)
+            prefix = f".{_temp_stem(path.parent, path.name)}.{os.getpid()}-"
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            _raise_environment(exc, path)
+            raise
+        _hold(fd, tmp)
+        try:
+            held.release()
+            yield tmp
+            os.chmod(tmp, 0o777 & ~umask())
+            with signals_held():   # the old output is never left moved aside
+                if path.exists():   # the old folder moves aside to a temp name of its own, then goes
+                    old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+                    os.replace(path, old)
+                    os.replace(tmp, path)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(tmp, path)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, EnvError) and str(tmp) in str(exc):  # a file written inside: name the output
+                raise EnvError(str(exc).replace(str(tmp), str(path))) from exc
+            _raise_environment(exc, path, tmp)
+            raise
+        finally:
+            _release(fd, tmp)
 
 
 def _raise_environment(exc: BaseException, path: Path, tmp: Path | None = None) -> None:
@@ -323,7 +329,7 @@ def format_bytes(n: float) -> str:
 def umask() -> int:
     """The process umask, read once (from /proc without changing it where Linux offers that)."""
     with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
     current = os.umask(0o022)
@@ -349,11 +355,44 @@ def to_jsonable(obj: Any) -> Any:
 def write_json(path: str | Path, data: Any) -> None:
     """Write sorted, indented JSON atomically (stable bytes for stable hashes)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(data), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(to_jsonable(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A UTF-8 JSON file; missing, not a regular file, not UTF-8 or not JSON is one SeqpipeError naming it."""
+    path = require_file(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SeqpipeError(f"{path}: not UTF-8 text ({first_line(exc)})") from None
+    except json.JSONDecodeError as exc:
+        raise SeqpipeError(f"{path}: not valid JSON ({first_line(exc)})") from None
+    except OSError as exc:
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read ({first_line(exc)})") from None
+
+
+# What a path is when it is neither a regular file nor a folder (stat's file types).
+_NODE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def require_file(path: str | Path) -> Path:
+    """`path` when it is a regular file (or a link to one); otherwise one SeqpipeError naming it: not
+    found, a folder, or another kind of node (reading a FIFO would wait for a writer, a device never
+    ends). Permission and similar faults are EnvErrors."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise SeqpipeError(f"{path}: not found") from None
+    except OSError as exc:
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read ({first_line(exc)})") from None
+    if stat.S_ISDIR(mode):
+        raise SeqpipeError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _NODE_KINDS if test(mode)), "a special file")
+        raise SeqpipeError(f"{path}: is {kind}, not a regular file; save the data to a file and pass that")
+    return path
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:
@@ -370,7 +409,7 @@ def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
     except FileNotFoundError:
         raise SeqpipeError(f"{path}: not found") from None
     except (ValueError, OSError, EOFError) as exc:  # object arrays (pickles), bad headers, truncated data
-        raise SeqpipeError(f"{path}: not a plain numeric .npy ({str(exc).splitlines()[0][:160]})") from None
+        raise SeqpipeError(f"{path}: not a plain numeric .npy ({first_line(exc)})") from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

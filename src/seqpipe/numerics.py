@@ -120,7 +120,7 @@ def describe(mode: str, threads: int) -> str:
 def _cgroup_quota() -> float | None:
     """The cgroup v2 CPU quota of this process in cores (`cpu.max` "QUOTA PERIOD"), None if unlimited."""
     try:
-        fields = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        fields = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="utf-8").split()
         return int(fields[0]) / int(fields[1]) if fields[0] != "max" else None
     except (OSError, ValueError, IndexError, ZeroDivisionError):
         return None
@@ -128,6 +128,6 @@ def _cgroup_quota() -> float | None:
 
 def _cpu_has_avx2() -> bool:
     try:
-        return " avx2 " in f" {Path('/proc/cpuinfo').read_text()} ".replace("\n", " ")
+        return " avx2 " in f" {Path('/proc/cpuinfo').read_text(encoding='utf-8', errors='replace')} ".replace("\n", " ")
     except OSError:
         return False

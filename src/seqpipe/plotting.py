@@ -46,7 +46,7 @@ def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_forma
     cells = [_csv_cells(np.asarray(values), float_format) for values in columns.values()]
     if len({len(column) for column in cells}) > 1:
         raise ValueError("All arrays must be of the same length")
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(list(columns))
         writer.writerows(zip(*cells))

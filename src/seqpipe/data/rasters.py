@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seqpipe.errors import SeqpipeError, first_line
-from seqpipe.io import atomic_path, format_bytes
+from seqpipe.io import atomic_path, format_bytes, require_file
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
@@ -83,7 +83,7 @@ def open_raster(path: str | Path) -> Iterator[Any]:
     from rasterio.errors import RasterioError
 
     try:
-        ds = rasterio.open(path)
+        ds = rasterio.open(require_file(path))
     except RasterioError as exc:
         raise SeqpipeError(f"{path}: cannot open as a raster ({first_line(exc)})") from None
     try:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import Grid, geotiff_writer, many_files, nodata_mask, require_whole_read
+from seqpipe.io import require_file
 
 if TYPE_CHECKING:
     from affine import Affine
@@ -84,7 +85,7 @@ def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
     from rasterio.errors import RasterioError
 
     try:
-        with rasterio.open(path) as src:
+        with rasterio.open(require_file(path)) as src:
             if src.count != 1 or src.dtypes[0] != "uint16":
                 raise SeqpipeError(f"{path}: expected 1 uint16 band, found {src.count} x {src.dtypes[0]}")
             require_whole_read(path, src)
@@ -93,7 +94,7 @@ def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
             raw = src.read(1)
             raw = np.where(nodata_mask(src, 1, raw, path) & ~np.isin(raw, FLAGS), np.uint16(MISSING), raw)
     except RasterioError as exc:
-        raise SeqpipeError(f"{path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
+        raise SeqpipeError(f"{path}: cannot read GeoTIFF ({first_line(exc)})") from None
     bad = (raw > 1000) & ~np.isin(raw, FLAGS)
     if bad.any():
         raise SeqpipeError(f"{path}: {int(bad.sum())} pixels hold values that are neither concentration "

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import lzma
+import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, environment_error, first_line
+from seqpipe.io import require_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,22 +22,40 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)   # numeric cells beyond this over
 
 
 def read_csv_with_columns(path: Path, required: list[str], **read_csv: Any) -> pd.DataFrame:
-    """`pd.read_csv(path, **read_csv)`, refusing a missing, empty or unparseable file and missing columns."""
+    """`pd.read_csv(path, **read_csv)` of UTF-8 text, refusing a missing path, a folder, a FIFO, an empty,
+    unparseable or wrongly compressed file (pandas decompresses by the name's ending) and missing columns."""
     import pandas as pd
 
+    require_file(path)
     try:
-        frame = pd.read_csv(path, **read_csv)
-    except FileNotFoundError:
-        raise SeqpipeError(f"{path}: not found") from None
+        frame = pd.read_csv(path, encoding="utf-8", **read_csv)
     except pd.errors.EmptyDataError:
         raise SeqpipeError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SeqpipeError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        raise SeqpipeError(f"{path}: not a readable CSV ({first_line(exc)})") from None
+    except READ_ERRORS as exc:
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: {_unreadable(path, exc)}") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise SeqpipeError(f"{path}: missing column(s) {', '.join(missing)} "
                            f"(found: {', '.join(map(str, frame.columns))})")
     return frame
+
+
+# The compression pandas infers from a name's ending, and what reading such a file can raise when its
+# bytes are not that (gzip.BadGzipFile and bz2's are OSErrors; a zip of several files, a ValueError).
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bzip2", ".zip": "zip", ".xz": "xz", ".zst": "zstd", ".tar": "tar"}
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
+               ImportError)
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """Why `path` could not be read: as the compression its name implies, or as a CSV."""
+    suffix = next((s for s in reversed(Path(path).suffixes) if s.lower() in COMPRESSIONS), None)
+    if suffix is None:
+        return f"not a readable CSV ({type(exc).__name__}: {first_line(exc)})"
+    return (f"read as {COMPRESSIONS[suffix.lower()]} because the name ends in {suffix}, and that fails "
+            f"({first_line(exc)}); a plain CSV must not end in {suffix}")
 
 
 def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], min_rows: int,

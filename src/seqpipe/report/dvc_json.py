@@ -24,9 +24,9 @@ def dvc_run(*args: str) -> tuple[Any, list[str]]:
     """Run `dvc ARGS --json` in the current folder: its JSON and the warnings it printed (DVC exits 0 when
     a metrics or plots file cannot be loaded, and says so on stderr). A failure is a SeqpipeError carrying
     DVC's own error line."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONUTF8": "1"}   # UTF-8 JSON in any locale
     cmd = [sys.executable, "-m", "dvc", *args, "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", env=env)
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
     if proc.returncode != 0:
         errors = [ln.removeprefix("ERROR:").strip() for ln in lines if ln.startswith("ERROR:")]
@@ -47,7 +47,8 @@ def dvc_json(*args: str) -> Any:
 def short_sha(rev: str) -> str:
     """The abbreviated commit of `rev` (the workspace: of HEAD), '' when git does not know it."""
     commit = f"{'HEAD' if rev == WORKSPACE else rev}^{{commit}}"
-    proc = subprocess.run(["git", "rev-parse", "--short", commit], capture_output=True, text=True)
+    proc = subprocess.run(["git", "rev-parse", "--short", commit], capture_output=True, encoding="utf-8",
+                          errors="replace")
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -61,7 +62,8 @@ def describe(rev: str) -> str:
 
 def require_commit(rev: str, what: str = "BASE") -> None:
     """A UsageError unless the current folder is a git repository in which `rev` names a commit."""
-    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True)
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, encoding="utf-8",
+                          errors="replace")
     if inside.returncode != 0:
         raise UsageError(f"{os.getcwd()} is not a git repository (run from the project root)")
     if not rev or not short_sha(rev):

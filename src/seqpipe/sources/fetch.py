@@ -105,7 +105,7 @@ def fetch_text(url: str, folder: Path, transfer: Transfer) -> str:
     """The body of `url` as text (an index page), fetched like any file; nothing is left in `folder`."""
     target = folder / ".index.html"
     try:
-        return fetch(url, target, transfer).read_text(errors="replace")
+        return fetch(url, target, transfer).read_text(encoding="utf-8", errors="replace")
     finally:
         target.unlink(missing_ok=True)
 

@@ -33,5 +33,5 @@ def run(specs: list[ModelSpec], params: Params) -> None:
         params.train(spec.name)
         params.section(spec.name, "evaluate", spec.stage("evaluate").EvaluateParams)
     with atomic_path(CHECKED) as tmp:
-        tmp.write_text(CONTENT)
+        tmp.write_text(CONTENT, encoding="utf-8")
     log.info("check-params: %s parses (%d models)", params.path, len(specs))

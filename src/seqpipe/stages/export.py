@@ -154,11 +154,12 @@ def _layout(stats: dict[str, Any], io_shapes: dict[str, str]) -> tuple[list, lis
 def git_commit() -> str:
     """HEAD's commit, with '-dirty' when the working tree has changes; 'unknown' outside git."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, encoding="utf-8",
+                              errors="replace", timeout=30)
         if head.returncode != 0:
             return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True,
-                               text=True, timeout=60)
+                               encoding="utf-8", errors="replace", timeout=60)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + ("-dirty" if dirty.returncode != 0 or dirty.stdout.strip() else "")

@@ -160,8 +160,8 @@ def check_output(output: Path, model: str, model_file: Path, inputs: list[Path],
 def dvc_paths(dvc_yaml: Path) -> list[Path]:
     """Every deps/outs/metrics path that dvc.yaml names (templated `${...}` entries left out)."""
     try:
-        spec = yaml.safe_load(dvc_yaml.read_text())
-    except (OSError, yaml.YAMLError):
+        spec = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):   # unreadable, not UTF-8, not YAML: nothing to protect
         return []
     if not isinstance(spec, dict):
         return []

@@ -63,7 +63,7 @@ def write_synthetic(p: BandwidthSyntheticParams, seed: int, out_dir: Path) -> di
         "retransmits": rng.poisson(0.5 + 40 * over),
     })
     with atomic_path(out_dir / FILE_NAME) as tmp:
-        frame[COLUMNS].to_csv(tmp, index=False, float_format="%.4f")
+        frame[COLUMNS].to_csv(tmp, index=False, float_format="%.4f", encoding="utf-8")
     return {"synthetic": True, "generator": "network_metrics", "seed": seed}
 
 

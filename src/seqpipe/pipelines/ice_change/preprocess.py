@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data import seaice
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.io import require_file
 from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, pair_folders
 
@@ -47,12 +48,12 @@ def read_pair(folder: Path) -> dict:
         raise SeqpipeError(f"{p2}: {diff} (of {p1.name}); a pair must share one grid")
     mask_path = folder / MASK_NAME
     try:
-        with rasterio.open(mask_path) as src:
+        with rasterio.open(require_file(mask_path)) as src:
             require_whole_read(mask_path, src, 1)
             mask_grid, mask = seaice.Grid.of(src), src.read(1)
             mask = np.where(nodata_mask(src, 1, mask, mask_path), NOT_EVALUATED, mask.astype(np.int64))
     except RasterioError as exc:
-        raise SeqpipeError(f"{mask_path}: cannot read GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
+        raise SeqpipeError(f"{mask_path}: cannot read GeoTIFF ({first_line(exc)})") from None
     if (diff := mask_grid.difference(grid)) is not None:
         raise SeqpipeError(f"{mask_path}: {diff} (of {p1.name}); the mask must share the pair's grid")
     if not np.isin(mask, (0, 1, NOT_EVALUATED)).all():

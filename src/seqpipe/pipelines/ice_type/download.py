@@ -63,7 +63,8 @@ def write_synthetic(p: IceTypeSyntheticParams, seed: int, out_dir: Path) -> dict
         write_patch(out_dir / PATCH_DIR / name, image, north_up(*origin, p.pixel_size_m), crs, atomic=False)
         files.append(name)
     with atomic_path(out_dir / LABELS_FILE) as tmp:   # the bytes pandas' to_csv(index=False) writes, without pandas
-        tmp.write_text("file,label\n" + "".join(f"{name},{CLASSES[k]}\n" for name, k in zip(files, labels)))
+        tmp.write_text("file,label\n" + "".join(f"{name},{CLASSES[k]}\n" for name, k in zip(files, labels)),
+                       encoding="utf-8")
     return {"synthetic": True, "generator": "sea_ice_patches", "seed": seed, "crs": f"EPSG:{CRS_EPSG}"}
 
 
@@ -142,7 +143,7 @@ def copy_local(p: IceTypeLocalParams, out_dir: Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(patches / name, target)
     with atomic_path(out_dir / LABELS_FILE) as tmp:
-        frame[["file", "label"]].to_csv(tmp, index=False)
+        frame[["file", "label"]].to_csv(tmp, index=False, encoding="utf-8", errors="surrogateescape")
     return {"path": str(patches), "labels": str(labels_path), "synthetic": False}
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import SPLITS, save_splits
+from seqpipe.io import require_file
 from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
 
@@ -27,13 +28,13 @@ def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
     from rasterio.errors import RasterioError
 
     try:
-        with rasterio.open(path) as src:
+        with rasterio.open(require_file(path)) as src:
             require_whole_read(path, src)
             raw = src.read()
             nodata = sum(int(nodata_mask(src, b + 1, band, path).sum()) for b, band in enumerate(raw))
             crs = src.crs.to_string() if src.crs else None
     except (RasterioError, OSError) as exc:
-        raise SeqpipeError(f"{path}: unreadable GeoTIFF ({str(exc).splitlines()[0][:160]})") from None
+        raise SeqpipeError(f"{path}: unreadable GeoTIFF ({first_line(exc)})") from None
     if nodata:
         raise SeqpipeError(f"{path}: {nodata} nodata pixel(s) (the file's nodata value or mask); a patch needs "
                            "data in every pixel of every band: crop it or leave it out")
