@@ -15,12 +15,16 @@ from seqpipe.data.series import chronological_split, save_splits
 from seqpipe.params import check
 
 
+GAP_KEY = "models.ice_forecast.preprocess.max_gap_days"
+
+
 @dataclass(frozen=True)
 class PreprocessParams:
     history_days: int
     horizon_days: int
     downsample: int            # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
     sample_stride_days: int    # days between the starts of consecutive windows
+    max_gap_days: int          # days in a row without a file that are filled in time; a longer gap is refused
     val_fraction: float
     test_fraction: float
 
@@ -29,6 +33,7 @@ class PreprocessParams:
         check(self.horizon_days >= 1, "horizon_days", "must be >= 1")
         check(self.downsample >= 1, "downsample", "must be >= 1")
         check(self.sample_stride_days >= 1, "sample_stride_days", "must be >= 1")
+        check(0 <= self.max_gap_days <= 60, "max_gap_days", f"must be in 0..60 days, got {self.max_gap_days}")
         check(0 < self.val_fraction < 0.5 and 0 < self.test_fraction < 0.5, "val_fraction",
               "val_fraction and test_fraction must each be in (0, 0.5)")
 
@@ -55,7 +60,7 @@ def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
 
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
-    series = seaice.read_series(raw_dir)
+    series = seaice.read_series(raw_dir, max_gap_days=p.max_gap_days, gap_key=GAP_KEY)
     maps = coarse_maps(series, p.downsample)
     conc, observed = maps["concentration"], maps["observed"]
     span = p.history_days + p.horizon_days
@@ -75,6 +80,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         split_dates[split] = [series.dates[days.start].isoformat(), series.dates[days.stop - 1].isoformat()]
     present = sum(d is not None for d in series.days)
     return {"history_days": p.history_days, "horizon_days": p.horizon_days, "downsample": p.downsample,
+            "max_gap_days": p.max_gap_days,
             "map_shape": list(conc.shape[1:]), "native_shape": list(series.grid.shape),
             "crs": series.grid.crs.to_string(), "transform": list(series.grid.transform)[:6],
             "cell_area_km2": cell_area_km2(series.grid, p.downsample, raw_dir),
