@@ -71,7 +71,7 @@ def read_scenes(folder: Path) -> list[dict]:
         raise SeqpipeError(f"{path}: missing; run the download stage first")
     try:
         data = read_json(path)
-    except ValueError as exc:   # JSONDecodeError, UnicodeDecodeError
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError, UnicodeDecodeError, absurd nesting
         raise SeqpipeError(f"{path}: not valid JSON ({first_line(exc)})") from None
     except OSError as exc:
         raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read ({first_line(exc)})") from None

@@ -46,9 +46,11 @@ def as_array(value: Any, name: str, expected: str, ndim: tuple[int, ...], dtype:
     range, the precision the networks compute in, is refused; inf and NaN are left to `require_range`)."""
     if isinstance(value, (str, bytes)):
         raise PredictInputError(f"{name}: not numeric (a {type(value).__name__}); expected {expected}")
+    if isinstance(value, np.ma.MaskedArray) and value.dtype.kind in NUMERIC_KINDS:
+        value = value.astype(np.float64).filled(np.nan)   # masked values as NaN: masked (or refused) as NaN is
     try:
         array = np.asarray(value)
-    except (TypeError, ValueError) as exc:   # e.g. ragged nested lists
+    except (TypeError, ValueError, RuntimeError) as exc:   # ragged nested lists, a tensor on a GPU or with grad
         raise PredictInputError(f"{name}: not an array ({first_line(exc)}); expected {expected}") from None
     if array.dtype.kind == "O":
         array = _object_numbers(array, name, expected)
@@ -133,6 +135,9 @@ def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, wh
         if missing:
             raise PredictInputError(f"{name}: missing column(s) {', '.join(missing)} (found: "
                                     f"{', '.join(map(str, data.columns))}); expected {expected}")
+        twice = [c for c in columns if list(data.columns).count(c) > 1]
+        if twice:
+            raise PredictInputError(f"{name}: column {twice[0]!r} appears more than once; expected {expected}")
         for column in columns:
             dtype = data[column].dtype
             if dtype.kind not in NUMERIC_KINDS:

@@ -83,7 +83,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     if (problem := off_cadence(stamps, r.cadence_s, r.business_days)) is not None:
         row, why = problem
         cadence = cadence_text(r.cadence_s, r.business_days)
-        raise SeqpipeError(f"{path}: data row {row + 1} {why}; the series' cadence is {cadence} (its median step) "
+        raise SeqpipeError(f"{path}: data row {row + 1} {why}; the series' cadence (its median step) is {cadence} "
                            "and a window must hold consecutive steps of it: fill or interpolate the missing rows, "
                            "or cut the file at that row")
     if len(frame) < r.min_rows():

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.tables import read_csv_with_columns
+from seqpipe.data.tables import numeric_column, read_csv_with_columns
 from seqpipe.plotting import write_csv
 from seqpipe.params import Params
 from seqpipe.data.series import off_cadence
@@ -76,11 +76,9 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     if (problem := time_axis_problem(frame, payload["stats"].get("sample_rate_hz"))) is not None:
         column, row, why = problem
         raise SeqpipeError(f"{input_path}: column {column!r} at data row {row + 1} {why}")
-    signal = pd.to_numeric(frame["signal"], errors="coerce").to_numpy(np.float32)
-    if len(signal) == 0:
+    if len(frame) == 0:
         raise SeqpipeError(f"{input_path}: no data rows")
-    if not np.isfinite(signal).all():
-        raise SeqpipeError(f"{input_path}: column 'signal' has NaN, inf or non-numeric values")
+    signal = numeric_column(frame, "signal", input_path).astype(np.float32)
     filtered = predict_array(network, payload, signal)
     names = [f"{f:g}hz" for f in payload["stats"]["frequencies_hz"]]
     write_csv(output_path, {"signal": signal, **{name: filtered[:, k] for k, name in enumerate(names)}})
