@@ -83,7 +83,7 @@ def off_cadence(stamps: np.ndarray, cadence_s: float, business_days: bool = Fals
         return None
     k = int(bad[0])
     missing = max(int(round(ratio[k])) - 1, 1)
-    kind = f"a gap: about {missing:,} row{'s' if missing > 1 else ''} missing" if ratio[k] > 1.5 else "a finer cadence"
+    kind = f"a gap: about {missing:,} row{'s' * (missing > 1)} missing" if ratio[k] > 1.5 else "a finer cadence"
     return k + 1, f"comes {duration_text(steps[k])} after the previous row ({kind})"
 
 

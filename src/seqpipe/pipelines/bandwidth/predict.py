@@ -27,9 +27,10 @@ from seqpipe.stages.predict import (PredictInputError, range_check, require_fini
                                    warn_outside_training)
 
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
-          "or an array [rows, features] in that order, rows in time order at the trained cadence (stats['cadence_s'], "
-          "or business days where stats['business_days']) without gaps, checked where the DataFrame has the "
-          "timestamp column (stats['timestamp_column']), at least stats['window'] rows -> (forecast, intervals): forecast is an array [rows - window + 1, targets] "
+          "or an array [rows, features] in that order, rows in time order at the trained cadence "
+          "(stats['cadence_s'], or business days where stats['business_days']) without gaps, checked where the "
+          "DataFrame has the timestamp column (stats['timestamp_column']), at least stats['window'] rows -> "
+          "(forecast, intervals): forecast is an array [rows - window + 1, targets] "
           "(stats['target_columns']) whose row i forecasts the step after rows [i, i + window); intervals maps "
           "each nominal level (0.8, 0.95 by default) to (lower, upper), arrays shaped like forecast: the "
           "split-conformal prediction interval calibrated on the validation split")
@@ -69,15 +70,19 @@ def _check_stamps(column: pd.Series, stats: dict) -> None:
         raise PredictInputError(f"data: column {name!r} holds an unparseable timestamp ({first_line(exc)})") from None
     if stamps.isna().any():
         raise PredictInputError(f"data: column {name!r} has no time at index {int(np.flatnonzero(stamps.isna())[0])}")
-    problem = off_cadence(stamps.dt.tz_localize(None).to_numpy(), stats["cadence_s"], stats.get("business_days", False))
-    if problem is not None:
+    if (problem := _off_trained_cadence(stamps, stats)) is not None:
         raise PredictInputError(f"data: row {problem[0]} (column {name!r}) {problem[1]}; {_trained_cadence(stats)}")
 
 
+def _off_trained_cadence(stamps: pd.Series, stats: dict) -> tuple[int, str] | None:
+    """The first of the UTC `stamps` off the cadence the model was trained at (see series.off_cadence)."""
+    return off_cadence(stamps.dt.tz_localize(None).to_numpy(), stats["cadence_s"], stats.get("business_days", False))
+
+
 def _trained_cadence(stats: dict) -> str:
-    return (f"the model was trained at a cadence of {cadence_text(stats['cadence_s'], stats.get('business_days', False))}"
-            " and reads each window as consecutive steps of it: give rows at that cadence without gaps (resample, "
-            "or cut the input at that row)")
+    cadence = cadence_text(stats["cadence_s"], stats.get("business_days", False))
+    return (f"the model was trained at a cadence of {cadence} and reads each window as consecutive steps of it: "
+            "give rows at that cadence without gaps (resample, or cut the input at that row)")
 
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
@@ -86,9 +91,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     stats = payload["stats"]
     window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]
     frame = read_timeseries_csv(input_path, stats["timestamp_column"], features, window)
-    problem = off_cadence(frame[stats["timestamp_column"]].dt.tz_localize(None).to_numpy(), stats["cadence_s"],
-                          stats.get("business_days", False))
-    if problem is not None:
+    if (problem := _off_trained_cadence(frame[stats["timestamp_column"]], stats)) is not None:
         raise SeqpipeError(f"{input_path}: data row {problem[0] + 1} {problem[1]}; {_trained_cadence(stats)}")
     forecast, intervals = predict_array(network, payload, frame[features].to_numpy(), source=str(input_path))
     step = pd.offsets.BDay(1) if stats.get("business_days") else pd.to_timedelta(stats["cadence_s"], unit="s")

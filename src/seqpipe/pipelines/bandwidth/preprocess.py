@@ -10,8 +10,8 @@ import numpy as np
 
 from seqpipe.baselines import season_from_cadence
 from seqpipe.data.series import (MAX_AUTO_HOLDOUT, RangeCheck, Standardizer, auto_batch_size, auto_holdout_fraction,
-                                 auto_window, cadence_text, chronological_split, detect_cadence, off_cadence, save_splits,
-                                 sliding_windows, training_range)
+                                 auto_window, cadence_text, chronological_split, detect_cadence, off_cadence,
+                                 save_splits, sliding_windows, training_range)
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import AUTO, check
@@ -80,9 +80,9 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, 3, "to find the cadence")
     stamps = frame[p.timestamp_column].dt.tz_localize(None).to_numpy()
     r = resolve(p, stamps)
+    cadence = cadence_text(r.cadence_s, r.business_days)
     if (problem := off_cadence(stamps, r.cadence_s, r.business_days)) is not None:
         row, why = problem
-        cadence = cadence_text(r.cadence_s, r.business_days)
         raise SeqpipeError(f"{path}: data row {row + 1} {why}; the series' cadence (its median step) is {cadence} "
                            "and a window must hold consecutive steps of it: fill or interpolate the missing rows, "
                            "or cut the file at that row")
@@ -114,7 +114,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
                 "season_steps": r.season_steps, "batch_size": auto_batch_size(splits["train"].stop),
                 "from_data": [k for k, v in given.items() if v == "auto"]}
     log.info("preprocess bandwidth: %s cadence, season %d steps; window %d, val/test fractions %.3g/%.3g, train "
-             "batch size %d if auto (%s from the data)", cadence_text(r.cadence_s, r.business_days), r.season_steps, r.window, r.val_fraction,
+             "batch size %d if auto (%s from the data)", cadence, r.season_steps, r.window, r.val_fraction,
              r.test_fraction, resolved["batch_size"], ", ".join(resolved["from_data"]) or "none")
     return {"timestamp_column": p.timestamp_column, "feature_columns": p.feature_columns,
             "target_columns": p.target_columns, "target_index": target_index, "window": r.window,
