@@ -12,6 +12,7 @@ Each model folder's `predict` module holds the array core (`predict_array`) and 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,10 +21,10 @@ import numpy as np
 from torch import nn
 
 from seqpipe import checkpoint, layout, pipelines
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.params import DEFAULT_PARAMS, load_params
 from seqpipe.spec import ModelSpec
-from seqpipe.stages.predict import checkpoint_stats
+from seqpipe.stages.predict import PredictInputError, checkpoint_stats
 
 __all__ = ["Predictor", "load"]
 
@@ -68,7 +69,12 @@ class Predictor:
     def predict(self, *inputs: Any, **options: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Run the model on in-memory inputs (see `.inputs`). A wrong shape, column or value raises
         PredictInputError (a SeqpipeError and a ValueError) naming the argument and what it expected."""
-        return self._module.predict_array(self.network, self.payload, *inputs, **{**self.options, **options})
+        given = {**self.options, **options}
+        try:   # a missing, extra or misnamed argument: one line naming it, before anything is computed
+            inspect.signature(self._module.predict_array).bind(self.network, self.payload, *inputs, **given)
+        except TypeError as exc:
+            raise PredictInputError(f"predict: {first_line(exc)}; {self.model} takes {self.inputs}") from None
+        return self._module.predict_array(self.network, self.payload, *inputs, **given)
 
     def __repr__(self) -> str:
         return f"<seqpipe Predictor {self.model} from {self.path}>"

@@ -123,19 +123,27 @@ class Series:
         return [self.start + dt.timedelta(days=i) for i in range(len(self.days))]
 
 
+def file_date(path: Path) -> dt.date | None:
+    """The date a G02135 file name carries; None for a name of another pattern. An impossible date in a
+    G02135 name (N_20230230_...) is an error naming the file."""
+    match = FILE_PATTERN.match(path.name)
+    if not match:
+        return None
+    try:
+        return dt.datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:
+        raise SeqpipeError(f"{path}: invalid date in file name") from None
+
+
 def list_files(folder: Path, ignore: tuple[str, ...] = ()) -> dict[dt.date, Path]:
     """The G02135 files of a folder by date; another .tif there (not in `ignore`) is an error."""
     files: dict[dt.date, Path] = {}
     for path in sorted(Path(folder).glob("*.tif")):
         if path.name in ignore:
             continue
-        match = FILE_PATTERN.match(path.name)
-        if not match:
+        day = file_date(path)
+        if day is None:
             raise SeqpipeError(f"{path}: not a G02135 name ({NAME_HINT})")
-        try:
-            day = dt.datetime.strptime(match.group(1), "%Y%m%d").date()
-        except ValueError:
-            raise SeqpipeError(f"{path}: invalid date in file name") from None
         if day in files:
             raise SeqpipeError(f"{path}: a second file for {day} (also {files[day].name})")
         files[day] = path
@@ -144,11 +152,16 @@ def list_files(folder: Path, ignore: tuple[str, ...] = ()) -> dict[dt.date, Path
     return files
 
 
-def read_series(folder: Path, last_days: int | None = None) -> Series:
-    """Every daily file of `folder` (or the last `last_days` calendar days), all on one grid."""
+def read_series(folder: Path, last_days: int | None = None, max_gap_days: int | None = None,
+                gap_key: str = "") -> Series:
+    """Every daily file of `folder` (or the last `last_days` calendar days), all on one grid. With
+    `max_gap_days`, more days in a row without a file (filled in time later) are refused first, naming
+    the files on either side and `gap_key`, the param that sets the cap (see check_gaps)."""
     files = list_files(folder)
     end = max(files)
     start = min(files) if last_days is None else end - dt.timedelta(days=last_days - 1)
+    if max_gap_days is not None:
+        check_gaps(Path(folder), files, start, max_gap_days, gap_key)
     days: list[np.ndarray | None] = []
     grid: Grid | None = None
     first: Path | None = None
@@ -169,6 +182,27 @@ def read_series(folder: Path, last_days: int | None = None) -> Series:
         raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every day is a flag "
                            "such as 2550 missing)")
     return Series(Path(folder), start, days, grid)
+
+
+def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap_days: int, key: str = "") -> None:
+    """Refuse a run of more than `max_gap_days` days without a file from `start` on: such days would be
+    filled by interpolating in time (or, before the first file from `start`, by holding it), which is
+    sound over a few days, not over a missing month or a stray file from another century."""
+    dates = sorted(d for d in files if d >= start)
+    cap = f"at most {max_gap_days} missing days in a row are filled in time" + (f" ({key})" if key else "")
+    earlier = [d for d in files if d < start]
+    if dates and not earlier and (dates[0] - start).days > max_gap_days:
+        raise SeqpipeError(f"{folder}: no file for the {(dates[0] - start).days} days from {start} to the first, "
+                           f"{files[dates[0]].name}; {cap}")
+    previous = max(earlier) if earlier else None
+    for day in dates:
+        if previous is not None:
+            absent = (day - max(previous + dt.timedelta(days=1), start)).days
+            if absent > max_gap_days:
+                raise SeqpipeError(f"{folder}: no file for the {(day - previous).days - 1:,} days between "
+                                   f"{files[previous].name} and {files[day].name}; {cap}: remove a stray file, "
+                                   "add the missing days, or keep only the files on one side of the gap")
+        previous = day
 
 
 def series_arrays(series: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -40,6 +40,67 @@ def detect_cadence(stamps: np.ndarray) -> tuple[float, bool]:
     return cadence, business
 
 
+MAX_HOLIDAYS = 2   # weekdays absent in a row that a business-day calendar takes as holidays, not as a gap
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def off_cadence(stamps: np.ndarray, cadence_s: float, business_days: bool = False) -> tuple[int, str] | None:
+    """(position, what is wrong) of the first row of `stamps` (datetime64, or seconds as numbers) that is not
+    one step of the cadence after the row before it; None when every row is.
+
+    One step is 0.5 to 1.5 x `cadence_s` (calendar months and years, a jittery clock): a longer step is a
+    gap (rows missing), a shorter one another cadence. On a business-day calendar (datetime64 stamps) a
+    row falls on Monday to Friday and comes one business day after the row before, or up to
+    1 + MAX_HOLIDAYS when holidays are absent: a weekend is part of the cadence, not a gap."""
+    values = np.asarray(stamps)
+    dates = values.dtype.kind == "M"
+    if dates:
+        ns = values.astype("datetime64[ns]").astype(np.int64)
+        steps = np.diff(ns).astype(np.float64) / 1e9
+    else:
+        steps = np.diff(values.astype(np.float64))
+    if (steps <= 0).any():
+        k = int(np.flatnonzero(steps <= 0)[0])
+        return k + 1, f"is not after the previous row ({'the same time' if steps[k] == 0 else 'out of time order'})"
+    if business_days and dates:
+        days = values.astype("datetime64[D]")
+        weekday = (days.astype(np.int64) + 3) % 7   # 1970-01-01 was a Thursday
+        counted = np.busday_count(days[:-1], days[1:])   # weekdays from the row before up to this one
+        bad = np.flatnonzero(weekday >= 5).tolist()[:1] + (np.flatnonzero(
+            (counted < 1) | (counted > 1 + MAX_HOLIDAYS)) + 1).tolist()[:1]
+        if not bad:
+            return None
+        k = min(bad)
+        if weekday[k] >= 5:
+            return k, f"falls on a {WEEKDAYS[weekday[k]]}, outside a business-day calendar"
+        if counted[k - 1] < 1:
+            return k, f"comes {duration_text(steps[k - 1])} after the previous row, on the same business day"
+        return k, (f"comes {int(counted[k - 1])} business days after the previous row ({int(counted[k - 1]) - 1} "
+                   f"weekdays absent: a gap, more than {MAX_HOLIDAYS} holidays in a row)")
+    ratio = steps / cadence_s
+    bad = np.flatnonzero((ratio < 0.5) | (ratio > 1.5))
+    if not len(bad):
+        return None
+    k = int(bad[0])
+    missing = max(int(round(ratio[k])) - 1, 1)
+    kind = f"a gap: about {missing:,} row{'s' * (missing > 1)} missing" if ratio[k] > 1.5 else "a finer cadence"
+    return k + 1, f"comes {duration_text(steps[k])} after the previous row ({kind})"
+
+
+def duration_text(seconds: float) -> str:
+    """90 -> '1.5 min', 86400 -> '1 day', 0.02 -> '0.02 s'."""
+    for unit, size in (("day", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if abs(seconds) >= size:
+            value = seconds / size
+            return f"{value:.4g} {unit}" + ("s" if unit == "day" and value != 1 else "")
+    return f"{seconds:.4g} s"
+
+
+def cadence_text(cadence_s: float, business_days: bool = False) -> str:
+    """'business days (Monday to Friday)' or the cadence as a duration ('1 min')."""
+    return "business days (Monday to Friday)" if business_days else duration_text(cadence_s)
+
+
 def auto_window(season: int, rows: int) -> int:
     """One season plus one step, within [MIN_WINDOW, MAX_WINDOW] (LONG_SEASON_WINDOW when the season is
     longer than MAX_WINDOW), and at most a fifth of the rows so that most of the series makes windows."""

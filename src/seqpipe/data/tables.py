@@ -82,22 +82,30 @@ def read_timeseries_csv(path: Path, timestamp_column: str, columns: list[str], m
         raise SeqpipeError(f"{path}: timestamps must increase strictly; {kind} at data row {row}")
     out = pd.DataFrame({timestamp_column: stamps})
     for column in columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise SeqpipeError(f"{path}: non-numeric value {frame[column].iloc[row]!r} in column "
-                               f"{column!r} at data row {row + 1}")
-        array = values.to_numpy(np.float64)
-        finite = np.isfinite(array)
-        if not finite.all():
-            raise SeqpipeError(f"{path}: column {column!r} has {int((~finite).sum())} NaN/inf value(s), "
-                               f"first at data row {int(np.flatnonzero(~finite)[0]) + 1}")
-        huge = np.abs(array) > FLOAT32_MAX
-        if huge.any():
-            row = int(np.flatnonzero(huge)[0])
-            raise SeqpipeError(f"{path}: value {values.iloc[row]:.6g} in column {column!r} at data row "
-                               f"{row + 1} overflows float32 (|value| > {FLOAT32_MAX:.3g}), the precision "
-                               f"the model works in")
-        out[column] = array
+        out[column] = numeric_column(frame, column, path)
     return out
+
+
+def numeric_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """`frame[column]` as float64, refusing a non-numeric cell, NaN/inf and a value beyond float32 (the
+    precision the models work in) before any cast, naming `path`, the column and the first such data row."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() & frame[column].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise SeqpipeError(f"{path}: non-numeric value {frame[column].iloc[row]!r} in column "
+                           f"{column!r} at data row {row + 1}")
+    array = values.to_numpy(np.float64)
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise SeqpipeError(f"{path}: column {column!r} has {int((~finite).sum())} NaN/inf value(s), "
+                           f"first at data row {int(np.flatnonzero(~finite)[0]) + 1}")
+    huge = np.abs(array) > FLOAT32_MAX
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise SeqpipeError(f"{path}: value {values.iloc[row]:.6g} in column {column!r} at data row "
+                           f"{row + 1} overflows float32 (|value| > {FLOAT32_MAX:.3g}), the precision "
+                           f"the model works in")
+    return array

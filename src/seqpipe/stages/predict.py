@@ -13,6 +13,7 @@ never replaced (io.atomic_path). A model file must carry its sha256 digest (unle
 
 from __future__ import annotations
 
+import numbers
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -34,21 +35,80 @@ class PredictInputError(SeqpipeError, ValueError):
     """An in-memory input of `Predictor.predict` with the wrong shape, columns or values."""
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)   # the networks compute in float32: larger values overflow
+NUMERIC_KINDS = "iuf"   # signed, unsigned, float; bool (a mask), complex, text, dates and objects are refused
+
+
 def as_array(value: Any, name: str, expected: str, ndim: tuple[int, ...], dtype: type | None = np.float64
              ) -> np.ndarray:
-    """`value` as a numeric array (of `dtype`; None keeps a numeric dtype as it is) of one of the
-    dimensionalities `ndim`, or a PredictInputError naming the argument and what `expected` describes."""
+    """`value` as a real numeric array of one of the dimensionalities `ndim`, cast to `dtype` (None keeps
+    its numeric dtype) only once it is checked, or a PredictInputError naming the argument and what
+    `expected` describes. Checked before the cast: the dtype (integers and floats only: bool, complex,
+    text, dates and objects are refused, never cast) and the magnitude (a finite value beyond float32's
+    range, the precision the networks compute in, is refused; inf and NaN are left to `require_range`)."""
+    if isinstance(value, (str, bytes)):
+        raise PredictInputError(f"{name}: not numeric (a {type(value).__name__}); expected {expected}")
+    if isinstance(value, np.ma.MaskedArray) and value.dtype.kind in NUMERIC_KINDS:
+        value = value.astype(np.float64).filled(np.nan)   # masked values as NaN: masked (or refused) as NaN is
     try:
-        array = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise PredictInputError(f"{name}: not numeric ({first_line(exc)}); expected {expected}") from None
-    if array.dtype.kind not in "biuf":
-        raise PredictInputError(f"{name}: not numeric (dtype {array.dtype}); expected {expected}")
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:   # ragged nested lists, a tensor on a GPU or with grad
+        raise PredictInputError(f"{name}: not an array ({first_line(exc)}); expected {expected}") from None
+    if array.dtype.kind == "O":
+        array = _object_numbers(array, name, expected)
+    if array.dtype.kind not in NUMERIC_KINDS:
+        what = {"b": "boolean values: a mask? ", "c": "complex values: "}.get(array.dtype.kind, "")
+        raise PredictInputError(f"{name}: not numeric ({what}dtype {array.dtype}; only integers and real floats "
+                                f"are taken, never cast); expected {expected}")
     if array.ndim not in ndim:
         raise PredictInputError(f"{name}: shape {array.shape}; expected {expected}")
     if array.size == 0:
         raise PredictInputError(f"{name}: empty (shape {array.shape}); expected {expected}")
-    return array
+    if array.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            huge = np.isfinite(array) & (np.abs(array) > FLOAT32_MAX)
+        if huge.any():
+            where = tuple(int(i) for i in np.argwhere(huge)[0])
+            raise PredictInputError(f"{name}: value {float(array[where]):.6g} at index {where} is beyond float32's "
+                                    f"range (|value| <= {FLOAT32_MAX:.4g}), the precision the model computes in")
+    return array if dtype is None else array.astype(dtype)
+
+
+def _object_numbers(array: np.ndarray, name: str, expected: str) -> np.ndarray:
+    """An object array (e.g. a list mixing ints and floats) as float64 when every element is a real
+    number (bool excluded); else the PredictInputError naming the first other element."""
+    for index, item in np.ndenumerate(array):
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Real):
+            raise PredictInputError(f"{name}: not numeric (element {item!r} at index {tuple(map(int, index))} is "
+                                    f"not a real number); expected {expected}")
+    try:
+        return array.astype(np.float64)
+    except (OverflowError, TypeError, ValueError) as exc:   # an int beyond float64
+        raise PredictInputError(f"{name}: not representable as float64 ({first_line(exc)}); expected {expected}") \
+            from None
+
+
+def require_finite_computed(computed: np.ndarray, given: np.ndarray, name: str, what: str) -> None:
+    """Refuse when `computed` (float32, e.g. the standardised input, shaped like `given`) holds an inf or
+    NaN where `given` is finite: values in float32's range that overflow once `what` is applied."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(computed) & np.isfinite(given)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise PredictInputError(f"{name}: value {float(given[where]):.6g} at index {where} overflows float32, the "
+                                f"precision the model computes in, once {what}; it lies far outside the training data")
+
+
+def check_real(value: Any, name: str, low: float = -np.inf, high: float = np.inf, expected: str = "") -> float:
+    """A keyword option that must be a real number (an int or float, not bool or text) in the open
+    interval (low, high): as float, or a PredictInputError naming the option."""
+    wanted = expected or f"a number strictly between {low:g} and {high:g}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise PredictInputError(f"{name}: {value!r} is a {type(value).__name__}; expected {wanted}")
+    number = float(value)
+    if not (np.isfinite(number) and low < number < high):
+        raise PredictInputError(f"{name}: {value!r}; expected {wanted}")
+    return number
 
 
 def require_range(array: np.ndarray, name: str, low: float = -np.inf, high: float = np.inf,
@@ -77,7 +137,15 @@ def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, wh
         if missing:
             raise PredictInputError(f"{name}: missing column(s) {', '.join(missing)} (found: "
                                     f"{', '.join(map(str, data.columns))}); expected {expected}")
-        data = data[columns]
+        twice = [c for c in columns if list(data.columns).count(c) > 1]
+        if twice:
+            raise PredictInputError(f"{name}: column {twice[0]!r} appears more than once; expected {expected}")
+        for column in columns:
+            dtype = data[column].dtype
+            if dtype.kind not in NUMERIC_KINDS:
+                raise PredictInputError(f"{name}: column {column!r} is not numeric (dtype {dtype}; only integers "
+                                        f"and real floats are taken, never cast); expected {expected}")
+        data = data[columns].to_numpy(dtype=np.float64, na_value=np.nan)
     values = as_array(data, name, expected, (1, 2) if len(columns) == 1 else (2,))
     values = values.reshape(len(values), -1)
     if values.shape[1] != len(columns):

@@ -43,13 +43,14 @@ SPEC = ModelSpec(
     network_module="forecaster",
     model_params=ForecasterParams,
     network=network,
-    predict_help=("a metrics CSV: a `timestamp` column (ISO 8601, strictly increasing, one row per minute as "
-                  "trained) and the model's feature columns, numeric and finite (other columns are ignored). The "
-                  "columns come from the model file; with the default params.yaml they are throughput_mbps, rtt_ms, "
-                  "packet_loss, jitter_ms, time_of_day, day_of_week, congestion_window, queue_depth, retransmits. At "
-                  "least preprocess.window rows (20 by default). Writes one row per full window: the timestamp of "
-                  "the next step and the forecast of each target (throughput_mbps, rtt_ms, packet_loss, jitter_ms), "
-                  "each followed by its split-conformal prediction interval at model.interval_levels "
-                  "(<target>_lower_80, _upper_80, _lower_95, _upper_95 by default)."),
+    predict_help=("a metrics CSV: a `timestamp` column (ISO 8601, strictly increasing, at the cadence the model "
+                  "was trained at, one row per minute by default, without gaps; a business-day model takes Monday "
+                  "to Friday with up to 2 holidays in a row absent) and the model's feature columns, numeric and "
+                  "finite (other columns are ignored). The columns come from the model file; with the default "
+                  "params.yaml they are throughput_mbps, rtt_ms, packet_loss, jitter_ms, time_of_day, day_of_week, "
+                  "congestion_window, queue_depth, retransmits. At least preprocess.window rows (20 by default). "
+                  "Writes one row per full window: the timestamp of the next step and the forecast of each target "
+                  "(throughput_mbps, rtt_ms, packet_loss, jitter_ms), each followed by its split-conformal prediction "
+                  "interval at model.interval_levels (<target>_lower_80, _upper_80, _lower_95, _upper_95 by default)."),
     predict_example="seqpipe predict bandwidth --input data/raw/bandwidth/bandwidth.csv --output forecast.csv",
 )

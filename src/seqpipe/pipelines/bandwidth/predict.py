@@ -16,17 +16,21 @@ import torch
 from torch import nn
 
 from seqpipe.conformal import interval_bounds, level_label
-from seqpipe.data.series import Standardizer, sliding_windows
+from seqpipe.errors import SeqpipeError, first_line
+from seqpipe.data.series import Standardizer, cadence_text, off_cadence, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.networks import predict_batches
 from seqpipe.pipelines.bandwidth import OUTSIDE_TRAINING
 from seqpipe.plotting import write_csv
 from seqpipe.params import Params
-from seqpipe.stages.predict import range_check, table_values, warn_outside_training
+from seqpipe.stages.predict import (PredictInputError, range_check, require_finite_computed, table_values,
+                                   warn_outside_training)
 
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
-          "or an array [rows, features] in that order, rows in time order at the trained cadence, at least "
-          "stats['window'] rows -> (forecast, intervals): forecast is an array [rows - window + 1, targets] "
+          "or an array [rows, features] in that order, rows in time order at the trained cadence "
+          "(stats['cadence_s'], or business days where stats['business_days']) without gaps, checked where the "
+          "DataFrame has the timestamp column (stats['timestamp_column']), at least stats['window'] rows -> "
+          "(forecast, intervals): forecast is an array [rows - window + 1, targets] "
           "(stats['target_columns']) whose row i forecasts the step after rows [i, i + window); intervals maps "
           "each nominal level (0.8, 0.95 by default) to (lower, upper), arrays shaped like forecast: the "
           "split-conformal prediction interval calibrated on the validation split")
@@ -39,17 +43,46 @@ def predict_array(network: nn.Module, payload: dict, data: Any,
     training range (`source` names the input there)."""
     stats = payload["stats"]
     window = stats["window"]
+    if isinstance(data, pd.DataFrame) and stats["timestamp_column"] in data.columns:
+        _check_stamps(data[stats["timestamp_column"]], stats)
     values = table_values(data, stats["feature_columns"], "data", window, "the model's window")
+    scaler = Standardizer.from_dict(stats["scaler"])
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = scaler.transform(values)
+    require_finite_computed(scaled, values, "data", "standardised with the training mean and std")
     if (ranges := range_check(payload, stats["feature_columns"])) is not None:
         ranges.add("input", values)
         warn_outside_training(ranges, payload, source, OUTSIDE_TRAINING)
-    scaler = Standardizer.from_dict(stats["scaler"])
-    x = np.ascontiguousarray(sliding_windows(scaler.transform(values), window))
+    x = np.ascontiguousarray(sliding_windows(scaled, window))
     scaled = predict_batches(network, torch.from_numpy(x), 4096)
     index = stats["target_index"]
     forecast = scaled * scaler.std[index] + scaler.mean[index]
     bounds = interval_bounds(forecast, network.halfwidth.numpy() * scaler.std[index])
     return forecast, {level: (bounds[i, 0], bounds[i, 1]) for i, level in enumerate(network.interval_levels)}
+
+
+def _check_stamps(column: pd.Series, stats: dict) -> None:
+    """A DataFrame's timestamp column: parseable and at the trained cadence without gaps, or a PredictInputError."""
+    name = stats["timestamp_column"]
+    try:
+        stamps = pd.to_datetime(column, utc=True, format="ISO8601")
+    except (TypeError, ValueError) as exc:
+        raise PredictInputError(f"data: column {name!r} holds an unparseable timestamp ({first_line(exc)})") from None
+    if stamps.isna().any():
+        raise PredictInputError(f"data: column {name!r} has no time at index {int(np.flatnonzero(stamps.isna())[0])}")
+    if (problem := _off_trained_cadence(stamps, stats)) is not None:
+        raise PredictInputError(f"data: row {problem[0]} (column {name!r}) {problem[1]}; {_trained_cadence(stats)}")
+
+
+def _off_trained_cadence(stamps: pd.Series, stats: dict) -> tuple[int, str] | None:
+    """The first of the UTC `stamps` off the cadence the model was trained at (see series.off_cadence)."""
+    return off_cadence(stamps.dt.tz_localize(None).to_numpy(), stats["cadence_s"], stats.get("business_days", False))
+
+
+def _trained_cadence(stats: dict) -> str:
+    cadence = cadence_text(stats["cadence_s"], stats.get("business_days", False))
+    return (f"the model was trained at a cadence of {cadence} and reads each window as consecutive steps of it: "
+            "give rows at that cadence without gaps (resample, or cut the input at that row)")
 
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
@@ -58,6 +91,8 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     stats = payload["stats"]
     window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]
     frame = read_timeseries_csv(input_path, stats["timestamp_column"], features, window)
+    if (problem := _off_trained_cadence(frame[stats["timestamp_column"]], stats)) is not None:
+        raise SeqpipeError(f"{input_path}: data row {problem[0] + 1} {problem[1]}; {_trained_cadence(stats)}")
     forecast, intervals = predict_array(network, payload, frame[features].to_numpy(), source=str(input_path))
     step = pd.offsets.BDay(1) if stats.get("business_days") else pd.to_timedelta(stats["cadence_s"], unit="s")
     stamps = frame[stats["timestamp_column"]].iloc[window - 1:] + step

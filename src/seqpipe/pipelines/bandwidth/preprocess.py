@@ -11,8 +11,8 @@ import numpy as np
 
 from seqpipe.baselines import season_from_cadence
 from seqpipe.data.series import (MAX_AUTO_HOLDOUT, RangeCheck, Standardizer, auto_batch_size, auto_holdout_fraction,
-                                 auto_window, chronological_split, detect_cadence, save_splits, sliding_windows,
-                                 training_range)
+                                 auto_window, cadence_text, chronological_split, detect_cadence, off_cadence,
+                                 save_splits, sliding_windows, training_range)
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import AUTO, Length, Range, SplitFraction, check, check_size, params_section
@@ -81,7 +81,14 @@ def resolve(p: PreprocessParams, stamps: np.ndarray) -> Resolved:
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     path = raw_dir / FILE_NAME
     frame = read_timeseries_csv(path, p.timestamp_column, p.feature_columns, 3, "to find the cadence")
-    r = resolve(p, frame[p.timestamp_column].dt.tz_localize(None).to_numpy())
+    stamps = frame[p.timestamp_column].dt.tz_localize(None).to_numpy()
+    r = resolve(p, stamps)
+    cadence = cadence_text(r.cadence_s, r.business_days)
+    if (problem := off_cadence(stamps, r.cadence_s, r.business_days)) is not None:
+        row, why = problem
+        raise SeqpipeError(f"{path}: data row {row + 1} {why}; the series' cadence (its median step) is {cadence} "
+                           "and a window must hold consecutive steps of it: fill or interpolate the missing rows, "
+                           "or cut the file at that row")
     if len(frame) < r.min_rows():
         raise SeqpipeError(f"{path}: {len(frame)} data rows, need at least {r.min_rows()} (models.bandwidth."
                            f"preprocess.window {r.window} + 10 windows per val/test split)")
@@ -110,7 +117,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
                 "season_steps": r.season_steps, "batch_size": auto_batch_size(splits["train"].stop),
                 "from_data": [k for k, v in given.items() if v == "auto"]}
     log.info("preprocess bandwidth: %s cadence, season %d steps; window %d, val/test fractions %.3g/%.3g, train "
-             "batch size %d if auto (%s from the data)", _cadence_text(r), r.season_steps, r.window, r.val_fraction,
+             "batch size %d if auto (%s from the data)", cadence, r.season_steps, r.window, r.val_fraction,
              r.test_fraction, resolved["batch_size"], ", ".join(resolved["from_data"]) or "none")
     return {"timestamp_column": p.timestamp_column, "feature_columns": p.feature_columns,
             "target_columns": p.target_columns, "target_index": target_index, "window": r.window,
@@ -119,12 +126,3 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             "season_steps": r.season_steps, "resolved": resolved, "rows": len(frame),
             "split_rows": {k: [v.start, v.stop] for k, v in splits.items()},
             "arrays": save_splits(out_dir, arrays)}
-
-
-def _cadence_text(r: Resolved) -> str:
-    if r.business_days:
-        return "business-day"
-    for unit, seconds in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if r.cadence_s >= seconds:
-            return f"{r.cadence_s / seconds:.4g} {unit}"
-    return f"{r.cadence_s:g} s"

@@ -25,11 +25,11 @@ from seqpipe.data.series import RangeCheck, Standardizer
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
 from seqpipe.networks import predict_batches
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
-from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, read_scenes, to_grid
+from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, to_grid
 from seqpipe.params import Params
 from seqpipe.stages.predict import (PredictInputError, as_array, range_check, require_range,
                                    warn_outside_training)
-from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes
+from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes, read_scenes
 
 NODATA = -9999.0
 INPUTS = ("ndvi: an NDVI stack [steps, H, W] on the training date grid (one map per stats['grid_days'] days, "

@@ -20,9 +20,8 @@ from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, nd
                                   read_window, require_georeferenced, require_in_budget, require_same_grid,
                                   tile_aligned)
 from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
-from seqpipe.io import read_json
 from seqpipe.params import Length, Range, SplitFraction, check_size, params_section
-from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY
+from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY, read_scenes
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
@@ -63,15 +62,21 @@ class PreprocessParams:
                    "the sampled windows' values (max_pixels x window)")
 
 
-def read_scenes(folder: Path) -> list[dict]:
-    """scenes.json of a raw folder (written by every source), sorted by date."""
-    path = folder / INDEX
-    if not path.exists():
-        raise SeqpipeError(f"{path}: missing; run the download stage first")
-    scenes = read_json(path)["scenes"]
-    if not scenes:
-        raise SeqpipeError(f"{path}: lists no dates")
-    return scenes
+MAX_SCENE_GAP_DAYS = 366   # a longer time without a scene: a stray date (the date grid would span it), refused
+
+
+def require_no_stray_dates(folder: Path, scenes: list[dict]) -> None:
+    """Refuse more than MAX_SCENE_GAP_DAYS between two consecutive (sorted) scenes, naming both: the regular
+    date grid would span the gap with empty steps (gaps up to max_gap_steps are interpolated, longer ones
+    break windows, so nothing is learnt there; a stray date from another decade only costs memory and time)."""
+    dates = pd.to_datetime([s["date"] for s in scenes])
+    gaps = np.diff(dates.to_numpy()).astype("timedelta64[D]").astype(np.int64)
+    if len(gaps) and gaps.max() > MAX_SCENE_GAP_DAYS:
+        k = int(np.argmax(gaps > MAX_SCENE_GAP_DAYS))
+        a, b = scenes[k], scenes[k + 1]
+        raise SeqpipeError(f"{folder}: no scene for {gaps[k]:,} days between {a['date']} ({a['red']['file']}) and "
+                           f"{b['date']} ({b['red']['file']}), more than {MAX_SCENE_GAP_DAYS}: a stray date? Remove "
+                           "it, or preprocess the dates on each side of the gap separately")
 
 
 def scale_offset(path: Path, tags: dict[str, str], override: int | None = None) -> tuple[float, float, str]:
@@ -123,6 +128,9 @@ class Stack:
                 for band in BANDS:
                     path = folder / scene[band]["file"]
                     ds = self._exit.enter_context(open_raster(path))
+                    if scene[band]["band"] > ds.count:
+                        raise SeqpipeError(f"{path}: has {ds.count} band(s), but {band} of {scene['date']} is band "
+                                           f"{scene[band]['band']} ({INDEX} or download.local.{band})")
                     require_georeferenced(path, ds, DN_TYPES[band])
                     if self.grid is None:
                         self.grid, reference = Grid.of(ds), path
@@ -231,6 +239,7 @@ def windows_of(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarra
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     scenes = read_scenes(raw_dir)
+    require_no_stray_dates(raw_dir, scenes)
     with Stack(raw_dir, scenes, p.mask_scl, p.reproject) as stack:
         grid, steps = stack.grid, date_grid(stack.dates, p.grid_days)
         n_steps = int(steps.max()) + 1

@@ -16,19 +16,51 @@ import torch
 from torch import nn
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.tables import read_csv_with_columns
+from seqpipe.data.tables import numeric_column, read_csv_with_columns
 from seqpipe.plotting import write_csv
 from seqpipe.params import Params
-from seqpipe.stages.predict import table_values
+from seqpipe.data.series import off_cadence
+from seqpipe.stages.predict import PredictInputError, table_values
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
 
 INPUTS = ("signal: a DataFrame with a `signal` column or an array [samples] (or [samples, 1]), sampled at "
-          "stats['sample_rate_hz'] -> array [samples, frequencies]: column k is the component at "
+          "stats['sample_rate_hz'] without gaps (checked where the DataFrame has a `time_s` column in seconds or a "
+          "`timestamp` column in ISO 8601) -> array [samples, frequencies]: column k is the component at "
           "stats['frequencies_hz'][k]")
+
+
+TIME_COLUMNS = ("time_s", "timestamp")   # seconds, or ISO 8601 times: checked against the training rate
+
+
+def time_axis_problem(frame: pd.DataFrame, rate_hz: float | None) -> tuple[str, int, str] | None:
+    """(column, row, what is wrong) for the first sample of `frame`'s time column (`time_s` in seconds or
+    `timestamp` in ISO 8601, if it has one) that is not one sample period after the one before: another
+    sampling rate, a gap, a time that does not parse or goes backwards. None when fine or without one."""
+    column = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    if column is None or rate_hz is None:
+        return None
+    if column == "time_s":
+        times = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
+        bad, what = ~np.isfinite(times), "a number of seconds"
+    else:
+        stamps = pd.to_datetime(frame[column], errors="coerce", utc=True, format="ISO8601")
+        times, bad, what = stamps.dt.tz_localize(None).to_numpy(), stamps.isna().to_numpy(), "an ISO 8601 time"
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        return column, row, f"holds {frame[column].iloc[row]!r}, not {what}"
+    problem = off_cadence(times, 1.0 / rate_hz)
+    if problem is None:
+        return None
+    return column, problem[0], (f"{problem[1]}; the model was trained on samples {1.0 / rate_hz:g} s apart "
+                                f"({rate_hz:g} Hz) without gaps: resample the signal, or cut it at that row")
 
 
 def predict_array(network: nn.Module, payload: dict, signal: Any) -> np.ndarray:
     """The signal filtered once per trained frequency: [samples, frequencies] float32."""
+    rate = payload["stats"].get("sample_rate_hz")
+    if isinstance(signal, pd.DataFrame) and (problem := time_axis_problem(signal, rate)) is not None:
+        column, row, why = problem
+        raise PredictInputError(f"signal: row {row} (column {column!r}) {why}")
     values = table_values(signal, ["signal"], "signal")[:, 0].astype(np.float32)
     n = len(payload["stats"]["frequencies_hz"])
     x = make_inputs(np.repeat(values[None, :], n, axis=0), np.arange(n), n)
@@ -41,11 +73,12 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     """Input: a CSV with a `signal` column sampled at the training rate. Output: `<f>hz` columns."""
     input_path, output_path = Path(args.input), args.output
     frame = read_csv_with_columns(input_path, ["signal"])
-    signal = pd.to_numeric(frame["signal"], errors="coerce").to_numpy(np.float32)
-    if len(signal) == 0:
+    if (problem := time_axis_problem(frame, payload["stats"].get("sample_rate_hz"))) is not None:
+        column, row, why = problem
+        raise SeqpipeError(f"{input_path}: column {column!r} at data row {row + 1} {why}")
+    if len(frame) == 0:
         raise SeqpipeError(f"{input_path}: no data rows")
-    if not np.isfinite(signal).all():
-        raise SeqpipeError(f"{input_path}: column 'signal' has NaN, inf or non-numeric values")
+    signal = numeric_column(frame, "signal", input_path).astype(np.float32)
     filtered = predict_array(network, payload, signal)
     names = [f"{f:g}hz" for f in payload["stats"]["frequencies_hz"]]
     write_csv(output_path, {"signal": signal, **{name: filtered[:, k] for k, name in enumerate(names)}})

@@ -20,7 +20,7 @@ from seqpipe.data import seaice
 from seqpipe.pipelines.ice_change.evaluate import EvaluateParams
 from seqpipe.pipelines.ice_change.preprocess import pair_inputs
 from seqpipe.pipelines.ice_change.pairs import NOT_EVALUATED
-from seqpipe.stages.predict import PredictInputError, as_array, require_range
+from seqpipe.stages.predict import PredictInputError, as_array, check_real, require_range
 
 INPUTS = ("before, after: two concentration maps [H, W] of one grid, in percent (0..100), NaN where there is "
           "no value (land, coast, missing); give the pole hole as 100 (ice, as in training) -> uint8 [H, W]: "
@@ -43,8 +43,7 @@ def change_map(network: nn.Module, maps: np.ndarray, valid: np.ndarray, threshol
 
 def predict_array(network: nn.Module, payload: dict, before: Any, after: Any, threshold: float = 0.5) -> np.ndarray:
     """Change map between two concentration maps in percent (see INPUTS)."""
-    if not 0 < threshold < 1:
-        raise PredictInputError(f"threshold: {threshold!r}; expected a probability strictly between 0 and 1")
+    threshold = check_real(threshold, "threshold", 0.0, 1.0, "a probability strictly between 0 and 1 (a float)")
     expected = "a concentration map [H, W] in percent (0..100, NaN where no value)"
     c1 = as_array(before, "before", expected, (2,))
     c2 = as_array(after, "after", expected, (2,))
@@ -63,6 +62,10 @@ def predict_array(network: nn.Module, payload: dict, before: Any, after: Any, th
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """uint8 change map on A's grid: 1 changed, 0 unchanged, 255 (nodata) on flagged pixels."""
     before_path, after_path, output = Path(args.before), Path(args.after), Path(args.output)
+    first, second = seaice.file_date(before_path), seaice.file_date(after_path)
+    if first is not None and second is not None and second <= first:
+        raise SeqpipeError(f"{after_path}: dated {second}, {'the same day as' if second == first else 'before'} "
+                           f"--before {before_path.name} ({first}); --before takes the earlier date, --after the later")
     (before, grid), (after, grid_b) = seaice.read_raw(before_path), seaice.read_raw(after_path)
     if (diff := grid_b.difference(grid)) is not None:
         raise SeqpipeError(f"{after_path}: {diff} (of --before {before_path.name}); the two dates must share one grid")

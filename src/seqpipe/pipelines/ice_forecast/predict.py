@@ -24,8 +24,9 @@ from seqpipe.stages.predict import PredictInputError, as_array, require_range
 
 INPUTS = ("maps: daily concentration maps [days, H, W] in percent (0..100), oldest first, NaN where there is "
           "no value (a missing day: all NaN); the last stats['history_days'] days are used, at least half of "
-          "them with values; a pixel without a value on any day is land (no forecast); give the pole hole "
-          "as 100 (ice, as in training) -> [leads, H, W] percent (stats['horizon_days'] leads), NaN on land")
+          "them with values and at most stats['max_gap_days'] missing in a row; a pixel without a value on any "
+          "day is land (no forecast); give the pole hole as 100 (ice, as in training) -> [leads, H, W] percent "
+          "(stats['horizon_days'] leads), NaN on land")
 
 
 def forecast(network: nn.Module, payload: dict, concentration: np.ndarray, ocean: np.ndarray) -> np.ndarray:
@@ -57,15 +58,35 @@ def predict_array(network: nn.Module, payload: dict, maps: Any) -> np.ndarray:
     if len(conc) < history:
         raise PredictInputError(f"maps: {len(conc)} days; the model reads the last {history} (shape {conc.shape})")
     require_range(conc, "maps", 0.0, 100.0, nan_ok=True, unit=" percent")
+    first = len(conc) - history   # the index in `maps` of the first day read
     conc = (conc[-history:] / 100.0).astype(np.float32)
-    present = int(np.isfinite(conc).any(axis=(1, 2)).sum())
+    days_with_value = np.isfinite(conc).any(axis=(1, 2))
+    present = int(days_with_value.sum())
     if present < (history + 1) // 2:
         raise PredictInputError(f"maps: only {present} of the last {history} days hold a value; need at least "
                                 f"{(history + 1) // 2}")
+    _require_short_gaps(days_with_value, first, payload["stats"].get("max_gap_days"))
     ocean = np.isfinite(conc).any(axis=0)
     conc[:, ~ocean] = 0.0
     out = forecast(network, payload, seaice.fill_in_time(conc), ocean) * 100.0
     return np.where(ocean, out, np.nan).astype(np.float32)
+
+
+def _require_short_gaps(days_with_value: np.ndarray, first: int, max_gap_days: int | None) -> None:
+    """Refuse more than `max_gap_days` days in a row without a value among the days read (they would be
+    filled in time, as preprocess fills at most that many); None (an older model file): no cap."""
+    if max_gap_days is None:
+        return
+    start = None
+    for k, has_value in enumerate([*days_with_value, True]):
+        if not has_value and start is None:
+            start = k
+        elif has_value and start is not None:
+            if k - start > max_gap_days:
+                raise PredictInputError(f"maps: days {first + start}..{first + k - 1} hold no value, {k - start} in a "
+                                        f"row; the model fills at most {max_gap_days} missing days in time "
+                                        "(stats['max_gap_days'])")
+            start = None
 
 
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
@@ -75,7 +96,8 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     if not folder.is_dir():
         raise SeqpipeError(f"{folder}: --input must be a folder of daily G02135 GeoTIFFs")
     history = payload["stats"]["history_days"]
-    series = seaice.read_series(folder, last_days=history)
+    series = seaice.read_series(folder, last_days=history, max_gap_days=payload["stats"].get("max_gap_days"),
+                                gap_key="stats['max_gap_days'] of the model file")
     present = sum(d is not None for d in series.days)
     if present < (history + 1) // 2:
         raise SeqpipeError(f"{folder}: only {present} of the last {history} days have a file "

@@ -15,12 +15,16 @@ from seqpipe.data.series import chronological_split, save_splits
 from seqpipe.params import Range, SplitFraction, params_section
 
 
+GAP_KEY = "models.ice_forecast.preprocess.max_gap_days"
+
+
 @params_section
 class PreprocessParams:
     history_days: Annotated[int, Range(2, 366)]
     horizon_days: Annotated[int, Range(1, 366)]
     downsample: Annotated[int, Range(1, 64)]            # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
     sample_stride_days: Annotated[int, Range(1, 366)]   # days between the starts of consecutive windows
+    max_gap_days: Annotated[int, Range(0, 60)]          # missing days in a row filled in time; more: refused
     val_fraction: SplitFraction
     test_fraction: SplitFraction
 
@@ -47,7 +51,7 @@ def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
 
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
-    series = seaice.read_series(raw_dir)
+    series = seaice.read_series(raw_dir, max_gap_days=p.max_gap_days, gap_key=GAP_KEY)
     if p.downsample > min(series.grid.shape):
         raise SeqpipeError(f"models.ice_forecast.preprocess.downsample: {p.downsample} x {p.downsample} blocks leave "
                            f"no cell of the {series.grid.height}x{series.grid.width} grid of {raw_dir}; use at most "
@@ -71,6 +75,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         split_dates[split] = [series.dates[days.start].isoformat(), series.dates[days.stop - 1].isoformat()]
     present = sum(d is not None for d in series.days)
     return {"history_days": p.history_days, "horizon_days": p.horizon_days, "downsample": p.downsample,
+            "max_gap_days": p.max_gap_days,
             "map_shape": list(conc.shape[1:]), "native_shape": list(series.grid.shape),
             "crs": series.grid.crs.to_string(), "transform": list(series.grid.transform)[:6],
             "cell_area_km2": cell_area_km2(series.grid, p.downsample, raw_dir),

@@ -19,7 +19,7 @@ from seqpipe.networks import predict_batches
 from seqpipe.plotting import write_csv
 from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
 from seqpipe.params import Params
-from seqpipe.stages.predict import PredictInputError, as_array, require_range
+from seqpipe.stages.predict import PredictInputError, as_array, require_finite_computed, require_range
 
 SUFFIXES = (".tif", ".tiff")
 INPUTS = ("patches: one patch [bands, size, size] or a batch [n, bands, size, size] of raw band values "
@@ -38,7 +38,10 @@ def predict_array(network: nn.Module, payload: dict, patches: Any) -> tuple[np.n
     if x.shape[1:] != shape:
         raise PredictInputError(f"patches: shape {x.shape if not single else x.shape[1:]}; expected {expected}")
     require_range(x, "patches")
-    logits = predict_batches(network, torch.from_numpy(standardize(x, stats)), 256)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = standardize(x, stats)
+    require_finite_computed(scaled, x, "patches", "standardised with the training bands' mean and std")
+    logits = predict_batches(network, torch.from_numpy(scaled), 256)
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     index = probs.argmax(axis=1)
     return (index[0], probs[0]) if single else (index, probs)
