@@ -1,5 +1,5 @@
-"""The plot files are written without pandas and dvclive (their imports cost each evaluate stage seconds),
-byte for byte as those libraries write them."""
+"""The plot files are written without pandas (its import costs each evaluate stage seconds), byte for
+byte as pandas writes them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqpipe import plotting, training_curves
-from seqpipe.io import atomic_dir
+from seqpipe import plotting
 
 
 def test_write_csv_writes_what_pandas_writes(tmp_path: Path) -> None:
@@ -37,26 +36,3 @@ def test_confusion_table_counts_as_crosstab() -> None:
     assert table["count"] == [int(c) for c in counts.ravel()]
     assert table["rate"] == [float(r) for r in rates.ravel()]
     assert plotting.confusion_table(["a"] * 3, ["a"] * 3, ["a", "b"])["rate"] == [1.0, 0.0, 0.0, 0.0]
-
-
-@pytest.mark.parametrize("history", [[], [{"epoch": 1, "train_loss": float("nan"), "val_loss": float("inf"),
-                                           "lr": 1e-3}],
-                                     [{"epoch": k + 1, "train_loss": 1 / (k + 3), "val_loss": 1.1 / (k + 7),
-                                       "lr": 1e-3 * 0.5 ** k} for k in range(12)]])
-def test_training_curves_are_dvclive_bytes(tmp_path: Path, history: list[dict[str, float]]) -> None:
-    from dvclive import Live
-
-    with atomic_dir(tmp_path / "dvclive") as tmp:
-        live = Live(str(tmp), dvcyaml=False, save_dvc_exp=False, report=None)
-        for record in history:
-            for name, key in training_curves.SERIES.items():
-                live.log_metric(name, record[key])
-            live.next_step()
-        live.end()
-    training_curves.write(tmp_path / "ours", history)
-    expected = {p.relative_to(tmp_path / "dvclive"): p for p in (tmp_path / "dvclive").rglob("*")}
-    written = {p.relative_to(tmp_path / "ours"): p for p in (tmp_path / "ours").rglob("*")}
-    assert sorted(written) == sorted(expected)
-    for rel, path in expected.items():
-        if path.is_file():
-            assert written[rel].read_bytes() == path.read_bytes(), rel

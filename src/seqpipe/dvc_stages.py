@@ -116,28 +116,36 @@ def check_params_block() -> dict:
 def stage_block(stage: str, spec: ModelSpec) -> dict:
     """One dvc.yaml stage: cmd, deps, params and outs."""
     m = spec.name
+    live = f"models/{m}/live"
     data = [CHECKED] + {"download": [f"${{models.{m}.download.{key}}}" for key in local_paths(spec)],
             "preprocess": [f"data/raw/{m}"], "train": [f"data/processed/{m}"],
-            "evaluate": [f"models/{m}/model.pt", f"data/processed/{m}"]}[stage]
+            "evaluate": [f"models/{m}/model.pt", f"{live}/plots", f"{live}/metrics.json",
+                         f"data/processed/{m}"]}[stage]
     params = {"download": ["seed", "numerics", f"models.{m}.download"],
               "preprocess": ["seed", "numerics", f"models.{m}.preprocess"],
               "train": ["seed", "device", "numerics", f"models.{m}.model", f"models.{m}.train"],
               "evaluate": ["seed", "numerics", f"models.{m}.train.num_threads", f"models.{m}.evaluate"]}[stage]
-    # DVC's run-cache is off for a stage with a `persist` output or a `cache: false` one (other than a
-    # metrics/plots output), so train's outputs are all cached: a params set trained before is restored,
-    # not retrained. Its checkpoints (models/<m>/checkpoints/<fingerprint>/) are no output at all: DVC
-    # does not delete them before a run, so a killed run resumes. The committed files (metrics, the eval
-    # plots and the training curves, which model.pt's history holds) come from the cheap evaluate stage.
+    # DVC's run-cache is off for a stage with a `persist` output or a `cache: false` one other than a
+    # metrics or plots output, so train's outputs are cached, but for DVCLive's metrics.json (a metrics
+    # output: committed, and `dvc exp show` reads it while the experiment runs): a params set trained
+    # before is restored, not retrained. Its checkpoints (models/<m>/checkpoints/<fingerprint>/) are no
+    # output at all: DVC does not delete them before a run, so a killed run resumes. The committed files
+    # (metrics, the eval plots and the training curves, copied from DVCLive's folder) come from evaluate.
     outs = {"download": [f"data/raw/{m}"], "preprocess": [f"data/processed/{m}"],
-            "train": [f"models/{m}/model.pt", f"models/{m}/model_card.json"],
+            "train": [f"models/{m}/model.pt", f"models/{m}/model_card.json", f"{live}/plots"],
             "evaluate": [{f"metrics/{m}.json": {"cache": False}}, {f"plots/{m}/eval": {"cache": False}},
                          {f"plots/{m}/train": {"cache": False}}]}[stage]
-    return {"cmd": f"seqpipe {stage} {m}", "deps": data + stage_deps(stage, spec), "params": params, "outs": outs}
+    block = {"cmd": f"seqpipe {stage} {m}", "deps": data + stage_deps(stage, spec), "params": params, "outs": outs}
+    if stage == "train":
+        block["metrics"] = [{f"{live}/metrics.json": {"cache": False}}]
+    return block
 
 
 def _lines(name: str, block: dict) -> list[str]:
     lines = [f"  {name}:", f"    cmd: {block['cmd']}"]
-    for key in ("deps", "params", "outs"):
+    for key in ("deps", "params", "outs", "metrics"):
+        if key not in block:
+            continue
         lines.append(f"    {key}:")
         for item in block[key]:
             if isinstance(item, dict):

@@ -4,7 +4,7 @@ It knows a network, a task (batch -> loss) and tensors; nothing about any partic
 Features: Adam/AdamW, plateau/cosine/one-cycle schedules, gradient clipping, early stopping that restores the
 best weights, atomic best/last/epoch checkpoints, exact resume (mid-epoch too), SIGINT/SIGTERM ->
 checkpoint + non-zero exit, AMP on CUDA, tqdm bars on a terminal and periodic log lines otherwise,
-a per-epoch history (train and validation loss, lr) that model.pt keeps. Under torchrun the same loop runs on every rank through the hooks of
+a per-epoch history (train and validation loss, lr) that model.pt keeps and a callback logs live. Under torchrun the same loop runs on every rank through the hooks of
 `distributed.Ranks` (DDP module, sharded sample order, summed losses); rank 0 alone writes.
 """
 
@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -84,8 +85,12 @@ def select_device(name: str) -> torch.device:
 
 def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
         tp: TrainParams, *, seed: int, device: torch.device, checkpoint_dir: Path,
-        identity: dict[str, Any], resume: ResumeMode = "auto", name: str = "model") -> FitResult:
+        identity: dict[str, Any], resume: ResumeMode = "auto", name: str = "model",
+        on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
     """Train `model` in place and leave it holding the best weights (lowest validation loss).
+
+    `on_epoch` (rank 0 only) gets every epoch's history record in order, once per call of fit: first
+    those of the checkpoint it resumes from, then each new one when its checkpoint is on disk.
 
     `identity` is stored in every checkpoint (model name, network class and args, params,
     `fingerprint`); a checkpoint resumes only when its fingerprint matches. In a process group
@@ -111,6 +116,9 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
         resumed = _restore(checkpoint_dir, identity, "auto", model, optimizer, scheduler, scaler, state,
                            owner=False)
     net = ranks.wrap(model)
+    on_epoch = on_epoch if ranks.is_main else None
+    for record in state.history if on_epoch else ():
+        on_epoch(record)
     if state.stopped_early or state.epoch >= tp.epochs and state.step == 0:
         log.info("%s: checkpoint already complete (%d epochs)", name, state.epoch)
     train = {k: v.to(device) for k, v in train.items()}
@@ -170,6 +178,8 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                 if ranks.is_main:
                     _save_epoch(checkpoint_dir, identity, model, optimizer, scheduler, scaler, state, tp)
                 record = state.history[-1]
+                if on_epoch:
+                    on_epoch(record)
                 epoch_bar.update(1)
                 epoch_bar.set_postfix(train=f"{record['train_loss']:.4g}",
                                       val=f"{record['val_loss']:.4g}", refresh=False)

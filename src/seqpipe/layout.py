@@ -29,6 +29,11 @@ def checkpoint_dir(name: str, fingerprint: str) -> Path:
     return model_dir(name) / "checkpoints" / fingerprint
 
 
+def live_dir(name: str) -> Path:
+    """The training curves DVCLive writes while the model trains (see seqpipe.training_curves)."""
+    return model_dir(name) / "live"
+
+
 def metrics_file(name: str) -> Path:
     return Path("metrics") / f"{name}.json"
 

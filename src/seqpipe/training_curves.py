@@ -1,18 +1,17 @@
-"""The training curves DVC plots: per-epoch train loss, validation loss and learning rate, written
-from the history a model file keeps (DVCLive's layout: plots/metrics/{train/loss,val/loss,lr}.tsv
-and metrics.json with the last values).
+"""The training curves, logged live by DVCLive from the training loop (rank 0): per-epoch train loss,
+validation loss and learning rate in DVCLive's layout (plots/metrics/{train/loss,val/loss,lr}.tsv and
+metrics.json with the last values and the step).
 
-The evaluate stage writes them, so the train stage's outputs are all cached by DVC and its run-cache
-stays on; the curves stay committed with the metrics, for `dvc plots diff`. The files are written
-here byte for byte as `dvclive.Live(dvcyaml=False, save_dvc_exp=False)` writes them, without
-importing dvclive, which loads DVC and scmrepo (about 2 s) to probe the repository.
+The train stage logs into models/<name>/live/ while it trains, so `dvc exp show` and the DVC extension
+for VS Code show the epochs of a running experiment; its metrics.json is a (committed) metrics output of
+the stage, its plots/ a cached output, so DVC's run-cache stays on. The evaluate stage copies the folder
+to plots/<name>/train/, committed, where dvc.yaml's plots read it.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
+import logging
+import shutil
 from pathlib import Path
 
 from seqpipe.io import atomic_dir
@@ -20,30 +19,28 @@ from seqpipe.io import atomic_dir
 SERIES = {"train/loss": "train_loss", "val/loss": "val_loss", "lr": "lr"}
 
 
-def _value(value: float) -> float | str:
-    """What DVCLive logs: NaN and infinities as their strings, anything else as is."""
-    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
+class LiveCurves:
+    """A DVCLive logger (`dvcyaml=False`: dvc.yaml declares the plots; no experiment of its own) that
+    starts `folder` afresh; `log(record)` adds one epoch's history record and writes the files."""
 
+    def __init__(self, folder: Path) -> None:
+        from dvclive import Live   # on use: it loads DVC (about 2 s), which only the train stage needs
 
-def write(folder: Path, history: list[dict[str, float]]) -> None:
-    """Replace `folder` with the curves of `history` (one record per epoch, in order)."""
-    with atomic_dir(folder) as tmp:
-        summary: dict = {}
+        logging.getLogger("dvclive").setLevel(logging.WARNING)   # its "Logging to experiment ..." line
+        self.live = Live(dir=str(folder), resume=False, report=None, save_dvc_exp=False, dvcyaml=False)
+
+    def log(self, record: dict[str, float]) -> None:
         for name, key in SERIES.items():
-            if not history:
-                continue
-            *parents, leaf = name.split("/")
-            path = tmp / "plots" / "metrics" / f"{name}.tsv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rows = [f"step\t{leaf}"] + [f"{step}\t{_value(record[key])}" for step, record in enumerate(history)]
-            with open(path, "w", encoding="utf-8", newline="") as fh:
-                fh.write("".join(row + os.linesep for row in rows))
-            section = summary
-            for part in parents:
-                section = section.setdefault(part, {})
-            section[leaf] = _value(history[-1][key])
-        if history:
-            summary["step"] = len(history) - 1
-        with open(tmp / "metrics.json", "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=4)
-            fh.write("\n")
+            self.live.log_metric(name, record[key])
+        self.live.next_step()
+
+    def end(self) -> None:
+        self.live.end()
+
+
+def publish(live_folder: Path, folder: Path) -> None:
+    """Replace `folder` with a copy of what DVCLive wrote in `live_folder` (its metrics.json and plots/;
+    not the .gitignore DVC keeps there): what the evaluate stage commits."""
+    with atomic_dir(folder) as tmp:
+        shutil.copy2(live_folder / "metrics.json", tmp / "metrics.json")
+        shutil.copytree(live_folder / "plots", tmp / "plots")

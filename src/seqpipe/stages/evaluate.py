@@ -51,16 +51,17 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
     """Write metrics/<name>.json (the headline: the model's HEADLINE keys and the same keys of each
     baseline) and plots/<name>/eval/ with the model's plots and metrics_detail.json (everything the
     model's `evaluate` returned), both atomically, the plots only once the metrics are written; then
-    plots/<name>/train/, the training curves from model.pt's history. Returns the detail."""
+    plots/<name>/train/, the training curves DVCLive logged in training. Returns the detail."""
     name, module = spec.name, spec.stage("evaluate")
     keys = getattr(module, "HEADLINE", None)
     if not keys or isinstance(keys, str):
         raise SeqpipeError(f"{module.__name__}: HEADLINE must be a tuple of metric keys, e.g. (\"rmse\", \"mae\")")
     evaluate = params.section(name, "evaluate", module.EvaluateParams)
     network, payload = checkpoint.load_model(layout.model_file(name), expected_model=name)
-    if "history" not in payload:
-        raise checkpoint.CheckpointError(f"{layout.model_file(name)}: holds no training history (written by an "
-                                         f"older seqpipe); retrain it: seqpipe train {name}")
+    live = layout.live_dir(name)
+    if not (live / "metrics.json").is_file():
+        raise SeqpipeError(f"{live}: no training curves (DVCLive's metrics.json); run the train stage: "
+                           f"seqpipe train {name}")
     data_dir = layout.processed_dir(name)
     stats = read_json(data_dir / "stats.json")
     x_test = torch.from_numpy(load_npy(data_dir / "x_test.npy"))
@@ -73,6 +74,6 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
         head = metrics.headline(detail, keys)
         write_json(plots_tmp / metrics.DETAIL_FILE, detail)
         write_json(layout.metrics_file(name), head)  # in the block: if it fails, no new plots either
-    training_curves.write(layout.train_plots_dir(name), payload["history"])
+    training_curves.publish(live, layout.train_plots_dir(name))
     log.info("evaluate %s: %s", name, metrics.headline_line(head))
     return detail

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from seqpipe import checkpoint, distributed, layout, numerics
+from seqpipe import checkpoint, distributed, layout, numerics, training_curves
 from seqpipe.data.series import auto_batch_size, load_split
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
@@ -98,8 +98,12 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
                 log.info("removed %s, left by an interrupted run", stale)
             checkpoint.prune_runs(folder.parent, keep=KEEP_RUNS, current=folder)
         with distributed.process_group(name, train.nproc_per_node, device) as device:
+            curves = training_curves.LiveCurves(layout.live_dir(name)) if distributed.rank() == 0 else None
             result = fit(model, task, train_data, val_data, train, seed=params.seed, device=device,
-                         checkpoint_dir=folder, identity=identity, resume=resume, name=name)
+                         checkpoint_dir=folder, identity=identity, resume=resume, name=name,
+                         on_epoch=curves.log if curves else None)
+            if curves:
+                curves.end()
         if distributed.rank() != 0:
             return {}
         return _save(spec, model, identity, stats, params.seed, result, device, val_data, folder)
