@@ -78,10 +78,12 @@ def test_list_help_download_and_preprocess_never_load_torch(tmp_path: Path) -> N
 
 def test_project_imports_sit_at_module_level() -> None:
     """The stage deps are the module-level import closure; an import inside a function would be missed.
-    cli.py alone imports on demand (one stage per command, so `list` and the data stages skip torch)."""
+    cli.py and stages/entry.py alone import on demand: one stage per command (so `list` and the data stages
+    skip torch; dvc_stages.ENTRIES names each stage's module), and seqpipe.io (numpy) only once
+    entry.configure_numerics has set the kernels; each stage module imports seqpipe.io itself."""
     misplaced = []
     for path in sorted((REPO / "src/seqpipe").rglob("*.py")):
-        if path.name == "cli.py":
+        if path.name == "cli.py" or path.relative_to(REPO).as_posix() == "src/seqpipe/stages/entry.py":
             continue
         for func in ast.walk(ast.parse(path.read_text())):
             if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):

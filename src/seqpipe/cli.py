@@ -98,6 +98,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     """Import only what the command needs: `list`, download and preprocess never load torch."""
     from seqpipe import live_runs, numerics, pipelines
     from seqpipe.params import load_params
+    from seqpipe.stages import entry
 
     if args.command == "report":  # no model, no numerics: DVC's plots and metrics -> one HTML page
         from seqpipe.report import page
@@ -137,7 +138,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                            f"required (seqpipe predict {spec.name} --help)")
     params = load_params(args.params, pipelines.names())
     # before numpy and torch load: they read the pinned kernels and thread counts when they do
-    data_stage = args.command in ("download", "preprocess")
+    data_stage = args.command in entry.DATA_STAGES
     wanted = params.train(spec.name).num_threads
     # a set thread count holds that many cores while it trains (0 is a fair share instead; torchrun's
     # ranks run inside their launcher's hold; SEQPIPE_CORE_SLOTS=0 turns it off)
@@ -150,26 +151,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not data_stage:   # counted as a live training: concurrent runs share the cores (seqpipe.live_runs)
         live_runs.register()
     others = 0 if data_stage else live_runs.others()
-    threads = 1 if data_stage else numerics.threads_per_process(params.train(spec.name).num_threads, others)
-    numerics.configure(params.numerics, threads, others)
-    if not data_stage:
-        numerics.configure_torch(params.numerics, threads)
-    from seqpipe.io import check_writable
-
-    if args.command in OUTPUT_FOLDERS:
-        for folder in OUTPUT_FOLDERS[args.command](spec.name):
-            check_writable(folder)
-    if args.command == "download":
-        from seqpipe.stages import download
-        download.run(spec, params)
-    elif args.command == "preprocess":
-        from seqpipe.stages import preprocess
-        preprocess.run(spec, params)
-    elif args.command == "train":
+    entry.configure_numerics(args.command, spec, params, others)
+    if args.command == "train":
         return _train(spec, params, args)
-    elif args.command == "evaluate":
-        from seqpipe.stages import evaluate
-        evaluate.run(spec, params)
+    if args.command in entry.STAGES:
+        entry.run_stage(args.command, spec, params)
     elif args.command == "predict":
         from seqpipe.stages import predict
         print(predict.run(spec, params, args))
@@ -186,14 +172,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
     """The train stage, launched under torchrun when nproc_per_node > 1; logs to models/MODEL/train.log."""
     from seqpipe import distributed
-    from seqpipe.io import check_writable
-    from seqpipe.stages import train
+    from seqpipe.stages import entry
 
     # the sections the stage reads, parsed first: a bad key is one error line and nothing written (no train.log)
     params.section(spec.name, "model", spec.model_params)
     nproc = params.train(spec.name).nproc_per_node
     if not args.validate_only:
-        check_writable(layout.model_dir(spec.name))
+        entry.check_output_folders("train", spec)
         if distributed.rank() != 0:  # under DDP, rank 0 alone logs
             logging.getLogger().setLevel(logging.WARNING)
         else:
@@ -205,16 +190,11 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
             debug = ["--debug"] if args.debug else []
             return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *mode], nproc)
     mode = "resume" if args.resume else "fresh" if args.fresh else "auto"
-    train.run(spec, params, resume=mode, validate_only=args.validate_only)
+    entry.run_stage("train", spec, params, resume=mode, validate_only=args.validate_only)
     return 0
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
-# The folders each DVC stage writes into, checked before it starts (train's: in _train, after its params).
-OUTPUT_FOLDERS = {"download": lambda m: [layout.raw_dir(m).parent],
-                  "preprocess": lambda m: [layout.processed_dir(m).parent],
-                  "evaluate": lambda m: [layout.metrics_file(m).parent, layout.eval_plots_dir(m).parent,
-                                         layout.train_plots_dir(m).parent]}
 
 
 class _TqdmLog(logging.StreamHandler):

@@ -4,8 +4,9 @@ Each stage's deps are exactly the project files it imports when it runs: the mod
 closure of its entry modules (the stage module, the model's module for that stage, the network it
 builds), plus the data it reads, including a `local` source's path (templated from params.yaml, so
 editing the user's file reruns the chain). Project code imports the project at module level only
-(cli.py excepted, which loads one stage on demand), so this static closure is what a stage loads;
-tests/stages/test_deps.py checks both against the modules a real run has in `sys.modules`.
+(cli.py and stages/entry.py excepted, which load one stage on demand: ENTRIES names it), so this static
+closure is what a stage loads; tests/stages/test_deps.py checks both against the modules a real run has
+in `sys.modules`. The CLI's own modules (ORCHESTRATION) are left out.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from seqpipe.stages.check_params import CHECKED as CHECKED_FILE
 
 SRC = Path(__file__).resolve().parents[1]          # the folder holding the seqpipe package
 ROOT = SRC.parent
-COMMON = ("seqpipe.cli", "seqpipe.pipelines", "seqpipe.params", "seqpipe.numerics", "seqpipe.live_runs", "{package}")
+COMMON = ("seqpipe.stages.entry", "seqpipe.pipelines", "seqpipe.params", "seqpipe.numerics", "{package}")
+# What the CLI loads around a stage and no stage imports: argument parsing, help, completion, logging set-up,
+# the live-run registry and core slots. It decides nothing in a stage's outputs (seqpipe.stages.entry says
+# what it hands over), so it is no dep: editing a help text reruns nothing. tests/stages/test_deps.py checks
+# that a real run loads exactly the deps plus these.
+ORCHESTRATION = ("seqpipe.cli", "seqpipe.cli_parser", "seqpipe.live_runs")
 ENTRIES = {"download": ("seqpipe.stages.download", "{package}.download"),
            "preprocess": ("seqpipe.stages.preprocess", "{package}.preprocess"),
            "train": ("seqpipe.stages.train", "seqpipe.networks.{network}"),

@@ -151,14 +151,20 @@ def _layout(stats: dict[str, Any], io_shapes: dict[str, str]) -> tuple[list, lis
     return [], [], None, None, {"x": x, "y": y}
 
 
+PIPELINE_OUTPUTS = ("data", "models", "metrics", "plots", "dvc.lock")
+
+
 def git_commit() -> str:
-    """HEAD's commit, with '-dirty' when the working tree has changes; 'unknown' outside git."""
+    """HEAD's commit, with '-dirty' when the working tree has changes beside what the pipeline writes (the
+    DVC outputs under data/ and models/, metrics/, plots/, dvc.lock: a retrain changes those, not the
+    code and params the model comes from); 'unknown' outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, encoding="utf-8",
                               errors="replace", timeout=30)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+        spec = [":(top)", *(f":(top,exclude){path}" for path in PIPELINE_OUTPUTS)]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *spec], capture_output=True,
                                encoding="utf-8", errors="replace", timeout=60)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
