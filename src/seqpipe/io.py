@@ -115,10 +115,14 @@ def output_target(path: str | Path, option: str = "--output") -> tuple[str, Path
 
 def output_file(given: str | Path, option: str = "--output") -> Path:
     """`given` as the path of a file to write: a text that ends in '/' (or is '.', '..', or ends in '/.',
-    '/..') names a folder and is refused, one rule for every --output."""
+    '/..') names a folder and is refused, as is '-' (read as stdout by many tools), one rule for every
+    --output."""
     text = os.fspath(given)
     if not text:
         raise SeqpipeError(f"{option}: an empty path; give a file path")
+    if text == "-":   # not a file called '-' in the current folder, which is what writing it would make
+        raise SeqpipeError(f"{option} -: '-' is no file path here; give a file path, or /dev/stdout for the "
+                           "standard output")
     if text.endswith(os.sep) or os.path.basename(text) in ("", ".", ".."):
         raise SeqpipeError(f"{text}: ends in '{os.path.basename(text) or os.sep}', so it names a folder; {option} "
                            "takes a file path")

@@ -158,7 +158,8 @@ def test_a_fifo_output_without_a_reader_is_refused_after_a_wait_and_a_link_loop_
     assert (tmp_path / "a").is_symlink() and stat.S_ISFIFO((tmp_path / "f").lstat().st_mode)
 
 
-def test_an_output_that_is_a_socket_or_a_folder_is_refused(tmp_path: Path) -> None:
+def test_an_output_that_is_a_socket_or_a_folder_is_refused(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
     with socket.socket(socket.AF_UNIX) as sock:
@@ -170,6 +171,10 @@ def test_an_output_that_is_a_socket_or_a_folder_is_refused(tmp_path: Path) -> No
         write_csv(tmp_path / "d", {"x": [1.0]})
     with pytest.raises(SeqpipeError, match="an output: an empty path"):
         write_csv("", {"x": [1.0]})
+    monkeypatch.chdir(tmp_path)   # '-' is refused, not written as a file of that name in the current folder
+    with pytest.raises(SeqpipeError, match="'-' is no file path here"):
+        write_csv("-", {"x": [1.0]})
+    assert not (tmp_path / "-").exists()
     assert stat.S_ISSOCK((tmp_path / "s").lstat().st_mode) and temps(tmp_path) == []
 
 
