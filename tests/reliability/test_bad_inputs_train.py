@@ -37,19 +37,19 @@ def _over_memory(base: Path, work: Path) -> str:
 CASES = [
     # 17: a 64 TB network, counted on the meta device, never allocated
     Case("hidden_size_2000000", ["train", "bandwidth"],
-         _processed("bandwidth", "models.bandwidth.model: LinearResidualLSTM would have 48,000,184,000,004 parameters"),
+         _processed("bandwidth", "models.bandwidth.model.hidden_size: must be in 1..16384, got 2000000"),
          "models/bandwidth/model.pt", {"models.bandwidth.model.hidden_size": 2_000_000,
                                        "models.bandwidth.model.num_layers": 2}),
     Case("hidden_size_2000000_two_processes", ["train", "bandwidth"],
-         _processed("bandwidth", "models.bandwidth.model: LinearResidualLSTM would have 48,000,184,000,004 parameters"),
+         _processed("bandwidth", "models.bandwidth.model.hidden_size: must be in 1..16384, got 2000000"),
          "models/bandwidth/model.pt", {"models.bandwidth.model.hidden_size": 2_000_000,
                                        "models.bandwidth.model.num_layers": 2,
                                        "models.bandwidth.train.nproc_per_node": 2}),
     Case("resnet_base_width_huge", ["train", "ice_type", "--validate-only"],
-         _processed("ice_type", "models.ice_type.model: ResNetClassifier would have"),
+         _processed("ice_type", "models.ice_type.model.base_width: must be in 4..512, got 100000"),
          "models/ice_type/model.pt", {"models.ice_type.model.base_width": 100_000}),
     Case("convlstm_hidden_channels_huge", ["train", "ice_forecast", "--validate-only"],
-         _processed("ice_forecast", "models.ice_forecast.model: ConvLSTMForecaster would have"),
+         _processed("ice_forecast", "models.ice_forecast.model.hidden_channels: must be in 1..1024, got 100000"),
          "models/ice_forecast/model.pt", {"models.ice_forecast.model.hidden_channels": 100_000}),
     Case("under_parameter_budget_over_memory", ["train", "bandwidth"], _over_memory, "models/bandwidth/model.pt",
          {"models.bandwidth.model.hidden_size": NEAR_BUDGET, "models.bandwidth.model.num_layers": 2,
@@ -65,7 +65,7 @@ CASES = [
          _processed("bandwidth", "params.yaml: models.bandwidth.train.num_threads: must be in 0..256"),
          "models/bandwidth/model.pt", {"models.bandwidth.train.num_threads": 100_000}),
     Case("nproc_per_node_above_cores", ["train", "bandwidth"],
-         _processed("bandwidth", f"models.bandwidth.train.nproc_per_node is {BIG} but this machine has"),
+         _processed("bandwidth", f"models.bandwidth.train.nproc_per_node: must be in 1..1024 (1 = no DDP), got {BIG}"),
          "models/bandwidth/model.pt", {"models.bandwidth.train.nproc_per_node": BIG}),
 ]
 

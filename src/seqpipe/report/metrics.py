@@ -37,7 +37,7 @@ def collect_metrics(revisions: list[str]) -> MetricsTable:
             for path, entry in (rev_data.get("data") or {}).items():
                 for key, value in _flatten(entry.get("data") or {}).items():
                     table.files.setdefault(path, {})[key] = [value]
-        return table
+        return _without_training_summaries(table)
     warnings: list[str] = []
     for i, rev in enumerate(columns[1:], start=1):
         diff, said = dvc_run("metrics", "diff", "--all", columns[0], *([] if rev == WORKSPACE else [rev]))
@@ -49,7 +49,19 @@ def collect_metrics(revisions: list[str]) -> MetricsTable:
     if any(f"'{WORKSPACE}'" in w for w in warnings):
         table.notes += _workspace_problems(dvc_json("metrics", "show"))
     table.notes += [w for w in dict.fromkeys(warnings) if f"'{WORKSPACE}'" not in w]
+    return _without_training_summaries(table)
+
+
+def _without_training_summaries(table: MetricsTable) -> MetricsTable:
+    """Leave out DVCLive's summary of a training (models/<model>/live/metrics.json: the last epoch's losses
+    and lr, a metrics output so that `dvc exp show` shows a running experiment): the reports show the
+    training as its curves, among the plots, and compare the models by their test metrics."""
+    table.files = {path: rows for path, rows in table.files.items() if not _is_training_summary(path)}
     return table
+
+
+def _is_training_summary(path: str) -> bool:
+    return Path(path).match("models/*/live/metrics.json")
 
 
 def _workspace_problems(show: dict) -> list[str]:

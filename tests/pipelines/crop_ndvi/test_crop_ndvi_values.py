@@ -141,4 +141,4 @@ def test_boa_add_offset_out_of_range_is_a_params_error(tmp_path: Path) -> None:
     write_params(tmp_path / "params.yaml", {**tiny_overrides("crop_ndvi"), f"{LOCAL}.boa_add_offset": 20000})
     proc = run(["seqpipe", "download", "crop_ndvi"], tmp_path, check=False)
     assert proc.returncode == 1
-    assert f"{LOCAL}.boa_add_offset: a DN offset such as -1000 or 0" in proc.stderr.splitlines()[-1]
+    assert f"{LOCAL}.boa_add_offset: must be in -10000..10000, got 20000" in proc.stderr.splitlines()[-1]
