@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `seqpipe`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test test-slow bench venv clean-venv dvc.yaml report browser
+.PHONY: repro test test-slow bench venv clean-venv dvc.yaml docs report browser
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ test-slow: $(STAMP)
 # dvc.yaml's stages come from the model folders (deps = what each stage imports); run after adding a model.
 dvc.yaml: $(STAMP)
 	$(BIN)/seqpipe dvc-yaml
+
+# docs/cli.md from the argument parser and docs/params.md from the params classes (a test fails when they are stale).
+docs: $(STAMP)
+	$(BIN)/seqpipe docs
 
 clean-venv:
 	rm -rf $(VENV)

@@ -115,6 +115,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         changed = dvc_stages.write(Path("dvc.yaml"), check=args.check)
         print("dvc.yaml " + ("written" if changed else "is up to date"))
         return 0
+    if args.command == "docs":   # the reference pages: docs/cli.md from this parser, docs/params.md
+        from seqpipe import docs_pages
+        changed = docs_pages.write(Path("."), args.params, check=args.check)
+        print(f"{', '.join(map(str, changed))} written" if changed else
+              "docs/cli.md and docs/params.md are up to date")
+        return 0
     if args.command == "completion":
         import shtab
         print(shtab.complete(build_parser(["completion"]), args.shell))

@@ -19,7 +19,7 @@ INPUT_HELP = {"input": "input file or folder (required)",
               "before": "the earlier raster, t1 (required)",
               "after": "the later raster, t2, on the same grid as --before (required)"}
 COMMANDS = ("list", "check-params", "download", "preprocess", "train", "evaluate", "predict", "dvc-yaml", "export",
-            "completion", "report", "pr-report")
+            "completion", "report", "pr-report", "docs")
 PATH_OPTIONS = ("input", "before", "after")   # every predict path option; a model takes its spec's
 
 
@@ -123,6 +123,10 @@ def build_parser(argv: list[str] | None = None) -> Parser:
         sub.add_parser("predict", help="run a trained model on new input (seqpipe predict MODEL --help)")
     dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml's stages from the model folders (deps = what each stage imports)")
     dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
+    docs = sub.add_parser("docs", help="write docs/cli.md (from this argument parser) and docs/params.md "
+                          "(from the params classes and params.yaml's values)")
+    docs.add_argument("--check", action="store_true",
+                      help="only check that both pages are up to date (exit 1 if not)")
     export = sub.add_parser("export", help="export MODEL to ONNX with self-describing metadata, checked against torch")
     _model_argument(export, names)
     export.add_argument("--output", type=str, help="default: models/MODEL/model.onnx")

@@ -1,5 +1,5 @@
 """A repository copy whose tiny pipeline trained every model (`dvc repro train-*`), shared by the API
-and README tests of this folder: the model files, data/raw and params.yaml that predict reads."""
+and docs/predict.md tests of this folder: the model files, data/raw and params.yaml that predict reads."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from filelock import FileLock
 from seqpipe import pipelines
 from tests.conftest import copy_repo, run, tiny_overrides
 
-# ice_change keeps the default pair dates (they come from these keys alone), so the README's and the
+# ice_change keeps the default pair dates (they come from these keys alone), so docs/predict.md's and the
 # help's example, which names data/raw/ice_change/pair_0000's files, runs on the tiny copy as on a fresh clone
 DEFAULT_PAIR_DATES = ("field.n_days", "n_pairs", "gap_min_days", "gap_max_days")
 

@@ -1,4 +1,4 @@
-"""The README's "Adding a model" recipe, followed to the letter on a copy of the repository."""
+"""The "Adding a model" recipe of docs/layout.md, followed to the letter on a copy of the repository."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ BLOCK = re.compile(r"```(?:python|yaml)\n# (\S+)[^\n]*\n(.*?)```", re.S)
 
 
 def recipe() -> list[tuple[str, str]]:
-    """(path, text) of each code block of the README's "Adding a model" section."""
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### Adding a model"):]
-    section = section[: section.index("\n## ")]
-    return BLOCK.findall(section)
+    """(path, text) of each code block of the "Adding a model" section of docs/layout.md."""
+    page = (REPO / "docs/layout.md").read_text(encoding="utf-8")
+    section = page[page.index("\n## Adding a model\n"):]
+    end = section.find("\n## ", 1)      # the next section (the code blocks' `# path` lines are no heading)
+    return BLOCK.findall(section if end < 0 else section[:end])
 
 
-def test_a_seventh_model_from_the_readme_recipe(repo_copy: Path) -> None:
+def test_a_seventh_model_from_the_docs_recipe(repo_copy: Path) -> None:
     blocks = recipe()
     assert [path for path, _ in blocks] == [f"src/seqpipe/pipelines/toy/{f}.py"
                                             for f in ("__init__", "download", "preprocess", "evaluate")] + ["params.yaml"]

@@ -1,6 +1,6 @@
 """Slow: each model at its default params through real `dvc repro`, checked against its aims.
 
-Run with `make test-slow`. These are the numbers the README reports; a change that makes a model
+Run with `make test-slow`. These are the numbers docs/models.md reports; a change that makes a model
 miss its aim (or lose to its baselines) fails here.
 """
 

@@ -3,7 +3,7 @@ through the `local` source, the series named as the one feature and target, ever
 params.yaml default (window, season, split and batch size `auto`), then the real `dvc repro` in a repo copy.
 
 The rule (issue 26): in the rolling-origin backtest the forecaster is never more than 1% worse than the best
-baseline in mean RMSE, and no baseline beats it by more than the backtest's spread. The README's table
+baseline in mean RMSE, and no baseline beats it by more than the backtest's spread. docs/models.md's table
 "Real series" lists every series measured, these and the ones where the rule does not hold yet.
 """
 
@@ -61,9 +61,9 @@ SERIES: dict[str, tuple[Callable[[], pd.DataFrame], int]] = {   # name: (the CSV
     **{column: (lambda column=column: macro(column), 4) for column in ("realcons", "realinv", "cpi", "unemp", "infl")},
 }
 DEFAULT_RUN = ("realgdp", "nile")   # the rest (20-40 s each) with `make test-slow`
-# Where the rule does not hold yet (README "Real series"): ETS's smoothed trend, or drift's whole-history mean
-# change for cpi, is 3-9% ahead of the forecaster on 29 test quarters. strict: a fix makes these fail, to be
-# moved to SERIES proper.
+# Where the rule does not hold yet (docs/models.md, "Real series"): ETS's smoothed trend, or drift's
+# whole-history mean change for cpi, is 3-9% ahead of the forecaster on 29 test quarters. strict: a fix makes
+# these fail, to be moved to SERIES proper.
 KNOWN_GAPS = ("realcons", "realinv", "cpi", "unemp", "infl")
 
 
@@ -71,7 +71,8 @@ def marks(name: str) -> list:
     if name in DEFAULT_RUN:
         return []
     if name in KNOWN_GAPS:
-        return [pytest.mark.slow, pytest.mark.xfail(strict=True, reason="a long-memory baseline wins (README)")]
+        return [pytest.mark.slow,
+                pytest.mark.xfail(strict=True, reason="a long-memory baseline wins (docs/models.md)")]
     return [pytest.mark.slow]
 
 

@@ -47,5 +47,6 @@ def test_default_params_follow_a_trend_beyond_the_training_range(tmp_path: Path,
     run(["seqpipe", "evaluate", "bandwidth"], work)
     detail = json.loads((work / "plots/bandwidth/eval/metrics_detail.json").read_text())
     # a globally standardised network saturates here: RMSE 14.0 (CO2) and 6211 (GDP) against persistence's
-    # 0.50 and 105 (README, "Levels outside the training range"); difference reads each window relative to itself
+    # 0.50 and 105 (docs/models.md, "Levels outside the training range"); difference reads each window
+    # relative to itself
     assert detail["test"]["mean"]["rmse"] < detail["baselines"]["persistence"]["mean"]["rmse"]

@@ -38,7 +38,7 @@ def old_generator(p: FreqSyntheticParams, seed: int) -> tuple[np.ndarray, np.nda
 
 @pytest.mark.parametrize("seed", [0, 42])
 def test_the_knobs_at_zero_give_the_old_data_byte_for_byte(tmp_path: Path, seed: int) -> None:
-    """Depths and rates at 0 (README's one command); the rate and spike size do not matter then."""
+    """Depths and rates at 0 (docs/models.md's one command); the rate and spike size do not matter then."""
     p = replace(PLAIN, n_series=57, seq_len=33, frequencies_hz=[2.0, 4.5, 9.0], noise_std=0.3,
                 modulation_rate_hz=0.5, outlier_scale=3.0)
     signals, components = generate(tmp_path, p, seed)
