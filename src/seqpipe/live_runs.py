@@ -234,10 +234,10 @@ def _ancestry() -> set[int]:
     """This process and its parents (from /proc; just this process where /proc is missing)."""
     pids, pid = {os.getpid()}, os.getpid()
     while pid > 1:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+        try:   # bytes: the command name in parentheses may be anything, in no particular encoding
+            fields = Path(f"/proc/{pid}/stat").read_bytes()
         except OSError:
             break
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        pid = int(fields.rsplit(b")", 1)[1].split()[1])
         pids.add(pid)
     return pids
