@@ -157,8 +157,8 @@ def _write_into(node: Path, tmp: Path, shown: Path) -> None:
                 view = memoryview(block)
                 while view:
                     view = view[os.write(fd, view):]
-    except BrokenPipeError:
-        raise SeqpipeError(f"{shown}: its reader closed it before the whole output was written") from None
+    except BrokenPipeError:   # the reader has gone: the CLI ends quietly with 141, as for its own stdout
+        raise
     except OSError as exc:
         raise _cannot_write(exc, shown) from None
     finally:

@@ -108,6 +108,18 @@ def test_an_output_linked_to_stdout_is_written_to_the_stream(trained: Path, tmp_
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
 
 
+def test_an_output_pipe_whose_reader_leaves_ends_the_run_quietly(trained: Path, tmp_path: Path) -> None:
+    """`--output /dev/stdout | head -c 10`: the broken pipe of stdout's class, exit 141 and no message."""
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(["seqpipe", "predict", "bandwidth", "--input", IN, "--output", "/dev/stdout"], cwd=trained,
+                          env={**run_env(trained), "SEQPIPE_RUNTIME_DIR": str(tmp_path / "runtime")},
+                          stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=300)
+    reader.stdin.close()
+    reader.wait(timeout=60)
+    assert proc.returncode == 141 and error_lines(proc.stderr) == [], proc.stderr
+    assert "Traceback" not in proc.stderr and "crash" not in proc.stderr
+
+
 def test_an_output_that_is_a_device_is_written_into_and_its_errors_named(trained: Path, tmp_path: Path) -> None:
     refused(predict(trained, "/dev/full", tmp_path / "runtime"), "/dev/full: no space left on the device", code=3)
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
