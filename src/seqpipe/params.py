@@ -160,6 +160,8 @@ Dropout = Annotated[float, Range(0, 1, high_open=True)]
 BatchSize = Annotated[int, Range(1, 2**20)]
 SplitFraction = Annotated[float, Range(0, 0.5, low_open=True, high_open=True)]   # val or test share of the data
 Penalty = Annotated[float, Range(0, 1e6)]   # a ridge or L2 penalty (standardised units)
+Width = Annotated[int, Range(1, 16_384)]    # units of a layer (an LSTM's hidden size, a dense head's)
+Layers = Annotated[int, Range(1, 32)]       # stacked recurrent layers
 
 
 @params_section
@@ -197,8 +199,8 @@ def check_lstm_size(p: Any) -> None:
 class LSTMParams:
     """The `model:` section of the LSTM-based models."""
 
-    hidden_size: Annotated[int, Range(1, 16_384)]
-    num_layers: Annotated[int, Range(1, 32)]
+    hidden_size: Width
+    num_layers: Layers
     dropout: Dropout
     bidirectional: bool   # reads each window both ways; for offline (non-causal) tasks
 
@@ -208,7 +210,7 @@ class LSTMParams:
 
 @params_section
 class ForecastLSTMParams(LSTMParams):
-    """The `model:` section of the LSTM next-step forecasters (bandwidth, crop_ndvi)."""
+    """The `model:` section of an LSTM next-step forecaster (crop_ndvi)."""
 
     # how the network reads each window (seqpipe.networks.lstm): global = as the training scaler left
     # it; difference = relative to its last step, forecasting the change; revin = per-window instance

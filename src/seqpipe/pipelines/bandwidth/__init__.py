@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from seqpipe.params import Dropout, Length, Penalty, Range, check, check_lstm_size, params_section
+from seqpipe.params import Dropout, Layers, Length, Penalty, Range, Width, check, check_lstm_size, params_section
 from seqpipe.spec import ModelSpec
 
 FILE_NAME = "bandwidth.csv"   # the raw CSV, whatever the source
@@ -17,8 +17,8 @@ OUTSIDE_TRAINING = ("the forecaster reads each window relative to its last step 
 class ForecasterParams:
     """The `model:` section: seqpipe.networks.forecaster.LinearResidualLSTM."""
 
-    hidden_size: Annotated[int, Range(1, 16_384)]
-    num_layers: Annotated[int, Range(1, 32)]
+    hidden_size: Width
+    num_layers: Layers
     dropout: Dropout
     linear_alpha: Penalty   # ridge penalty of the linear part (standardised units)
     # nominal coverage of the split-conformal prediction intervals

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from seqpipe.params import ForecastLSTMParams, Length, Range, params_section
+from seqpipe.params import ForecastLSTMParams, Length, Width, params_section
 from seqpipe.spec import ModelSpec
 
 
 @params_section
 class CropModelParams(ForecastLSTMParams):
     # hidden widths of the FC head after the (Bi)LSTM: [64] = 256 -> 64 -> 1
-    head_hidden: Annotated[list[Annotated[int, Range(1, 16_384)]], Length(0, 8)]
+    head_hidden: Annotated[list[Width], Length(0, 8)]
 
 
 def network(p: CropModelParams, stats: dict) -> tuple[str, dict]:
