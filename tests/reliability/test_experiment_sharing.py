@@ -72,7 +72,7 @@ def trained_here(repo: Path) -> list[str]:
     return [p for p in ("models/bandwidth/train.log", "models/bandwidth/checkpoints") if (repo / p).exists()]
 
 
-@pytest.mark.slow  # 43 s on the quiet 2-core VM, 63 s beside other test runs: two experiments, one retrain
+@pytest.mark.slow  # 43-44 s on the shared 2-core VM at load 1.6, 63 s at load 3.6: two experiments, one retrain
 def test_experiments_from_two_machines_pulled_compared_and_the_best_applied_without_training(tmp_path: Path) -> None:
     bare, storage = tmp_path / "origin.git", tmp_path / "dvc-remote"
     seed = tmp_path / "seed"
