@@ -61,7 +61,7 @@ def ets(series: np.ndarray, fit: slice) -> tuple[np.ndarray, dict[str, float]]:
         warnings.simplefilter("ignore", ConvergenceWarning)
         fitted = ETSModel(values[fit], **options).fit(disp=False)
     forecast = ETSModel(values[start:], **options).smooth(fitted.params).fittedvalues
-    return np.asarray(forecast), {k: float(v) for k, v in zip(fitted.param_names, fitted.params)}
+    return np.asarray(forecast), {k: float(v) for k, v in zip(fitted.param_names, fitted.params, strict=True)}
 
 
 def holt_damped(windows: np.ndarray, alpha: float, beta: float, phi: float) -> np.ndarray:

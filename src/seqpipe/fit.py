@@ -27,8 +27,8 @@ from torch import nn
 from tqdm import tqdm
 
 from seqpipe import checkpoint, optim
-from seqpipe.errors import SeqpipeError
 from seqpipe.distributed import Ranks
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import TrainParams
 from seqpipe.tasks import Task, step
 

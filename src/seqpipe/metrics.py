@@ -66,7 +66,7 @@ def headline(detail: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
 
     def pick(section: dict[str, Any], where: str) -> dict[str, float]:
         out = {}
-        for key, name in zip(keys, names):
+        for key, name in zip(keys, names, strict=True):
             value: Any = section
             for part in key.split("."):
                 if not isinstance(value, dict) or part not in value:

@@ -21,9 +21,9 @@ import re
 import stat
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Annotated, Any, Literal, TypeVar
 
 from ruamel.yaml import YAML, YAMLError
@@ -110,7 +110,7 @@ def check_date(key: str, value: str, time: bool = False) -> dt.datetime:
         expected = "an ISO date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)" if time else "a YYYY-MM-DD date"
         raise ParamsError(f"{key}: not {expected}: {value!r}") from None
     check(FIRST_YEAR <= when.year <= LAST_YEAR, key, f"must lie in the years {FIRST_YEAR}..{LAST_YEAR}, got {value!r}")
-    return when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when.tzinfo else when   # comparable
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when   # comparable
 
 
 def check_end(key: str, start: dt.datetime, span: dt.timedelta | float, what: str) -> None:

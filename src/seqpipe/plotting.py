@@ -49,7 +49,7 @@ def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_forma
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(list(columns))
-        writer.writerows(zip(*cells))
+        writer.writerows(zip(*cells, strict=True))
 
 
 def _csv_cells(values: np.ndarray, float_format: str) -> list[str]:
@@ -86,7 +86,7 @@ def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.
     hides no data); `faint` labels drawn thin and pale; NaN breaks a line."""
     fig = new_figure(figsize=(10, 1.0 + 2.2 * len(panels)))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
-    for ax, (panel_title, lines) in zip(axes[:, 0], panels):
+    for ax, (panel_title, lines) in zip(axes[:, 0], panels, strict=True):
         for name, y in lines.items():
             ax.plot(x, y, label=name, lw=0.8 if name in faint else 1.6, alpha=0.4 if name in faint else 1.0,
                     marker="." if len(x) <= 80 else None, ms=3, color=SERIES_COLOURS.get(name))
@@ -106,7 +106,7 @@ def band_panels(path: Path, x: np.ndarray,
     interval bands shaded, the widest palest, under the actual and forecast lines."""
     fig = new_figure(figsize=(10, 1.0 + 2.2 * len(panels)))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
-    for ax, (panel_title, actual, forecast, bands) in zip(axes[:, 0], panels):
+    for ax, (panel_title, actual, forecast, bands) in zip(axes[:, 0], panels, strict=True):
         for i, (label, lower, upper) in enumerate(sorted(bands, key=lambda b: -float(np.nanmean(b[2] - b[1])))):
             ax.fill_between(x, lower, upper, color=SERIES_COLOURS["model"], alpha=0.12 + 0.12 * i, lw=0,
                             label=f"{label} interval")
@@ -124,7 +124,7 @@ def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, s
     """Predicted vs actual, one square panel per (title, actual, predicted, unit), with the y = x line."""
     fig = new_figure(figsize=(3.3 * len(panels), 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (panel_title, actual, predicted, unit) in zip(axes[0], panels):
+    for ax, (panel_title, actual, predicted, unit) in zip(axes[0], panels, strict=True):
         ax.scatter(actual, predicted, s=3, alpha=0.4, label="test windows")
         lo, hi = float(np.nanmin(actual)), float(np.nanmax(actual))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="predicted = actual")
@@ -159,7 +159,7 @@ def map_panels(path: Path, panels: list[tuple[str, np.ndarray, MapScale]], ncols
     for ax in axes.ravel():
         ax.set_axis_off()
     shown: dict[MapScale, tuple[Any, list]] = {}
-    for ax, (panel_title, image, scale) in zip(axes.ravel(), panels):
+    for ax, (panel_title, image, scale) in zip(axes.ravel(), panels, strict=False):
         cmap = colormaps[scale.cmap].with_extremes(bad=MASKED_COLOUR)
         image = np.ma.masked_invalid(np.asarray(image, dtype=np.float64))
         artist = ax.imshow(image, vmin=scale.vmin, vmax=scale.vmax, cmap=cmap, interpolation="nearest")

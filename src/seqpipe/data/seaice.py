@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import Grid, geotiff_writer, many_files, nodata_mask, require_whole_read
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import require_file
 
 if TYPE_CHECKING:

@@ -84,7 +84,7 @@ def read_scenes(folder: Path) -> list[dict]:
         raise SeqpipeError(f"{path}: lists no dates")
     checked = [_scene(path, k, scene) for k, scene in enumerate(scenes)]
     order = sorted(range(len(checked)), key=lambda k: checked[k]["date"])
-    for a, b in zip(order, order[1:]):
+    for a, b in zip(order, order[1:], strict=False):   # adjacent pairs
         if checked[a]["date"] == checked[b]["date"]:
             raise SeqpipeError(f"{path}: scenes[{max(a, b)}] repeats the date {checked[a]['date']} of "
                                f"scenes[{min(a, b)}]; one scene per date")

@@ -215,7 +215,7 @@ class RangeCheck:
         """{column: {split: share of its rows beyond the margin}}, only the nonzero ones (6 decimals)."""
         found: dict[str, dict[str, float]] = {}
         for split, counts in self.beyond.items():
-            for column, count in zip(self.columns, counts):
+            for column, count in zip(self.columns, counts, strict=True):
                 if count:
                     found.setdefault(column, {})[split] = round(float(count) / self.rows[split], 6)
         return found

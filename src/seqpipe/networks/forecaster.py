@@ -27,7 +27,6 @@ from torch import nn
 
 from seqpipe.conformal import conformal_halfwidths
 
-
 SIGNIFICANCE = 2.0   # standard errors by which the correction must improve the validation error to be kept
 
 
@@ -110,7 +109,7 @@ class LinearResidualLSTM(nn.Module):
         self.high.copy_(x[:, -1, :].amax(dim=0))
         design, last = self.design(x)
         fit = ridge(design.double(), y.double() - last.double(), self.linear_alpha)
-        for buffer, value in zip(self.linear_fit, fit):
+        for buffer, value in zip(self.linear_fit, fit, strict=True):
             buffer.copy_(value)
 
     @torch.no_grad()

@@ -20,7 +20,7 @@ class SiameseChangeNet(nn.Module):
         super().__init__()
         self.in_channels = in_channels
         widths = [base_channels * 2**i for i in range(depth)]
-        self.encoder = nn.ModuleList(_block(c_in, c_out) for c_in, c_out in zip([in_channels, *widths], widths))
+        self.encoder = nn.ModuleList(_block(c_in, c_out) for c_in, c_out in zip([in_channels, *widths], widths, strict=False))
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
                                 for i in range(depth - 1))
         self.decoder = nn.ModuleList(_block(2 * widths[i], widths[i]) for i in range(depth - 1))

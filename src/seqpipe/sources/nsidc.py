@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import sha256_file
 from seqpipe.params import Range, as_dict, check, check_date, params_section
 from seqpipe.sources.fetch import HttpStatusError, Transfer, check_url, fetch, fetch_text

@@ -19,7 +19,6 @@ import numpy as np
 from seqpipe.data import seaice
 from seqpipe.params import Range, check, check_date, check_end, check_size, params_section
 
-
 MAX_CELL_DAYS = 2**29   # n_days x height x width: the series preprocess holds (about ten years of the whole grid)
 GridPx = Annotated[float, Range(0, 1000)]   # a distance on the 25 km grid, in pixels
 

@@ -26,10 +26,10 @@ from typing import Annotated, Any
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import Grid, aligned, geotiff_profile, write_geotiff
-from seqpipe.params import Length, Range, check, check_date, params_section
 from seqpipe.data.sentinel2 import SCL, SYNTHETIC_LAYOUT, index_stack
+from seqpipe.errors import SeqpipeError, first_line
+from seqpipe.params import Length, Range, check, check_date, params_section
 from seqpipe.sources.fetch import Transfer
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from seqpipe.params import Dropout, Layers, Length, Penalty, Range, Width, check, check_lstm_size, params_section
+from seqpipe.params import (
+    Dropout,
+    Layers,
+    Length,
+    Penalty,
+    Range,
+    Width,
+    check,
+    check_lstm_size,
+    params_section,
+)
 from seqpipe.spec import ModelSpec
 
 FILE_NAME = "bandwidth.csv"   # the raw CSV, whatever the source

@@ -73,7 +73,7 @@ def _congestion(rng: np.random.Generator, n: int, p: BandwidthSyntheticParams) -
     count = rng.poisson(p.congestion_per_day * n / steps_per_day)
     out = np.zeros(n)
     for start, minutes, height in zip(rng.integers(0, n, count), rng.lognormal(np.log(45), 0.5, count),
-                                      rng.uniform(0.15, 0.5, count)):
+                                      rng.uniform(0.15, 0.5, count), strict=True):
         length = max(int(minutes * 60 / p.cadence_s), 3)
         envelope = np.sin(np.linspace(0, np.pi, length)) ** 2 * height
         end = min(start + length, n)

@@ -117,7 +117,7 @@ def evaluate(ctx: EvalContext) -> dict:
                                      "rmse_change_percent": 100 * (model["backtest"]["rmse"] /
                                                                    linear["backtest"]["rmse"] - 1)},
             "intervals": intervals["coverage"],
-            "season_steps": season, "mase_scale": dict(zip(targets, scales)),
+            "season_steps": season, "mase_scale": dict(zip(targets, scales, strict=True)),
             "ets": {"model": "ETS(A,Ad,N) (statsmodels ETSModel, maximum likelihood), refit at each origin",
                     "fit_steps": p.ets_fit_steps}}
 

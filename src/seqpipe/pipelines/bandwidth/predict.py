@@ -16,15 +16,20 @@ import torch
 from torch import nn
 
 from seqpipe.conformal import interval_bounds, level_label
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.series import Standardizer, cadence_text, off_cadence, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.networks import predict_batches
+from seqpipe.params import Params
 from seqpipe.pipelines.bandwidth import OUTSIDE_TRAINING
 from seqpipe.plotting import write_csv
-from seqpipe.params import Params
-from seqpipe.stages.predict import (PredictInputError, range_check, require_finite_computed, table_values,
-                                   warn_outside_training)
+from seqpipe.stages.predict import (
+    PredictInputError,
+    range_check,
+    require_finite_computed,
+    table_values,
+    warn_outside_training,
+)
 
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
           "or an array [rows, features] in that order, rows in time order at the trained cadence "

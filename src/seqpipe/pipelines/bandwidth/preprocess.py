@@ -10,9 +10,21 @@ from typing import Annotated
 import numpy as np
 
 from seqpipe.baselines import season_from_cadence
-from seqpipe.data.series import (MAX_AUTO_HOLDOUT, RangeCheck, Standardizer, auto_batch_size, auto_holdout_fraction,
-                                 auto_window, cadence_text, chronological_split, detect_cadence, off_cadence,
-                                 save_splits, sliding_windows, training_range)
+from seqpipe.data.series import (
+    MAX_AUTO_HOLDOUT,
+    RangeCheck,
+    Standardizer,
+    auto_batch_size,
+    auto_holdout_fraction,
+    auto_window,
+    cadence_text,
+    chronological_split,
+    detect_cadence,
+    off_cadence,
+    save_splits,
+    sliding_windows,
+    training_range,
+)
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import AUTO, Length, Range, SplitFraction, check, check_size, params_section

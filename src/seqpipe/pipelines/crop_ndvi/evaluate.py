@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy
 from seqpipe.metrics import baseline_goal, mase_scale, regression_metrics
 from seqpipe.params import BatchSize, Penalty, Range, params_section

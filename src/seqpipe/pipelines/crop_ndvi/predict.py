@@ -20,16 +20,21 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.data.series import RangeCheck, Standardizer
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
+from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes, read_scenes
+from seqpipe.data.series import RangeCheck, Standardizer
+from seqpipe.errors import SeqpipeError
 from seqpipe.networks import predict_batches
+from seqpipe.params import Params
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, to_grid
-from seqpipe.params import Params
-from seqpipe.stages.predict import (PredictInputError, as_array, range_check, require_range,
-                                   warn_outside_training)
-from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes, read_scenes
+from seqpipe.stages.predict import (
+    PredictInputError,
+    as_array,
+    range_check,
+    require_range,
+    warn_outside_training,
+)
 
 NODATA = -9999.0
 INPUTS = ("ndvi: an NDVI stack [steps, H, W] on the training date grid (one map per stats['grid_days'] days, "
@@ -76,7 +81,7 @@ def latest_scenes(folder: Path, layout: StackLayout, window: int, max_gap: int, 
     that params.yaml's download.local describes)."""
     scenes = read_scenes(folder) if (folder / INDEX).exists() else find_scenes(folder, layout)
     dates = pd.to_datetime([s["date"] for s in scenes])
-    keep = [s for s, d in zip(scenes, dates) if (dates[-1] - d).days <= (window + max_gap) * grid_days]
+    keep = [s for s, d in zip(scenes, dates, strict=True) if (dates[-1] - d).days <= (window + max_gap) * grid_days]
     return keep
 
 

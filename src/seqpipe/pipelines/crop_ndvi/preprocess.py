@@ -15,13 +15,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import pandas as pd
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, nodata_mask, open_raster,
-                                  read_window, require_georeferenced, require_in_budget, require_same_grid,
-                                  tile_aligned)
-from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
-from seqpipe.params import Length, Range, SplitFraction, check_size, params_section
+from seqpipe.data.rasters import (
+    Grid,
+    aligned,
+    bounded_cache,
+    iter_windows,
+    ndvi,
+    nodata_mask,
+    open_raster,
+    read_window,
+    require_georeferenced,
+    require_in_budget,
+    require_same_grid,
+    tile_aligned,
+)
 from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY, read_scenes
+from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
+from seqpipe.errors import SeqpipeError
+from seqpipe.params import Length, Range, SplitFraction, check_size, params_section
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
@@ -162,7 +173,7 @@ class Stack:
     def ndvi(self, window: Window) -> np.ndarray:
         """(dates, rows, cols) float32 NDVI of one window; NaN where invalid (see the class)."""
         out = np.empty((len(self.bands), int(window.height), int(window.width)), np.float32)
-        for k, (opened, (red_off, red_q, nir_off, nir_q)) in enumerate(zip(self.bands, self.scale)):
+        for k, (opened, (red_off, red_q, nir_off, nir_q)) in enumerate(zip(self.bands, self.scale, strict=True)):
             dn = {b: read_window(ds, band, window, path) for b, (ds, band, path) in opened.items()}
             red_dn, nir_dn, scl = dn["red"], dn["nir"], dn["scl"]
             value = ndvi((nir_dn + nir_off) / nir_q, (red_dn + red_off) / red_q)

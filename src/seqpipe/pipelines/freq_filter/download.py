@@ -13,7 +13,6 @@ from seqpipe.pipelines.freq_filter import RAW_FILES
 from seqpipe.sources.http import HttpParams, download_http, require
 from seqpipe.sources.local import LocalParams, copy_local
 
-
 MAX_SAMPLE_VALUES = 2**27   # n_series x frequencies x seq_len x (frequencies + 1): the preprocessed inputs
 Hz = Annotated[float, Range(0, 1e6, low_open=True)]
 Scale = Annotated[float, Range(0, 1e6)]      # a size in the signal's units

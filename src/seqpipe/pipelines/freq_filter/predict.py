@@ -15,13 +15,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.data.tables import numeric_column, read_csv_with_columns
-from seqpipe.plotting import write_csv
-from seqpipe.params import Params
 from seqpipe.data.series import off_cadence
-from seqpipe.stages.predict import PredictInputError, table_values
+from seqpipe.data.tables import numeric_column, read_csv_with_columns
+from seqpipe.errors import SeqpipeError
+from seqpipe.params import Params
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
+from seqpipe.plotting import write_csv
+from seqpipe.stages.predict import PredictInputError, table_values
 
 INPUTS = ("signal: a DataFrame with a `signal` column or an array [samples] (or [samples, 1]), sampled at "
           "stats['sample_rate_hz'] without gaps (checked where the DataFrame has a `time_s` column in seconds or a "

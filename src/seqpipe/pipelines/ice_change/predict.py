@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqpipe.data import seaice
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
-from seqpipe.data import seaice
 from seqpipe.pipelines.ice_change.evaluate import EvaluateParams
-from seqpipe.pipelines.ice_change.preprocess import pair_inputs
 from seqpipe.pipelines.ice_change.pairs import NOT_EVALUATED
+from seqpipe.pipelines.ice_change.preprocess import pair_inputs
 from seqpipe.stages.predict import PredictInputError, as_array, check_real, require_range
 
 INPUTS = ("before, after: two concentration maps [H, W] of one grid, in percent (0..100), NaN where there is "

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data import seaice
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import require_file
 from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, pair_folders
@@ -78,7 +78,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             raise SeqpipeError(f"{raw_dir}: the {split} split holds {len(inside)} pairs; add pairs")
         built = [pair_inputs(q["before"], q["after"]) for q in inside]
         arrays[f"x_{split}"] = np.stack([b[0] for b in built])
-        arrays[f"mask_{split}"] = np.stack([b[1] & (q["mask"] != NOT_EVALUATED) for b, q in zip(built, inside)])
+        arrays[f"mask_{split}"] = np.stack([b[1] & (q["mask"] != NOT_EVALUATED) for b, q in zip(built, inside, strict=True)])
         arrays[f"y_{split}"] = np.stack([(q["mask"] == 1).astype(np.float32) for q in inside])
         counts[split] = len(inside)
     train_valid = arrays["mask_train"]

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
 from seqpipe.stages.predict import PredictInputError, as_array, require_range
 

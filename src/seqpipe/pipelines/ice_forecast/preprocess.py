@@ -8,12 +8,11 @@ from typing import Annotated
 import numpy as np
 from rasterio.errors import CRSError
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.data.rasters import Grid
 from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import Range, SplitFraction, params_section
-
 
 GAP_KEY = "models.ice_forecast.preprocess.max_gap_days"
 

@@ -38,7 +38,7 @@ def edge_errors(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge:
 
 def masked_ssim(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, win_size: int) -> float:
     """SSIM of two (H, W) maps in [0, 1] over the valid pixels (see the module docstring); NaN if none."""
-    from skimage.metrics import structural_similarity   # here: check-params imports this module, needs no SSIM
+    from skimage.metrics import structural_similarity  # here: check-params imports this module, needs no SSIM
 
     height, width = truth.shape
     if win_size > min(height, width):
@@ -60,7 +60,7 @@ def lead_scores(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge:
     reg = regression_metrics(100 * truth[mask], 100 * forecast[mask])
     extent = binary_metrics(truth[mask] >= edge, forecast[mask] >= edge)
     errors = edge_errors(truth, forecast, mask, edge, cell_km2)
-    ssim = [masked_ssim(t, f, m, ssim_window) for t, f, m in zip(truth, forecast, mask)]
+    ssim = [masked_ssim(t, f, m, ssim_window) for t, f, m in zip(truth, forecast, mask, strict=True)]
     ssim_mean = float(np.nanmean(ssim)) if not np.isnan(ssim).all() else float("nan")
     return {"rmse": reg["rmse"], "mae": reg["mae"], "iiee": float(errors["iiee"].mean()),
             "iiee_over": float(errors["over"].mean()), "iiee_under": float(errors["under"].mean()),

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data.rasters import geotiff_writer
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import atomic_path
 from seqpipe.params import Length, Range, check_size, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
@@ -63,7 +63,7 @@ def write_synthetic(p: IceTypeSyntheticParams, seed: int, out_dir: Path) -> dict
         write_patch(out_dir / PATCH_DIR / name, image, north_up(*origin, p.pixel_size_m), crs, atomic=False)
         files.append(name)
     with atomic_path(out_dir / LABELS_FILE) as tmp:   # the bytes pandas' to_csv(index=False) writes, without pandas
-        tmp.write_text("file,label\n" + "".join(f"{name},{CLASSES[k]}\n" for name, k in zip(files, labels)),
+        tmp.write_text("file,label\n" + "".join(f"{name},{CLASSES[k]}\n" for name, k in zip(files, labels, strict=True)),
                        encoding="utf-8")
     return {"synthetic": True, "generator": "sea_ice_patches", "seed": seed, "crs": f"EPSG:{CRS_EPSG}"}
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import SPLITS, save_splits
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import require_file
 from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
@@ -97,7 +97,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     stats = {"classes": CLASSES, "bands": int(x.shape[1]), "patch_size": int(x.shape[2]), "crs": crs,
              "band_mean": train_x.mean(axis=(0, 2, 3)).tolist(),
              "band_std": np.where(band_std > 0, band_std, 1.0).tolist(),
-             "class_counts": {s: dict(zip(CLASSES, c)) for s, c in counts.items()},
+             "class_counts": {s: dict(zip(CLASSES, c, strict=True)) for s, c in counts.items()},
              # inverse class frequency on the train split (n / (k * n_k)); the loss weighs by these
              "class_weights": (len(splits["train"]) / (len(CLASSES) * np.asarray(counts["train"]))).tolist()}
     x = standardize(x, stats)
