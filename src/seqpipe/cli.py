@@ -140,15 +140,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     missing = [f"--{option}" for option in spec.predict_inputs if args.command == "predict" and
                getattr(args, option) is None]   # before params, torch and the model file are read
     if missing:
-        raise SeqpipeError(f"predict {spec.name}: {' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} "
-                           f"required (seqpipe predict {spec.name} --help)")
+        raise SeqpipeError(f"predict {spec.name}: {' and '.join(missing)} "
+                           f"{'are' if len(missing) > 1 else 'is'} required (seqpipe predict "
+                           f"{spec.name} --help)")
     params = load_params(args.params, pipelines.names())
     # before numpy and torch load: they read the pinned kernels and thread counts when they do
     data_stage = args.command in entry.DATA_STAGES
     wanted = params.train(spec.name).num_threads
     # a set thread count holds that many cores while it trains (0 is a fair share instead; torchrun's
     # ranks run inside their launcher's hold; SEQPIPE_CORE_SLOTS=0 turns it off)
-    if args.command == "train" and wanted and "RANK" not in os.environ and os.environ.get("SEQPIPE_CORE_SLOTS") != "0":
+    if (args.command == "train" and wanted and "RANK" not in os.environ
+            and os.environ.get("SEQPIPE_CORE_SLOTS") != "0"):
         params.section(spec.name, "model", spec.model_params)  # bad params fail at once, not after a wait
         total = numerics.usable_cores()
         live_runs.hold_cores(wanted, total, lambda: log.info(
@@ -180,7 +182,8 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
     from seqpipe import distributed
     from seqpipe.stages import entry
 
-    # the sections the stage reads, parsed first: a bad key is one error line and nothing written (no train.log)
+    # the sections the stage reads, parsed first: a bad key is one error line and nothing written
+    # (no train.log)
     params.section(spec.name, "model", spec.model_params)
     nproc = params.train(spec.name).nproc_per_node
     if not args.validate_only:
@@ -194,7 +197,8 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
             distributed.check_launch(spec.name, nproc, select_device(params.device))
             mode = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
             debug = ["--debug"] if args.debug else []
-            return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *mode], nproc)
+            return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *mode],
+                                      nproc)
     mode = "resume" if args.resume else "fresh" if args.fresh else "auto"
     entry.run_stage("train", spec, params, resume=mode, validate_only=args.validate_only)
     return 0
@@ -217,7 +221,8 @@ class _TqdmLog(logging.StreamHandler):
 
 def _setup_logging() -> None:
     console = _TqdmLog(sys.stderr) if sys.stderr.isatty() else logging.StreamHandler(sys.stderr)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=[console], force=True)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=[console],
+                        force=True)
     # rasterio logs GDAL errors at INFO; torch its cache statistics at exit when its import was cut short
     for noisy in ("dvclive", "matplotlib", "PIL", "rasterio", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -246,7 +251,8 @@ def _log_to_file(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = _FileLog(path, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
-        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot open ({first_line(exc)})") from exc
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot open "
+                                                           f"({first_line(exc)})") from exc
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     logging.getLogger().addHandler(handler)
 

@@ -130,7 +130,8 @@ def stage_block(stage: str, spec: ModelSpec) -> dict:
     params = {"download": ["seed", "numerics", f"models.{m}.download"],
               "preprocess": ["seed", "numerics", f"models.{m}.preprocess"],
               "train": ["seed", "device", "numerics", f"models.{m}.model", f"models.{m}.train"],
-              "evaluate": ["seed", "numerics", f"models.{m}.train.num_threads", f"models.{m}.evaluate"]}[stage]
+              "evaluate": ["seed", "numerics", f"models.{m}.train.num_threads",
+                           f"models.{m}.evaluate"]}[stage]
     # DVC's run-cache is off for a stage with a `persist` output or a `cache: false` one other than a
     # metrics or plots output, so train's outputs are cached, but for DVCLive's metrics.json (a metrics
     # output: committed, and `dvc exp show` reads it while the experiment runs): a params set trained
@@ -141,7 +142,8 @@ def stage_block(stage: str, spec: ModelSpec) -> dict:
             "train": [f"models/{m}/model.pt", f"models/{m}/model_card.json", f"{live}/plots"],
             "evaluate": [{f"metrics/{m}.json": {"cache": False}}, {f"plots/{m}/eval": {"cache": False}},
                          {f"plots/{m}/train": {"cache": False}}]}[stage]
-    block = {"cmd": f"seqpipe {stage} {m}", "deps": data + stage_deps(stage, spec), "params": params, "outs": outs}
+    block = {"cmd": f"seqpipe {stage} {m}", "deps": data + stage_deps(stage, spec), "params": params,
+             "outs": outs}
     if stage == "train":
         block["metrics"] = [{f"{live}/metrics.json": {"cache": False}}]
     return block

@@ -4,8 +4,9 @@ It knows a network, a task (batch -> loss) and tensors; nothing about any partic
 Features: Adam/AdamW, plateau/cosine/one-cycle schedules, gradient clipping, early stopping that restores the
 best weights, atomic best/last/epoch checkpoints, exact resume (mid-epoch too), SIGINT/SIGTERM ->
 checkpoint + non-zero exit, AMP on CUDA, tqdm bars on a terminal and periodic log lines otherwise,
-a per-epoch history (train and validation loss, lr) that model.pt keeps and a callback logs live. Under torchrun the same loop runs on every rank through the hooks of
-`distributed.Ranks` (DDP module, sharded sample order, summed losses); rank 0 alone writes.
+a per-epoch history (train and validation loss, lr) that model.pt keeps and a callback logs live. Under
+torchrun the same loop runs on every rank through the hooks of `distributed.Ranks` (DDP module, sharded
+sample order, summed losses); rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -252,7 +253,8 @@ def _end_epoch(state: _State, val_loss: float, optimizer: optim.Adam,
 
 
 def _optimizer(model: nn.Module, tp: TrainParams) -> optim.Adam:
-    return optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay, decoupled=tp.optimizer == "adamw")
+    return optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay,
+                      decoupled=tp.optimizer == "adamw")
 
 
 def _scheduler(optimizer: optim.Adam, tp: TrainParams, n_batches: int) -> Any:
@@ -329,8 +331,9 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
         if scheduler is not None and payload["scheduler"] is not None:
             scheduler.load_state_dict(payload["scheduler"])
     except (KeyError, TypeError, AttributeError):
-        raise checkpoint.CheckpointError(f"{last}: its optimizer or schedule state has another layout (torch.optim's, "
-                                         "from a seqpipe before seqpipe.optim); use --fresh to start over") from None
+        raise checkpoint.CheckpointError(f"{last}: its optimizer or schedule state has another layout "
+                                         "(torch.optim's, from a seqpipe before seqpipe.optim); use --fresh "
+                                         "to start over") from None
     scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["rng"])
     for key in vars(state):
@@ -340,7 +343,8 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
 
 
 def _clear(folder: Path) -> None:
-    """Empty the checkpoint folder for a fresh start; the folder itself stays (its owner holds a lock on it)."""
+    """Empty the checkpoint folder for a fresh start; the folder itself stays (its owner holds a lock on
+    it)."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in folder.iterdir():
         if path.is_dir() and not path.is_symlink():

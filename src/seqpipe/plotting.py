@@ -46,14 +46,16 @@ def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_forma
     cells = [_csv_cells(np.asarray(values), float_format) for values in columns.values()]
     if len({len(column) for column in cells}) > 1:
         raise ValueError("All arrays must be of the same length")
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8",
+                                        errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(list(columns))
         writer.writerows(zip(*cells, strict=True))
 
 
 def _csv_cells(values: np.ndarray, float_format: str) -> list[str]:
-    """One column's cells as pandas writes them: floats through `float_format` (NaN empty), the rest as str."""
+    """One column's cells as pandas writes them: floats through `float_format` (NaN empty), the rest as
+    str."""
     if values.ndim != 1:
         raise ValueError(f"a CSV column must be one-dimensional, not shaped {values.shape}")
     if values.dtype.kind == "f":
@@ -61,7 +63,8 @@ def _csv_cells(values: np.ndarray, float_format: str) -> list[str]:
     return [str(v) for v in values.tolist()]
 
 
-def confusion_table(actual: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> dict[str, list]:
+def confusion_table(actual: Sequence[str], predicted: Sequence[str],
+                    classes: Sequence[str]) -> dict[str, list]:
     """Columns actual, predicted, count, rate (count / row total of `actual`), one row per cell, for a CSV;
     values not in `classes` are not counted."""
     def positions(values: Sequence[str]) -> np.ndarray:
@@ -107,7 +110,8 @@ def band_panels(path: Path, x: np.ndarray,
     fig = new_figure(figsize=(10, 1.0 + 2.2 * len(panels)))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
     for ax, (panel_title, actual, forecast, bands) in zip(axes[:, 0], panels, strict=True):
-        for i, (label, lower, upper) in enumerate(sorted(bands, key=lambda b: -float(np.nanmean(b[2] - b[1])))):
+        for i, (label, lower, upper) in enumerate(sorted(bands,
+                                                         key=lambda b: -float(np.nanmean(b[2] - b[1])))):
             ax.fill_between(x, lower, upper, color=SERIES_COLOURS["model"], alpha=0.12 + 0.12 * i, lw=0,
                             label=f"{label} interval")
         ax.plot(x, actual, lw=1.2, color=SERIES_COLOURS["actual"], label="actual")
@@ -166,7 +170,8 @@ def map_panels(path: Path, panels: list[tuple[str, np.ndarray, MapScale]], ncols
         ax.set_title(panel_title, fontsize=8)
         shown.setdefault(scale, (artist, []))[1].append(ax)
     for scale, (artist, used) in shown.items():
-        fig.colorbar(artist, ax=used, shrink=0.85, location=scale.location, label=scale.label, ticks=scale.ticks)
+        fig.colorbar(artist, ax=used, shrink=0.85, location=scale.location, label=scale.label,
+                     ticks=scale.ticks)
     fig.suptitle(title, fontsize=10)
     fig.text(0.01, 0.005, "grey: land / masked / no data", fontsize=7, color="0.3")
     _save(fig, path, tight=False)

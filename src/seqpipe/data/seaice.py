@@ -73,8 +73,8 @@ def check_g02135_grid(path: Path, grid: Grid) -> None:
         raise SeqpipeError(f"{path}: origin ({t.c}, {t.f}) is not on the NSIDC 25 km grid of EPSG:{epsg}")
     height, width = SHAPES[epsg]
     if rows < 0 or cols < 0 or rows + grid.height > height or cols + grid.width > width:
-        raise SeqpipeError(f"{path}: {grid.width}x{grid.height} pixels from row {rows:.0f}, column {cols:.0f} reach "
-                           f"beyond the {width}x{height} G02135 grid of EPSG:{epsg}")
+        raise SeqpipeError(f"{path}: {grid.width}x{grid.height} pixels from row {rows:.0f}, column "
+                           f"{cols:.0f} reach beyond the {width}x{height} G02135 grid of EPSG:{epsg}")
 
 
 def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
@@ -179,12 +179,13 @@ def read_series(folder: Path, last_days: int | None = None, max_gap_days: int | 
             days.append(raw)
     assert grid is not None
     if not any(day is not None and (day <= 1000).any() for day in days):
-        raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every day is a flag "
-                           "such as 2550 missing)")
+        raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every "
+                           "day is a flag such as 2550 missing)")
     return Series(Path(folder), start, days, grid)
 
 
-def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap_days: int, key: str = "") -> None:
+def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap_days: int,
+               key: str = "") -> None:
     """Refuse a run of more than `max_gap_days` days without a file from `start` on: such days would be
     filled by interpolating in time (or, before the first file from `start`, by holding it), which is
     sound over a few days, not over a missing month or a stray file from another century."""
@@ -192,16 +193,17 @@ def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap
     cap = f"at most {max_gap_days} missing days in a row are filled in time" + (f" ({key})" if key else "")
     earlier = [d for d in files if d < start]
     if dates and not earlier and (dates[0] - start).days > max_gap_days:
-        raise SeqpipeError(f"{folder}: no file for the {(dates[0] - start).days} days from {start} to the first, "
-                           f"{files[dates[0]].name}; {cap}")
+        raise SeqpipeError(f"{folder}: no file for the {(dates[0] - start).days} days from {start} "
+                           f"to the first, {files[dates[0]].name}; {cap}")
     previous = max(earlier) if earlier else None
     for day in dates:
         if previous is not None:
             absent = (day - max(previous + dt.timedelta(days=1), start)).days
             if absent > max_gap_days:
                 raise SeqpipeError(f"{folder}: no file for the {(day - previous).days - 1:,} days between "
-                                   f"{files[previous].name} and {files[day].name}; {cap}: remove a stray file, "
-                                   "add the missing days, or keep only the files on one side of the gap")
+                                   f"{files[previous].name} and {files[day].name}; {cap}: remove a "
+                                   "stray file, add the missing days, or keep only the files on one "
+                                   "side of the gap")
         previous = day
 
 
@@ -246,7 +248,8 @@ def fill_in_time(values: np.ndarray) -> np.ndarray:
 def _last_valid(valid: np.ndarray) -> np.ndarray:
     """(T, N) int32: per column, the last step <= t where `valid` holds (-1 before the first)."""
     out = np.where(valid, np.arange(len(valid), dtype=np.int32)[:, None], np.int32(-1))
-    for i in range(1, len(out)):   # a running maximum row by row: contiguous rows, unlike accumulate on axis 0
+    # a running maximum row by row: contiguous rows, unlike accumulate on axis 0
+    for i in range(1, len(out)):
         np.maximum(out[i - 1], out[i], out=out[i])
     return out
 

@@ -125,7 +125,8 @@ class LinearResidualLSTM(nn.Module):
         # errors of the per-window improvement: a small validation split does not earn it by chance
         gain = residual ** 2 - (residual - fitted * correction) ** 2
         standard_error = gain.std(0, correction=1) / len(gain) ** 0.5
-        self.gate.copy_(torch.where(gain.mean(0) > SIGNIFICANCE * standard_error, fitted, torch.zeros_like(fitted)))
+        self.gate.copy_(torch.where(gain.mean(0) > SIGNIFICANCE * standard_error, fitted,
+                                    torch.zeros_like(fitted)))
         errors = (y.double() - self(x).double()).abs().numpy()
         self.halfwidth.copy_(torch.from_numpy(conformal_halfwidths(errors, self.interval_levels)))
         return {"gate": self.gate.tolist(), "calibration_windows": len(x),

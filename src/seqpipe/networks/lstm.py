@@ -34,7 +34,8 @@ class LSTMRegressor(nn.Module):
                  target_index: list[int] | None = None, eps: float = 1e-5) -> None:
         super().__init__()
         if normalisation not in NORMALISATIONS:
-            raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {normalisation!r}")
+            raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got "
+                             f"{normalisation!r}")
         if normalisation != "global":
             if seq2seq:
                 raise ValueError(f"normalisation {normalisation!r} is for next-step forecasters, not seq2seq")

@@ -186,8 +186,8 @@ def check_fits(name: str, network_module: str, network_class: str, network_args:
         each = f", x {nproc} processes" if copies > 1 else ""
         raise TrainRefused(f"models.{name}.model: training {network_class} needs about {format_bytes(need)} "
                            f"({parameters:,} parameters x {BYTES_PER_PARAMETER} bytes + "
-                           f"{format_bytes(activations)} of activations per batch of {train.batch_size}{each}) "
-                           f"but {format_bytes(available)} is "
+                           f"{format_bytes(activations)} of activations per batch of "
+                           f"{train.batch_size}{each}) but {format_bytes(available)} is "
                            f"available on {device.type}; make the network or batch_size smaller")
 
 
@@ -197,7 +197,8 @@ def _available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines())
+        meminfo = dict(line.split(":", 1)
+                       for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines())
         available = int(meminfo["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
         return None

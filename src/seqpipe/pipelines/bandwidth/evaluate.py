@@ -45,7 +45,8 @@ class EvaluateParams:
     # MAPE skips |actual| below this fraction of the target's train mean
     mape_floor_fraction: Annotated[float, Range(0, 1, high_open=True)]
     ridge_alpha: Penalty
-    target_correlation: Annotated[float, Range(-1, 1)]   # the original script's goal: mean correlation >= this
+    # the original script's goal: mean correlation >= this
+    target_correlation: Annotated[float, Range(-1, 1)]
     target_mape: Annotated[float, Range(0, 1000)]        # ... and mean MAPE (percent) below this
     # predictions.csv holds the last this many test steps (a readable window)
     plot_steps: Annotated[int, Range(10, 10**6)]
@@ -56,7 +57,8 @@ class EvaluateParams:
     backtest_folds: Annotated[int, Range(2, 50)]   # forecast origins in the test period (consecutive blocks)
 
     def __post_init__(self) -> None:
-        check(self.ets_fit_steps == 0 or self.ets_fit_steps >= 10, "ets_fit_steps", "must be 0 (all) or >= 10")
+        check(self.ets_fit_steps == 0 or self.ets_fit_steps >= 10, "ets_fit_steps",
+              "must be 0 (all) or >= 10")
 
 
 def evaluate(ctx: EvalContext) -> dict:
@@ -76,8 +78,8 @@ def evaluate(ctx: EvalContext) -> dict:
     at = np.arange(len(series) - len(actual), len(series))      # test targets' rows in the series
     season = season_steps(p, stats, train_rows)
     if len(actual) < p.backtest_folds:
-        raise SeqpipeError(f"models.bandwidth.evaluate.backtest_folds: {p.backtest_folds} origins need at least as "
-                           f"many test windows; the test split has {len(actual)}")
+        raise SeqpipeError(f"models.bandwidth.evaluate.backtest_folds: {p.backtest_folds} origins need "
+                           f"at least as many test windows; the test split has {len(actual)}")
     folds = np.array_split(np.arange(len(actual)), p.backtest_folds)
     x_all = np.concatenate([train["x"], val["x"], test["x"]])
     y_all = np.concatenate([train["y"], val["y"], test["y"]])
@@ -88,15 +90,18 @@ def evaluate(ctx: EvalContext) -> dict:
                   "seasonal_naive": baselines.seasonal_naive(series, at, season),
                   "drift": baselines.drift(series[at - 1], series[0], (at - 1)[:, None]),
                   "ets": _ets(series, at, folds, p.ets_fit_steps),
-                  "ridge": physical(np.concatenate([baselines.linear(x_all[:origin + f[0]], y_all[:origin + f[0]],
-                                                                     test["x"][f], p.ridge_alpha) for f in folds]))}
+                  "ridge": physical(np.concatenate([baselines.linear(x_all[:origin + f[0]],
+                                                                     y_all[:origin + f[0]], test["x"][f],
+                                                                     p.ridge_alpha)
+                                                    for f in folds]))}
     floors = np.abs(scaler.mean[index]) * p.mape_floor_fraction
     history = series[:train_rows]
     scales = [mase_scale(history[season:, k], history[:-season, k], f"{ctx.data_dir}: training rows of {t}")
               for k, t in enumerate(targets)]
 
     def score(pred: np.ndarray, rows: np.ndarray | slice = slice(None)) -> dict:
-        per_target = {t: regression_metrics(actual[rows, k], pred[rows, k], mape_floor=floors[k], mase_scale=scales[k])
+        per_target = {t: regression_metrics(actual[rows, k], pred[rows, k], mape_floor=floors[k],
+                                            mase_scale=scales[k])
                       for k, t in enumerate(targets)}
         return {"mean": mean_of(per_target), **per_target}
 
@@ -109,10 +114,12 @@ def evaluate(ctx: EvalContext) -> dict:
             "met": bool(mean["correlation"] >= p.target_correlation and mean["mape"] < p.target_mape),
             "baselines_beaten": baseline_goal({t: model[t] for t in targets},
                                               {b: {t: s[t] for t in targets} for b, s in scores.items()})}
-    _plots(ctx, targets, actual, candidates, intervals["model_bounds"], p.plot_steps, float(stats["cadence_s"]))
+    _plots(ctx, targets, actual, candidates, intervals["model_bounds"], p.plot_steps,
+           float(stats["cadence_s"]))
     return {"test": model, "baselines": scores, "goal": goal, "n_test_windows": len(actual),
             "backtest": {"folds": p.backtest_folds, "fold_windows": [len(f) for f in folds],
-                         "verdicts": {b: _verdict(model["backtest"], s["backtest"]) for b, s in scores.items()}},
+                         "verdicts": {b: _verdict(model["backtest"], s["backtest"])
+                                      for b, s in scores.items()}},
             "network_contribution": {"linear_part": linear, "gate": ctx.network.gate.tolist(),
                                      "rmse_change_percent": 100 * (model["backtest"]["rmse"] /
                                                                    linear["backtest"]["rmse"] - 1)},
@@ -127,7 +134,8 @@ def _model_parts(ctx: EvalContext, x_all: np.ndarray, y_all: np.ndarray, origin:
     """The forecaster's test forecast as (linear part refit at each origin, gated network correction)."""
     network, x_test = ctx.network, x_all[origin:]
     correction = ctx.predictions.astype(np.float64) - np.asarray(network.linear_forecast(x_test), np.float64)
-    linear = [network.refit_linear_forecast(x_all[:origin + f[0]], y_all[:origin + f[0]], x_test[f]) for f in folds]
+    linear = [network.refit_linear_forecast(x_all[:origin + f[0]], y_all[:origin + f[0]], x_test[f])
+              for f in folds]
     return np.concatenate(linear), correction
 
 
@@ -187,18 +195,18 @@ def season_steps(p: EvaluateParams, stats: dict, train_rows: int) -> int:
     if season >= train_rows:
         where = "models.bandwidth.evaluate.season_steps" + (" auto (from the cadence)"
                                                             if p.season_steps == "auto" else "")
-        raise SeqpipeError(f"{where}: a season of {season} steps needs more than the {train_rows} training rows; "
-                           "use a shorter season or more data")
+        raise SeqpipeError(f"{where}: a season of {season} steps needs more than the {train_rows} "
+                           "training rows; use a shorter season or more data")
     return season
 
 
 UNITS = {"throughput_mbps": "Mbit/s", "rtt_ms": "ms", "packet_loss": "%", "jitter_ms": "ms"}
 
 
-def window_columns(targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray], bounds: np.ndarray,
-                   levels: list[float], steps: int) -> dict[str, np.ndarray]:
-    """The columns of predictions.csv: the last `steps` test steps (step = index in the test split), per target
-    the actual, model and persistence values and the model's interval bounds, then each residual."""
+def window_columns(targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray],
+                   bounds: np.ndarray, levels: list[float], steps: int) -> dict[str, np.ndarray]:
+    """The columns of predictions.csv: the last `steps` test steps (step = index in the test split), per
+    target the actual, model and persistence values and the model's interval bounds, then each residual."""
     first = max(len(actual) - steps, 0)
     columns: dict[str, np.ndarray] = {"step": np.arange(first, len(actual))}
     for k, t in enumerate(targets):
@@ -226,10 +234,12 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
     plotting.band_panels(
         ctx.plots_dir / "forecast_intervals.png", columns["step"],
         [(f"{t} ({UNITS.get(t, 'units')})", actual[first:, k], candidates["model"][first:, k],
-          [(f"{level:.0%}", bounds[i, 0, first:, k], bounds[i, 1, first:, k]) for i, level in enumerate(levels)])
+          [(f"{level:.0%}", bounds[i, 0, first:, k], bounds[i, 1, first:, k])
+           for i, level in enumerate(levels)])
          for k, t in enumerate(targets)],
         xlabel=f"test step ({cadence_s:g} s apart)",
-        title=f"{tag}: one-step forecasts with split-conformal intervals, the last {len(columns['step'])} test steps")
+        title=f"{tag}: one-step forecasts with split-conformal intervals, the last "
+        f"{len(columns['step'])} test steps")
     plotting.scatter_panels(
         ctx.plots_dir / "predicted_vs_actual.png",
         [(t, actual[:, k], candidates["model"][:, k], UNITS.get(t, "units")) for k, t in enumerate(targets)],

@@ -40,7 +40,8 @@ class IceChangeSyntheticParams:
 
 @params_section
 class IceChangeNsidcParams(NsidcParams):
-    gap_days: Annotated[list[Days], Length(1, 32)]   # a pair is (day, day + gap) for every gap in this list ...
+    # a pair is (day, day + gap) for every gap in this list ...
+    gap_days: Annotated[list[Days], Length(1, 32)]
     stride_days: Days     # ... and every stride_days-th day from start, where both files exist
 
 

@@ -36,7 +36,8 @@ def predict_array(network: nn.Module, payload: dict, patches: Any) -> tuple[np.n
     single = x.ndim == 3
     x = x[None] if single else x
     if x.shape[1:] != shape:
-        raise PredictInputError(f"patches: shape {x.shape if not single else x.shape[1:]}; expected {expected}")
+        raise PredictInputError(f"patches: shape {x.shape if not single else x.shape[1:]}; "
+                                f"expected {expected}")
     require_range(x, "patches")
     with np.errstate(over="ignore", invalid="ignore"):
         scaled = standardize(x, stats)

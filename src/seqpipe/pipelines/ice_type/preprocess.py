@@ -36,12 +36,13 @@ def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
     except (RasterioError, OSError) as exc:
         raise SeqpipeError(f"{path}: unreadable GeoTIFF ({first_line(exc)})") from None
     if nodata:
-        raise SeqpipeError(f"{path}: {nodata} nodata pixel(s) (the file's nodata value or mask); a patch needs "
-                           "data in every pixel of every band: crop it or leave it out")
+        raise SeqpipeError(f"{path}: {nodata} nodata pixel(s) (the file's nodata value or mask); a "
+                           "patch needs data in every pixel of every band: crop it or leave it out")
     with np.errstate(over="ignore"):
         image = raw.astype(np.float32)
     if not np.isfinite(image).all():
-        raise SeqpipeError(f"{path}: {int((~np.isfinite(image)).sum())} NaN/inf pixel(s) (or values beyond float32)")
+        raise SeqpipeError(f"{path}: {int((~np.isfinite(image)).sum())} NaN/inf pixel(s) (or values "
+                           "beyond float32)")
     return image, crs
 
 
@@ -61,7 +62,8 @@ def read_patches(paths: list[Path], shape: tuple[int, ...] | None = None) -> tup
     return np.stack(images), crs
 
 
-def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
+                     seed: int) -> dict[str, np.ndarray]:
     """Sorted indices per split; each class is split in the same proportions."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
