@@ -74,7 +74,7 @@ def _canonical(value: Any) -> Any:
         items = {_canonical(k): _canonical(v) for k, v in value.items()}
         if type(value) is dict:
             return items
-        copy = type(value)(items)  # a state_dict's OrderedDict, with the module versions it carries
+        copy: Any = type(value)(items)  # a state_dict's OrderedDict, with the module versions it carries
         if hasattr(value, "_metadata"):
             copy._metadata = value._metadata
         return copy

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from seqpipe import __version__, layout, process
 from seqpipe.cli_parser import build_parser
 from seqpipe.errors import SeqpipeError, environment_error, first_line
 
 if TYPE_CHECKING:
+    from seqpipe.fit import ResumeMode
     from seqpipe.params import Params
     from seqpipe.spec import ModelSpec
 
@@ -107,7 +109,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pr-report":  # the same, against BASE, as the pull request's markdown
         from seqpipe.report import markdown
         text = markdown.report(args.base, args.plots_dir, args.noise, args.models)
-        sys.stdout.reconfigure(encoding="utf-8", errors=sys.stdout.errors)   # markdown is UTF-8 in any locale
+        # markdown is UTF-8 in any locale
+        cast(io.TextIOWrapper, sys.stdout).reconfigure(encoding="utf-8", errors=sys.stdout.errors)
         sys.stdout.write(text)
         return 0
     if args.command == "dvc-yaml":
@@ -117,8 +120,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "docs":   # the reference pages: docs/cli.md from this parser, docs/params.md
         from seqpipe import docs_pages
-        changed = docs_pages.write(Path("."), args.params, check=args.check)
-        print(f"{', '.join(map(str, changed))} written" if changed else
+        pages = docs_pages.write(Path("."), args.params, check=args.check)
+        print(f"{', '.join(map(str, pages))} written" if pages else
               "docs/cli.md and docs/params.md are up to date")
         return 0
     if args.command == "completion":
@@ -195,11 +198,11 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
         if nproc > 1 and distributed.world_size() == 1:
             from seqpipe.fit import select_device
             distributed.check_launch(spec.name, nproc, select_device(params.device))
-            mode = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
+            flags = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
             debug = ["--debug"] if args.debug else []
-            return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *mode],
+            return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *flags],
                                       nproc)
-    mode = "resume" if args.resume else "fresh" if args.fresh else "auto"
+    mode: ResumeMode = "resume" if args.resume else "fresh" if args.fresh else "auto"
     entry.run_stage("train", spec, params, resume=mode, validate_only=args.validate_only)
     return 0
 

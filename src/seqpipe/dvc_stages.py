@@ -54,9 +54,16 @@ def module_file(name: str) -> Path | None:
     return None
 
 
+def _project_file(name: str) -> Path:
+    """module_file of a name known to be a project module (a closure holds only those)."""
+    path = module_file(name)
+    assert path is not None, name
+    return path
+
+
 def module_level_imports(name: str) -> set[str]:
     """Project modules `name` imports when it is imported (not inside functions or TYPE_CHECKING)."""
-    path = module_file(name)
+    path = _project_file(name)
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     found: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -100,7 +107,7 @@ def stage_modules(stage: str, spec: ModelSpec) -> set[str]:
 
 def stage_deps(stage: str, spec: ModelSpec) -> list[str]:
     """The project files stage `stage` of model `spec` imports, as paths from the repository root."""
-    return sorted(module_file(m).relative_to(ROOT).as_posix() for m in stage_modules(stage, spec))
+    return sorted(_project_file(m).relative_to(ROOT).as_posix() for m in stage_modules(stage, spec))
 
 
 def local_paths(spec: ModelSpec) -> list[str]:
@@ -114,7 +121,7 @@ def check_params_block() -> dict:
     for name in pipelines.names():
         package = pipelines.get(name).package
         entries += [package] + [f"{package}.{stage}" for stage in ("download", "preprocess", "evaluate")]
-    deps = sorted(module_file(m).relative_to(ROOT).as_posix() for m in closure(entries))
+    deps = sorted(_project_file(m).relative_to(ROOT).as_posix() for m in closure(entries))
     return {"cmd": "seqpipe check-params", "deps": deps, "params": ["seed", "device", "numerics", "models"],
             "outs": [{CHECKED: {"cache": False}}]}
 

@@ -97,6 +97,7 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     `fingerprint`); a checkpoint resumes only when its fingerprint matches. In a process group
     (see `seqpipe.distributed`) every rank calls this; `model` stays the unwrapped module.
     """
+    assert isinstance(tp.batch_size, int), "batch_size auto is resolved before fit (seqpipe.stages.train)"
     started = time.perf_counter()
     checkpoint_dir = Path(checkpoint_dir)
     ranks = Ranks.current(device)
@@ -118,8 +119,9 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                            owner=False)
     net = ranks.wrap(model)
     on_epoch = on_epoch if ranks.is_main else None
-    for record in state.history if on_epoch else ():
-        on_epoch(record)
+    if on_epoch:
+        for record in state.history:
+            on_epoch(record)
     if state.stopped_early or state.epoch >= tp.epochs and state.step == 0:
         log.info("%s: checkpoint already complete (%d epochs)", name, state.epoch)
     train = {k: v.to(device) for k, v in train.items()}
@@ -227,9 +229,9 @@ def _train_step(model: nn.Module, task: Task, batch: dict[str, torch.Tensor],
         loss, _ = step(model, task, batch)
     scaler.scale(loss).backward()
     if tp.grad_clip > 0:
-        scaler.unscale_(optimizer)
+        scaler.unscale_(optimizer)  # type: ignore[arg-type]  # torch says Optimizer; Adam duck-types it
         nn.utils.clip_grad_norm_(model.parameters(), tp.grad_clip)
-    scaler.step(optimizer)
+    scaler.step(optimizer)  # type: ignore[arg-type]  # torch says Optimizer; Adam duck-types it
     scaler.update()
     return float(loss.detach())
 

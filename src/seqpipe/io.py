@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -411,7 +411,7 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
             np.save(fh, np.ascontiguousarray(array))
 
 
-def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+def load_npy(path: str | Path, mmap_mode: Literal["r+", "r", "w+", "c"] | None = None) -> np.ndarray:
     """np.load of one .npy with pickles refused; a missing, damaged or object array is one SeqpipeError."""
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)

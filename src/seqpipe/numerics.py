@@ -99,7 +99,7 @@ def configure_torch(mode: str, threads: int) -> None:
     torch.set_num_threads(threads)
     if mode != "portable":
         return
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # stub: ContextProp; really a bool
     capability = torch.backends.cpu.get_cpu_capability()
     if capability != "AVX2":
         if not _cpu_has_avx2():

@@ -23,8 +23,8 @@ class Adam:
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  decoupled: bool = False) -> None:
-        self.param_groups = [{"params": list(params), "lr": lr, "betas": betas, "eps": eps,
-                              "weight_decay": weight_decay}]
+        self.param_groups: list[dict[str, Any]] = [{"params": list(params), "lr": lr, "betas": betas,
+                                                    "eps": eps, "weight_decay": weight_decay}]
         self.decoupled = decoupled
         self.state: dict[torch.nn.Parameter, dict[str, Any]] = {}
 

@@ -24,7 +24,7 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast, dataclass_transform
 
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -136,6 +136,7 @@ def _number(x: float) -> str:
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
+@dataclass_transform(frozen_default=True)
 def params_section(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
     """@dataclass(frozen=True) for a params section: constructing one (from params.yaml through `convert`, or
     in code) first checks every field against its type hint (Literal choices, finite floats, Range, Length:
@@ -148,7 +149,7 @@ def params_section(cls: type[T] | None = None, /, *, kw_only: bool = False) -> A
     def __post_init__(self: Any) -> None:
         if not hints:   # resolved on first use: the hints may name classes defined after this one
             hints.update(typing.get_type_hints(cls, include_extras=True))
-        for f in fields(cls):
+        for f in fields(cast(Any, cls)):   # a dataclass by the time an instance exists
             convert(getattr(self, f.name), hints[f.name], f.name)
         if own is not None:
             own(self)
@@ -431,7 +432,7 @@ def reject_unknown(data: dict[str, Any], allowed: Any, prefix: str) -> None:
 def convert(value: Any, tp: Any, key: str) -> Any:
     """Check `value` against type `tp` (dataclass, Literal, list[...], X | None, scalars, Annotated[X, Range
     or Length]). A float is finite; an int or float field's Range and a list's Length are checked here."""
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         if isinstance(value, tp):   # built (and checked) already
             return value
         _expect(isinstance(value, dict), key, f"expected a mapping, got {type(value).__name__}")

@@ -8,7 +8,7 @@ Maps draw NaN (land, masked or missing pixels) in grey (`MASKED_COLOUR`), and ea
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ def signature(model: str, fingerprint: str) -> str:
     return f"{model} (model {fingerprint})"
 
 
-def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_format: str = "%.6g") -> None:
+def write_csv(path: Path, columns: Mapping[str, np.ndarray | Sequence], float_format: str = "%.6g") -> None:
     """Columns as a CSV, atomically (also used by `seqpipe predict` for its tables); NaN is an empty cell.
     The bytes are those of pandas' `DataFrame(columns).to_csv(index=False, float_format=...)`, without
     importing pandas."""

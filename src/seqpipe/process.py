@@ -222,7 +222,7 @@ class signals_held:  # noqa: N801 (used as a function: `with signals_held() as h
 def terminate_on_signals() -> Iterator[None]:
     """Inside (main thread only): SIGTERM and SIGHUP raise Terminated and SIGINT KeyboardInterrupt, both
     deferred by signals_held; a signal already ignored stays ignored."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, *TERMINATING):
             current = signal.getsignal(sig)

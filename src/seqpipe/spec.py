@@ -21,7 +21,7 @@ class ModelSpec:
     summary: str
     task: str                         # key of seqpipe.tasks.TASKS
     network_module: str               # file under seqpipe/networks/ that the train stage builds from
-    model_params: type                # the `model:` section's dataclass
+    model_params: type[Any]           # the `model:` section's dataclass
     # (model params, stats) -> (class name, constructor args)
     network: Callable[[Any, dict], tuple[str, dict]]
     predict_inputs: tuple[str, ...] = ("input",)       # the path options `seqpipe predict MODEL` takes

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -175,6 +175,7 @@ def read_series(folder: Path, last_days: int | None = None, max_gap_days: int | 
             if grid is None:
                 grid, first = this, path
             elif (diff := this.difference(grid)) is not None:
+                assert first is not None   # set with `grid`
                 raise SeqpipeError(f"{path}: {diff} (of {first.name}); every file must share one grid")
             days.append(raw)
     assert grid is not None
@@ -216,7 +217,7 @@ def series_arrays(series: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     shape = series.grid.shape
     stack = np.stack([d if d is not None else np.full(shape, MISSING, np.uint16) for d in series.days])
     concentration, ocean_per_day = decode(stack)
-    ocean = ocean_per_day.all(axis=0)
+    ocean = cast(np.ndarray, ocean_per_day.all(axis=0))   # (H, W): the stack is (T, H, W)
     pole = (stack == POLE_HOLE).any(axis=0)
     observed = np.isfinite(concentration) & ocean
     concentration[:, pole] = np.where(np.isnan(concentration[:, pole]), 1.0, concentration[:, pole])

@@ -45,7 +45,7 @@ class StackLayout:
             groups = re.compile(self.pattern).groupindex
         except re.error as exc:
             raise ParamsError(f"pattern: not a valid regex ({exc})") from None
-        check("date" in groups or self.date_tag, "pattern", "needs a (?P<date>...) group unless "
+        check("date" in groups or bool(self.date_tag), "pattern", "needs a (?P<date>...) group unless "
               "date_tag is set")
         if "band" not in groups:
             check(all(b.isdigit() and int(b) >= 1 for b in (self.red, self.nir, self.scl)), "red",
@@ -153,6 +153,7 @@ def find_scenes(folder: Path, layout: StackLayout) -> list[dict]:
         raise SeqpipeError(f"{folder}: no file name matches the pattern {layout.pattern!r}")
     for f in files:
         match = regex.fullmatch(f.name)
+        assert match is not None   # `files` holds only full matches
         date = _date_of(f, match, layout)
         scene = by_date.setdefault(date, {"date": date})
         if "band" in regex.groupindex:

@@ -67,11 +67,11 @@ def off_cadence(stamps: np.ndarray, cadence_s: float, business_days: bool = Fals
         days = values.astype("datetime64[D]")
         weekday = (days.astype(np.int64) + 3) % 7   # 1970-01-01 was a Thursday
         counted = np.busday_count(days[:-1], days[1:])   # weekdays from the row before up to this one
-        bad = np.flatnonzero(weekday >= 5).tolist()[:1] + (np.flatnonzero(
+        first_bad = np.flatnonzero(weekday >= 5).tolist()[:1] + (np.flatnonzero(
             (counted < 1) | (counted > 1 + MAX_HOLIDAYS)) + 1).tolist()[:1]
-        if not bad:
+        if not first_bad:
             return None
-        k = min(bad)
+        k = min(first_bad)
         if weekday[k] >= 5:
             return k, f"falls on a {WEEKDAYS[weekday[k]]}, outside a business-day calendar"
         if counted[k - 1] < 1:

@@ -33,6 +33,16 @@ SIGNIFICANCE = 2.0   # standard errors by which the correction must improve the 
 class LinearResidualLSTM(nn.Module):
     """(batch, window, input_size) -> (batch, output_size): frozen ridge + gated LSTM correction."""
 
+    # buffers (register_buffer in __init__)
+    low: torch.Tensor
+    high: torch.Tensor
+    design_mean: torch.Tensor
+    design_std: torch.Tensor
+    linear_weight: torch.Tensor
+    linear_bias: torch.Tensor
+    gate: torch.Tensor
+    halfwidth: torch.Tensor
+
     def __init__(self, input_size: int, window: int, hidden_size: int, num_layers: int, dropout: float,
                  target_index: list[int], linear_alpha: float, interval_levels: list[float]) -> None:
         super().__init__()
@@ -48,9 +58,10 @@ class LinearResidualLSTM(nn.Module):
         outputs, n_design = len(target_index), (window - 1) * input_size + input_size
         self.lstm = nn.LSTM(2 * input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, outputs))
-        nn.init.zeros_(self.head[-1].weight)  # an untrained network adds nothing to the linear forecast
-        nn.init.zeros_(self.head[-1].bias)
+        out = nn.Linear(hidden_size, outputs)
+        self.head = nn.Sequential(nn.Dropout(dropout), out)
+        nn.init.zeros_(out.weight)  # an untrained network adds nothing to the linear forecast
+        nn.init.zeros_(out.bias)
         # fitted by `prepare` / `calibrate`, never by the optimiser; saved in the state dict
         self.register_buffer("low", torch.full((input_size,), -torch.inf))
         self.register_buffer("high", torch.full((input_size,), torch.inf))

@@ -54,11 +54,12 @@ class LSTMRegressor(nn.Module):
         for hidden in head_hidden or []:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden
-        layers.append(nn.Linear(width, output_size))
+        out = nn.Linear(width, output_size)
+        layers.append(out)
         self.head = nn.Sequential(*layers)
         if normalisation == "difference":   # a zero change at the start: exactly persistence
-            nn.init.zeros_(layers[-1].weight)
-            nn.init.zeros_(layers[-1].bias)
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
         if normalisation == "revin":
             self.affine_weight = nn.Parameter(torch.ones(input_size))
             self.affine_bias = nn.Parameter(torch.zeros(input_size))

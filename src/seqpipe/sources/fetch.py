@@ -44,6 +44,9 @@ class Transfer:
     timeout_s: Annotated[float, Range(0, 3600, low_open=True)]
     retries: Annotated[int, Range(0, 10)]   # further attempts after the first, with 1 s, 2 s, ... waits
 
+    def __post_init__(self) -> None:
+        """No relation between the fields to check; a subclass's __post_init__ calls this one."""
+
 
 def check_url(url: str, key: str) -> None:
     """A ParamsError naming `key` unless `url` is a well-formed http, https or file URL."""

@@ -95,6 +95,7 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
                       GDAL_HTTP_RETRY_DELAY="1", GDAL_HTTP_MERGE_CONSECUTIVE_RANGES="YES", VSI_CACHE="TRUE",
                       GDAL_CACHEMAX=64):
         grid = aoi_grid(scenes[0], p.bbox)
+        taken: dict[str, str]   # date -> the id of the scene kept for it
         kept, skipped, taken = [], [], {}
         for scene in scenes:
             if scene.date in taken:
@@ -113,6 +114,7 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
                 log.info("stac: skip %s: %s", scene.id, reason)
                 continue
             taken[scene.date] = scene.id
+            assert cloud is not None   # else `reason` is set
             bands = {"scl": scl, "red": read_asset(scene, "red", grid), "nir": read_asset(scene, "nir", grid)}
             _write_scene(out_dir, scene, grid, bands)
             kept.append(_record(scene, cloud, _below_offset(scene, bands["red"])))

@@ -50,7 +50,7 @@ def as_array(value: Any, name: str, expected: str, ndim: tuple[int, ...], dtype:
         raise PredictInputError(f"{name}: not numeric (a {type(value).__name__}); expected {expected}")
     if isinstance(value, np.ma.MaskedArray) and value.dtype.kind in NUMERIC_KINDS:
         # masked values as NaN: masked (or refused) as NaN is
-        value = value.astype(np.float64).filled(np.nan)
+        value = value.astype(np.float64).filled(np.nan)  # type: ignore[attr-defined]  # stub: astype -> ndarray
     try:
         array = np.asarray(value)
     # ragged nested lists, a tensor on a GPU or with grad

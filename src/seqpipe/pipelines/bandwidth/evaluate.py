@@ -20,7 +20,8 @@ the training rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, cast
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from seqpipe.metrics import baseline_goal, mase_scale, mean_of, regression_metri
 from seqpipe.params import AUTO, BatchSize, Penalty, Range, check, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.networks.forecaster import LinearResidualLSTM
     from seqpipe.stages.evaluate import EvalContext
 
 
@@ -120,7 +122,7 @@ def evaluate(ctx: EvalContext) -> dict:
             "backtest": {"folds": p.backtest_folds, "fold_windows": [len(f) for f in folds],
                          "verdicts": {b: _verdict(model["backtest"], s["backtest"])
                                       for b, s in scores.items()}},
-            "network_contribution": {"linear_part": linear, "gate": ctx.network.gate.tolist(),
+            "network_contribution": {"linear_part": linear, "gate": _forecaster(ctx).gate.tolist(),
                                      "rmse_change_percent": 100 * (model["backtest"]["rmse"] /
                                                                    linear["backtest"]["rmse"] - 1)},
             "intervals": intervals["coverage"],
@@ -129,10 +131,15 @@ def evaluate(ctx: EvalContext) -> dict:
                     "fit_steps": p.ets_fit_steps}}
 
 
+def _forecaster(ctx: EvalContext) -> LinearResidualLSTM:
+    """The network evaluated: this model's is always the LinearResidualLSTM it trained."""
+    return cast("LinearResidualLSTM", ctx.network)
+
+
 def _model_parts(ctx: EvalContext, x_all: np.ndarray, y_all: np.ndarray, origin: int,
                  folds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The forecaster's test forecast as (linear part refit at each origin, gated network correction)."""
-    network, x_test = ctx.network, x_all[origin:]
+    network, x_test = _forecaster(ctx), x_all[origin:]
     correction = ctx.predictions.astype(np.float64) - np.asarray(network.linear_forecast(x_test), np.float64)
     linear = [network.refit_linear_forecast(x_all[:origin + f[0]], y_all[:origin + f[0]], x_test[f])
               for f in folds]
@@ -171,12 +178,13 @@ def _verdict(model: dict, baseline: dict) -> dict:
             "rmse_change_percent": 100 * mean / baseline["rmse"]}
 
 
-def _intervals(ctx: EvalContext, physical, actual: np.ndarray, candidates: dict[str, np.ndarray],
-               val: dict[str, np.ndarray], alpha: float, scale: np.ndarray) -> dict:
+def _intervals(ctx: EvalContext, physical: Callable[[np.ndarray], np.ndarray], actual: np.ndarray,
+               candidates: dict[str, np.ndarray], val: dict[str, np.ndarray], alpha: float,
+               scale: np.ndarray) -> dict:
     """Test coverage and width of the forecaster's split-conformal intervals (calibrated in training on the
     validation split) and of the ridge baseline's, calibrated the same way on its validation residuals."""
-    levels = ctx.network.interval_levels
-    model_half = np.array(ctx.network.halfwidth, np.float64) * scale
+    levels = _forecaster(ctx).interval_levels
+    model_half = np.array(_forecaster(ctx).halfwidth, np.float64) * scale
     train = ctx.split("train")
     ridge_val = baselines.linear(train["x"], train["y"], val["x"], alpha)
     ridge_half = conformal.conformal_halfwidths(np.abs(physical(ridge_val) - physical(val["y"])), levels)
@@ -226,7 +234,7 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
            bounds: np.ndarray, steps: int, cadence_s: float) -> None:
     """predictions.csv and forecast_intervals.png (the last `steps` test steps, with the interval bands) and
     predicted_vs_actual.png (every step)."""
-    levels = ctx.network.interval_levels
+    levels = _forecaster(ctx).interval_levels
     columns = window_columns(targets, actual, candidates, bounds, levels, steps)
     plotting.write_csv(ctx.plots_dir / "predictions.csv", columns)
     tag = plotting.signature(ctx.name, ctx.fingerprint)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from seqpipe.conformal import interval_bounds, level_label
 from seqpipe.data.series import Standardizer, cadence_text, off_cadence, sliding_windows
@@ -31,6 +30,9 @@ from seqpipe.stages.predict import (
     warn_outside_training,
 )
 
+if TYPE_CHECKING:
+    from seqpipe.networks.forecaster import LinearResidualLSTM
+
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
           "or an array [rows, features] in that order, rows in time order at the trained cadence "
           "(stats['cadence_s'], or business days where stats['business_days']) without gaps, "
@@ -41,7 +43,7 @@ INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_co
           "forecast: the split-conformal prediction interval calibrated on the validation split")
 
 
-def predict_array(network: nn.Module, payload: dict, data: Any,
+def predict_array(network: LinearResidualLSTM, payload: dict, data: Any,
                   source: str = "data") -> tuple[np.ndarray, dict[float, tuple[np.ndarray, np.ndarray]]]:
     """(forecast, {level: (lower, upper)}): row i forecasts the step after input rows [i, i + window), in
     the target units, with its prediction intervals. Logs a warning per column with rows beyond the
@@ -95,7 +97,7 @@ def _trained_cadence(stats: dict) -> str:
             "steps of it: give rows at that cadence without gaps (resample, or cut the input at that row)")
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
+def predict(network: LinearResidualLSTM, payload: dict, args: Namespace, params: Params) -> str:
     """Read the CSV, forecast every full window, write timestamp + one column per target."""
     input_path, output_path = Path(args.input), args.output
     stats = payload["stats"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -126,9 +126,10 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         ranges.add(split, features[splits[split].start + r.window:splits[split].stop + r.window])
     outside = ranges.warn(str(path), OUTSIDE_TRAINING)
     given = {"window": p.window, "val_fraction": p.val_fraction, "test_fraction": p.test_fraction}
-    resolved = {"window": r.window, "val_fraction": r.val_fraction, "test_fraction": r.test_fraction,
-                "season_steps": r.season_steps, "batch_size": auto_batch_size(splits["train"].stop),
-                "from_data": [k for k, v in given.items() if v == "auto"]}
+    resolved: dict[str, Any] = {
+        "window": r.window, "val_fraction": r.val_fraction, "test_fraction": r.test_fraction,
+        "season_steps": r.season_steps, "batch_size": auto_batch_size(splits["train"].stop),
+        "from_data": [k for k, v in given.items() if v == "auto"]}
     log.info("preprocess bandwidth: %s cadence, season %d steps; window %d, val/test fractions %.3g/%.3g, "
              "train batch size %d if auto (%s from the data)", cadence, r.season_steps, r.window,
              r.val_fraction, r.test_fraction, resolved["batch_size"],

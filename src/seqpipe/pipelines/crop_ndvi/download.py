@@ -93,7 +93,9 @@ def write_synthetic(p: CropSyntheticParams, seed: int, out_dir: Path) -> dict:
     keep = np.sort(rng.permutation(len(slots) - 1)[: p.n_dates - 1] + 1)  # the first slot is always kept
     days = np.concatenate([[0], keep]) * p.revisit_days
     start = pd.Timestamp(p.start)
-    offset = -1000 if _baseline_number(p.baseline) >= 4.0 else 0
+    baseline = _baseline_number(p.baseline)
+    assert baseline is not None   # CropSyntheticParams checked it
+    offset = -1000 if baseline >= 4.0 else 0
     names = list(CLASSES)
     dates = []
     for k, day in enumerate(days):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -136,8 +136,7 @@ class Stack:
         self.scale: list[tuple[float, float, float, float]] = []
         self.offset_origin: list[str] = []
         self.checked, self.outside = np.zeros(len(scenes), np.int64), np.zeros(len(scenes), np.int64)
-        self.grid: Grid | None = None
-        reference: Path | None = None
+        first: tuple[Grid, Path] | None = None   # the first file's grid, and that file
         try:
             self._exit.enter_context(bounded_cache())
             for scene in scenes:
@@ -150,16 +149,19 @@ class Stack:
                                            f"{scene['date']} is band {scene[band]['band']} ({INDEX} or "
                                            f"download.local.{band})")
                     require_georeferenced(path, ds, DN_TYPES[band])
-                    if self.grid is None:
-                        self.grid, reference = Grid.of(ds), path
+                    if first is None:
+                        first = Grid.of(ds), path
+                    grid, reference = first
                     if band != "scl" and not reproject:  # SCL may be 20 m: always resampled (nearest)
-                        require_same_grid(reference, self.grid, path, Grid.of(ds))
-                    opened[band], tags[band] = (aligned(ds, self.grid), scene[band]["band"], path), ds.tags()
+                        require_same_grid(reference, grid, path, Grid.of(ds))
+                    opened[band], tags[band] = (aligned(ds, grid), scene[band]["band"], path), ds.tags()
                 self.bands.append(opened)
                 (red_off, red_q, origin), (nir_off, nir_q, _) = (
                     scale_offset(opened[b][2], tags[b], scene.get(OFFSET_KEY)) for b in ("red", "nir"))
                 self.scale.append((red_off, red_q, nir_off, nir_q))
                 self.offset_origin.append(origin)
+            assert first is not None   # read_scenes and find_scenes refuse a folder without dates
+            self.grid = first[0]
         except BaseException:
             self.close()
             raise
@@ -251,7 +253,7 @@ def windows_of(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarra
     observed = ~np.isnan(series)
     filled = fill_short_gaps(series, max_gap)
     n = len(series) - window
-    complete = sliding_windows(~np.isnan(filled), window).all(axis=1)[:n]
+    complete = cast(np.ndarray, sliding_windows(~np.isnan(filled), window).all(axis=1))[:n]
     valid = complete & observed[window - 1:-1] & observed[window:]
     starts, pixels = np.nonzero(valid)
     x = sliding_windows(filled, window)[starts, :, pixels]
@@ -308,6 +310,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
                                                     scaler.transform(y[:, None]))
         if name == "test":
             arrays["meta_test"] = meta   # row, col, grid step of the target (for plots)
+    assert scaler is not None   # fitted on the train split, the first of `parts`
     outside = ranges.warn(str(raw_dir), OUTSIDE)
     maps["arrays"]["map_x"] = scaler.transform(maps["arrays"]["map_x"])
     arrays.update(maps.pop("arrays"))
