@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 __all__ = ["load", "__version__"]
 
 
-def load(model_name_or_path: str | Path, **options: Any) -> seqpipe.api.Predictor:  # noqa: F821 (imported on use)
+def load(model_name_or_path: str | Path, **options: Any) -> Any:   # a seqpipe.api.Predictor, imported on use
     """A trained model as a `seqpipe.api.Predictor`: `load("bandwidth").predict(frame)`. A model name
     loads models/<name>/model.pt of the current folder; a path loads that model file. Options:
     `params` (the params.yaml predict options come from), `trust_unverified` (see seqpipe.api.load)."""

@@ -95,15 +95,16 @@ def load(model_name_or_path: str | Path, *, params: str | Path | None = DEFAULT_
     if name in pipelines.names() and not given.is_file():
         path, expected = layout.model_file(name), name
         if not path.exists():
-            raise SeqpipeError(f"{path}: not found; train {name} first (`dvc repro train-{name}`), or run from "
-                               "the repository root, or pass the model file's path")
+            raise SeqpipeError(f"{path}: not found; train {name} first (`dvc repro train-{name}`), "
+                               "or run from the repository root, or pass the model file's path")
     else:
         path, expected = given, None
         if not path.exists():
             raise SeqpipeError(f"{path}: not found (neither a model file nor a model name; models: "
                                f"{', '.join(pipelines.names())})")
         if path.is_dir():
-            raise SeqpipeError(f"{path}: is a folder; pass a model file (e.g. {path / 'model.pt'}) or a model name")
+            raise SeqpipeError(f"{path}: is a folder; pass a model file (e.g. {path / 'model.pt'}) or "
+                               "a model name")
     network, payload = checkpoint.load_model(path, expected, trust_unverified=trust_unverified)
     spec = pipelines.get(payload["model"])
     if not spec.has_stage("predict"):

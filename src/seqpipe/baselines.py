@@ -61,7 +61,7 @@ def ets(series: np.ndarray, fit: slice) -> tuple[np.ndarray, dict[str, float]]:
         warnings.simplefilter("ignore", ConvergenceWarning)
         fitted = ETSModel(values[fit], **options).fit(disp=False)
     forecast = ETSModel(values[start:], **options).smooth(fitted.params).fittedvalues
-    return np.asarray(forecast), {k: float(v) for k, v in zip(fitted.param_names, fitted.params)}
+    return np.asarray(forecast), {k: float(v) for k, v in zip(fitted.param_names, fitted.params, strict=True)}
 
 
 def holt_damped(windows: np.ndarray, alpha: float, beta: float, phi: float) -> np.ndarray:
@@ -109,7 +109,8 @@ def linear(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: 
     gram.flat[::gram.shape[0] + 1] += alpha
     coef = np.linalg.solve(gram, x.T @ (y - y_mean))
     prediction = (flat(x_test) - x_mean) @ coef + y_mean
-    return prediction.astype(np.result_type(x_test, y_train), copy=False).reshape((len(x_test), *y_train.shape[1:]))
+    return prediction.astype(np.result_type(x_test, y_train), copy=False).reshape(
+        (len(x_test), *y_train.shape[1:]))
 
 
 def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
@@ -161,7 +162,8 @@ def band_statistics(x: np.ndarray) -> np.ndarray:
     return np.concatenate([flat.mean(-1), flat.std(-1), flat.min(-1), lo, hi, flat.max(-1)], axis=1)
 
 
-def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float, max_iter: int) -> np.ndarray:
+def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float,
+             max_iter: int) -> np.ndarray:
     """Class-balanced multinomial logistic regression on standardised per-patch band statistics -> class ids.
 
     scikit-learn's objective (LogisticRegression(C=c, class_weight="balanced") on StandardScaler

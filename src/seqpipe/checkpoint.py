@@ -57,7 +57,8 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
     inner folder is always `archive/`; given a path, torch names it after the (random) temp file, so
     equal payloads would differ in bytes."""
     payload = _canonical(payload)
-    buffer = io.BytesIO()  # torch's zip writer turns ENOSPC into a RuntimeError; a plain write keeps the errno
+    # torch's zip writer turns ENOSPC into a RuntimeError; a plain write keeps the errno
+    buffer = io.BytesIO()
     torch.save({**payload, DIGEST: content_digest(payload)}, buffer)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(buffer.getbuffer())
@@ -73,7 +74,7 @@ def _canonical(value: Any) -> Any:
         items = {_canonical(k): _canonical(v) for k, v in value.items()}
         if type(value) is dict:
             return items
-        copy = type(value)(items)  # a state_dict's OrderedDict, with the module versions it carries
+        copy: Any = type(value)(items)  # a state_dict's OrderedDict, with the module versions it carries
         if hasattr(value, "_metadata"):
             copy._metadata = value._metadata
         return copy
@@ -97,8 +98,9 @@ def load(path: str | Path, trust_unverified: bool = False) -> dict[str, Any]:
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not a seqpipe checkpoint")
     if DIGEST not in payload and not trust_unverified:
-        raise CheckpointError(f"{path}: has no sha256 digest, so its weights cannot be verified (an edited file, "
-                              f"or one from before digests); retrain it, or pass predict --trust-unverified")
+        raise CheckpointError(f"{path}: has no sha256 digest, so its weights cannot be verified (an "
+                              "edited file, or one from before digests); retrain it, or pass predict "
+                              "--trust-unverified")
     if DIGEST in payload and payload[DIGEST] != content_digest(payload):
         raise CheckpointError(f"{path}: corrupted checkpoint (content does not match its sha256)")
     return payload
@@ -116,7 +118,8 @@ def _require_zip(path: Path) -> None:
     except SeqpipeError as exc:
         raise CheckpointError(str(exc)) from None
     except OSError as exc:
-        raise environment_error(exc, path) or CheckpointError(f"{path}: cannot read ({first_line(exc)})") from None
+        raise environment_error(exc, path) or CheckpointError(f"{path}: cannot read "
+                                                              f"({first_line(exc)})") from None
     if size == 0:
         raise CheckpointError(f"{path}: unreadable checkpoint (an empty file, 0 bytes)")
     if not is_zip:

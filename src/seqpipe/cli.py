@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from seqpipe import __version__, layout, process
 from seqpipe.cli_parser import build_parser
 from seqpipe.errors import SeqpipeError, environment_error, first_line
 
 if TYPE_CHECKING:
+    from seqpipe.fit import ResumeMode
     from seqpipe.params import Params
     from seqpipe.spec import ModelSpec
 
@@ -107,7 +109,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pr-report":  # the same, against BASE, as the pull request's markdown
         from seqpipe.report import markdown
         text = markdown.report(args.base, args.plots_dir, args.noise, args.models)
-        sys.stdout.reconfigure(encoding="utf-8", errors=sys.stdout.errors)   # markdown is UTF-8 in any locale
+        # markdown is UTF-8 in any locale
+        cast(io.TextIOWrapper, sys.stdout).reconfigure(encoding="utf-8", errors=sys.stdout.errors)
         sys.stdout.write(text)
         return 0
     if args.command == "dvc-yaml":
@@ -117,8 +120,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "docs":   # the reference pages: docs/cli.md from this parser, docs/params.md
         from seqpipe import docs_pages
-        changed = docs_pages.write(Path("."), args.params, check=args.check)
-        print(f"{', '.join(map(str, changed))} written" if changed else
+        pages = docs_pages.write(Path("."), args.params, check=args.check)
+        print(f"{', '.join(map(str, pages))} written" if pages else
               "docs/cli.md and docs/params.md are up to date")
         return 0
     if args.command == "completion":
@@ -140,15 +143,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     missing = [f"--{option}" for option in spec.predict_inputs if args.command == "predict" and
                getattr(args, option) is None]   # before params, torch and the model file are read
     if missing:
-        raise SeqpipeError(f"predict {spec.name}: {' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} "
-                           f"required (seqpipe predict {spec.name} --help)")
+        raise SeqpipeError(f"predict {spec.name}: {' and '.join(missing)} "
+                           f"{'are' if len(missing) > 1 else 'is'} required (seqpipe predict "
+                           f"{spec.name} --help)")
     params = load_params(args.params, pipelines.names())
     # before numpy and torch load: they read the pinned kernels and thread counts when they do
     data_stage = args.command in entry.DATA_STAGES
     wanted = params.train(spec.name).num_threads
     # a set thread count holds that many cores while it trains (0 is a fair share instead; torchrun's
     # ranks run inside their launcher's hold; SEQPIPE_CORE_SLOTS=0 turns it off)
-    if args.command == "train" and wanted and "RANK" not in os.environ and os.environ.get("SEQPIPE_CORE_SLOTS") != "0":
+    if (args.command == "train" and wanted and "RANK" not in os.environ
+            and os.environ.get("SEQPIPE_CORE_SLOTS") != "0"):
         params.section(spec.name, "model", spec.model_params)  # bad params fail at once, not after a wait
         total = numerics.usable_cores()
         live_runs.hold_cores(wanted, total, lambda: log.info(
@@ -180,7 +185,8 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
     from seqpipe import distributed
     from seqpipe.stages import entry
 
-    # the sections the stage reads, parsed first: a bad key is one error line and nothing written (no train.log)
+    # the sections the stage reads, parsed first: a bad key is one error line and nothing written
+    # (no train.log)
     params.section(spec.name, "model", spec.model_params)
     nproc = params.train(spec.name).nproc_per_node
     if not args.validate_only:
@@ -192,10 +198,11 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
         if nproc > 1 and distributed.world_size() == 1:
             from seqpipe.fit import select_device
             distributed.check_launch(spec.name, nproc, select_device(params.device))
-            mode = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
+            flags = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
             debug = ["--debug"] if args.debug else []
-            return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *mode], nproc)
-    mode = "resume" if args.resume else "fresh" if args.fresh else "auto"
+            return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *flags],
+                                      nproc)
+    mode: ResumeMode = "resume" if args.resume else "fresh" if args.fresh else "auto"
     entry.run_stage("train", spec, params, resume=mode, validate_only=args.validate_only)
     return 0
 
@@ -217,7 +224,8 @@ class _TqdmLog(logging.StreamHandler):
 
 def _setup_logging() -> None:
     console = _TqdmLog(sys.stderr) if sys.stderr.isatty() else logging.StreamHandler(sys.stderr)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=[console], force=True)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=[console],
+                        force=True)
     # rasterio logs GDAL errors at INFO; torch its cache statistics at exit when its import was cut short
     for noisy in ("dvclive", "matplotlib", "PIL", "rasterio", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -246,7 +254,8 @@ def _log_to_file(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = _FileLog(path, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
-        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot open ({first_line(exc)})") from exc
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot open "
+                                                           f"({first_line(exc)})") from exc
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     logging.getLogger().addHandler(handler)
 

@@ -14,12 +14,13 @@ from seqpipe import __version__, pipelines
 from seqpipe.errors import EXIT_CODES
 from seqpipe.spec import ModelSpec
 
-DESCRIPTION = "`seqpipe`: the stages DVC runs, plus list, predict and export. Configuration comes from params.yaml."
+DESCRIPTION = ("`seqpipe`: the stages DVC runs, plus list, predict and export. Configuration comes from "
+               "params.yaml.")
 INPUT_HELP = {"input": "input file or folder (required)",
               "before": "the earlier raster, t1 (required)",
               "after": "the later raster, t2, on the same grid as --before (required)"}
-COMMANDS = ("list", "check-params", "download", "preprocess", "train", "evaluate", "predict", "dvc-yaml", "export",
-            "completion", "report", "pr-report", "docs")
+COMMANDS = ("list", "check-params", "download", "preprocess", "train", "evaluate", "predict", "dvc-yaml",
+            "export", "completion", "report", "pr-report", "docs")
 PATH_OPTIONS = ("input", "before", "after")   # every predict path option; a model takes its spec's
 
 
@@ -43,15 +44,17 @@ def epilog(specs: list[ModelSpec]) -> str:
                 ("seqpipe train bandwidth --fresh", "ignore checkpoints and start over"),
                 *[(spec.predict_example, "") for spec in specs if spec.predict_example],
                 ("seqpipe predict MODEL --help", "the input a model's predict expects, with an example"),
-                ("seqpipe export bandwidth", "models/bandwidth/model.onnx with its metadata, checked with onnxruntime"),
-                ("source <(seqpipe completion bash)", "tab completion of commands, models and options (or zsh)")]
+                ("seqpipe export bandwidth", "models/bandwidth/model.onnx with its metadata, checked "
+                 "with onnxruntime"),
+                ("source <(seqpipe completion bash)", "tab completion of commands, models and "
+                 "options (or zsh)")]
     width = max(len(cmd) for cmd, text in examples if text) + 2
     lines = [f"  {cmd:<{width}} {text}".rstrip() for cmd, text in examples]
     codes = [f"  {code:<4} {text}" for code, text in EXIT_CODES.items()]
-    return ("examples:\n" + "\n".join(lines) + "\n\nStages are normally run by `dvc repro`; every hyperparameter "
-            "lives in params.yaml.\n\nexit codes:\n" + "\n".join(codes) + "\nAn error is one line `seqpipe: error: "
-            "<file or key>: <what is wrong>`; an unexpected one also names a\nlog file holding the traceback "
-            "(--debug prints it instead).")
+    return ("examples:\n" + "\n".join(lines) + "\n\nStages are normally run by `dvc repro`; every "
+            "hyperparameter lives in params.yaml.\n\nexit codes:\n" + "\n".join(codes) + "\nAn error is one "
+            "line `seqpipe: error: <file or key>: <what is wrong>`; an unexpected one also names a\nlog file "
+            "holding the traceback (--debug prints it instead).")
 
 
 def _model_argument(parser: argparse.ArgumentParser, names: list[str]) -> None:
@@ -61,23 +64,28 @@ def _model_argument(parser: argparse.ArgumentParser, names: list[str]) -> None:
 def _predict_parsers(sub: argparse._SubParsersAction, specs: list[ModelSpec]) -> None:
     """`seqpipe predict MODEL ...`: one parser per model, with the path options its predict reads."""
     names = [spec.name for spec in specs]
-    predict = sub.add_parser("predict", help="run a trained model on new input (seqpipe predict MODEL --help)",
+    predict = sub.add_parser("predict",
+                             help="run a trained model on new input (seqpipe predict MODEL --help)",
                              description="Run a trained model on new input; `seqpipe predict MODEL --help` "
                              "says what MODEL's input must be.")
-    models = predict.add_subparsers(dest="model", required=True, metavar="MODEL", help=f"one of: {', '.join(names)}")
+    models = predict.add_subparsers(dest="model", required=True, metavar="MODEL",
+                                    help=f"one of: {', '.join(names)}")
     for spec in specs:
-        example = f"example (on a fresh clone after `make repro`):\n  {spec.predict_example}" if spec.predict_example \
-            else f"example:\n  seqpipe predict {spec.name} " + " ".join(f"--{o} PATH" for o in spec.predict_inputs) \
-            + " --output PATH"
+        example = (f"example (on a fresh clone after `make repro`):\n  {spec.predict_example}"
+                   if spec.predict_example else
+                   f"example:\n  seqpipe predict {spec.name} "
+                   + " ".join(f"--{o} PATH" for o in spec.predict_inputs) + " --output PATH")
         text = spec.predict_help or f"{' and '.join('--' + o for o in spec.predict_inputs)}: see " \
             f"src/seqpipe/pipelines/{spec.name}/predict.py"
-        description = "\n".join(textwrap.fill(line, 100, subsequent_indent="  " if line.startswith("  ") else "")
+        description = "\n".join(textwrap.fill(line, 100,
+                                              subsequent_indent="  " if line.startswith("  ") else "")
                                 for line in f"{spec.summary}\n\ninput: {text}".splitlines())
         model = models.add_parser(spec.name, help=spec.summary, description=description,
                                   epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter)
         model.set_defaults(**{option: None for option in PATH_OPTIONS})
         for option in spec.predict_inputs:
-            model.add_argument(f"--{option}", type=Path, metavar="PATH", help=INPUT_HELP.get(option, "(required)"))
+            model.add_argument(f"--{option}", type=Path, metavar="PATH",
+                               help=INPUT_HELP.get(option, "(required)"))
         model.add_argument("--output", type=str, required=True, metavar="PATH", help="output file")
         model.add_argument("--model-file", type=Path, metavar="PATH",
                            help=f"model file (default: models/{spec.name}/model.pt); "
@@ -98,52 +106,63 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     parser = Parser(prog="seqpipe", description=DESCRIPTION, epilog=epilog(specs),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seqpipe {__version__}")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="params file (default: params.yaml)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list registered models")
-    sub.add_parser("check-params", help="parse every section of params.yaml -> data/params.checked (the first "
-                   "stage DVC runs: a bad value stops `dvc repro` before any output is deleted)")
+    sub.add_parser("check-params", help="parse every section of params.yaml -> "
+                   "data/params.checked (the first stage DVC runs: a bad value stops `dvc repro` before any "
+                   "output is deleted)")
     for stage, text in (("download", "fetch or generate raw data into data/raw/MODEL/"),
                         ("preprocess", "raw data -> train/val/test arrays in data/processed/MODEL/")):
         _model_argument(sub.add_parser(stage, help=text), names)
-    train = sub.add_parser("train", help="train MODEL -> models/MODEL/model.pt (resumes a matching checkpoint)")
+    train = sub.add_parser("train", help="train MODEL -> models/MODEL/model.pt (resumes a "
+                           "matching checkpoint)")
     _model_argument(train, names)
     mode = train.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="require and resume this params set's checkpoint "
                       "(models/MODEL/checkpoints/FINGERPRINT/last.pt)")
-    mode.add_argument("--fresh", action="store_true", help="delete this params set's checkpoints and start from scratch")
+    mode.add_argument("--fresh", action="store_true", help="delete this params set's checkpoints and start "
+                      "from scratch")
     mode.add_argument("--validate-only", action="store_true",
-                      help="check params, data and network with one batch and a validation pass; write nothing")
+                      help="check params, data and network with one batch and a validation pass; "
+                      "write nothing")
     _model_argument(sub.add_parser("evaluate", help="test metrics and baselines -> metrics/MODEL.json, "
                                    "plots/MODEL/eval/"), names)
     if specs:
         _predict_parsers(sub, specs)
     else:  # never this command's: see above
         sub.add_parser("predict", help="run a trained model on new input (seqpipe predict MODEL --help)")
-    dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml's stages from the model folders (deps = what each stage imports)")
-    dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
+    dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml's stages from the model folders (deps = what "
+                              "each stage imports)")
+    dvc_yaml.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date "
+                          "(exit 1 if not)")
     docs = sub.add_parser("docs", help="write docs/cli.md (from this argument parser) and docs/params.md "
                           "(from the params classes and params.yaml's values)")
     docs.add_argument("--check", action="store_true",
                       help="only check that both pages are up to date (exit 1 if not)")
-    export = sub.add_parser("export", help="export MODEL to ONNX with self-describing metadata, checked against torch")
+    export = sub.add_parser("export", help="export MODEL to ONNX with self-describing metadata, checked "
+                            "against torch")
     _model_argument(export, names)
     export.add_argument("--output", type=str, help="default: models/MODEL/model.onnx")
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
-    completion.add_argument("shell", choices=["bash", "zsh"], help="bash: `source <(seqpipe completion bash)`")
+    completion.add_argument("shell", choices=["bash", "zsh"], help="bash: `source <(seqpipe "
+                            "completion bash)`")
     report = sub.add_parser(
         "report", help="plots and headline metrics -> one self-contained HTML page that opens offline",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Render the plots DVC defines (`dvc plots show/diff --json`: dvc.yaml's plots, its templates, "
-        "image plots)\nand metrics/MODEL.json (`dvc metrics show/diff --json`) into one HTML page with Vega "
-        "inlined:\nno CDN, no network request (the page `dvc plots show` writes loads Vega from the internet).",
+        description="Render the plots DVC defines (`dvc plots show/diff --json`: dvc.yaml's plots, "
+        "its templates, image plots)\nand metrics/MODEL.json (`dvc metrics show/diff --json`) into one HTML "
+        "page with Vega inlined:\nno CDN, no network request (the page `dvc plots show` writes loads Vega "
+        "from the internet).",
         epilog="examples:\n  seqpipe report                      the workspace -> report.html\n"
         "  seqpipe report HEAD                 HEAD vs the workspace (as `dvc plots diff HEAD`)\n"
         "  seqpipe report main my-branch       two revisions, with the change of each metric\n"
         "  seqpipe report --model bandwidth --output /tmp/bandwidth.html")
-    report.add_argument("revisions", nargs="*", metavar="REV", help="git revisions or experiments: none = the "
-                        "workspace; one = REV vs the workspace; more = those revisions, metrics diffed against the first")
+    report.add_argument("revisions", nargs="*", metavar="REV", help="git revisions or "
+                        "experiments: none = the workspace; one = REV vs the workspace; more = those "
+                        "revisions, metrics diffed against the first")
     report.add_argument("--output", type=str, default="report.html", metavar="PATH",
                         help="HTML file (default: report.html)")
     report.add_argument("--model", action="append", dest="models", metavar="NAME",

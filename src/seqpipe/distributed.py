@@ -18,8 +18,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -237,8 +237,9 @@ class Ranks:
     def epoch_order(self, n: int, seed: int, epoch: int) -> torch.Tensor:
         """This rank's sample indices for one epoch: a shuffle that depends only on (seed, epoch),
         split across ranks by DistributedSampler (padded so every rank has as many batches)."""
-        sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True,
-                                     seed=seed * 100_003)
+        sampler: DistributedSampler[int] = DistributedSampler(
+            range(n),  # type: ignore[arg-type]  # torch annotates Dataset; the sampler only takes its len()
+            num_replicas=self.world, rank=self.rank, shuffle=True, seed=seed * 100_003)
         sampler.set_epoch(epoch)
         return torch.tensor(list(sampler), dtype=torch.long, device=self.device)
 

@@ -181,7 +181,7 @@ def field_notes(cls: type) -> dict[str, str]:
             match = re.match(r"    (\w+)\s*:", line)
             if not match or match.group(1) not in own:
                 continue
-            above = []
+            above: list[str] = []
             k = number - 1
             while k >= 1 and lines[k - 1].strip().startswith("#"):
                 above.insert(0, comments.get(k, ""))
@@ -193,7 +193,7 @@ def field_notes(cls: type) -> dict[str, str]:
 def _item_class(tp: Any) -> type | None:
     """The dataclass a field holds, directly, as `X | None` or as the items of a list; else None."""
     inner, _ = _bounds(tp)
-    if is_dataclass(inner):
+    if isinstance(inner, type) and is_dataclass(inner):
         return inner
     args = typing.get_args(inner)
     if typing.get_origin(inner) in (typing.Union, types.UnionType, list):

@@ -54,9 +54,16 @@ def module_file(name: str) -> Path | None:
     return None
 
 
+def _project_file(name: str) -> Path:
+    """module_file of a name known to be a project module (a closure holds only those)."""
+    path = module_file(name)
+    assert path is not None, name
+    return path
+
+
 def module_level_imports(name: str) -> set[str]:
     """Project modules `name` imports when it is imported (not inside functions or TYPE_CHECKING)."""
-    path = module_file(name)
+    path = _project_file(name)
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     found: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -100,7 +107,7 @@ def stage_modules(stage: str, spec: ModelSpec) -> set[str]:
 
 def stage_deps(stage: str, spec: ModelSpec) -> list[str]:
     """The project files stage `stage` of model `spec` imports, as paths from the repository root."""
-    return sorted(module_file(m).relative_to(ROOT).as_posix() for m in stage_modules(stage, spec))
+    return sorted(_project_file(m).relative_to(ROOT).as_posix() for m in stage_modules(stage, spec))
 
 
 def local_paths(spec: ModelSpec) -> list[str]:
@@ -114,7 +121,7 @@ def check_params_block() -> dict:
     for name in pipelines.names():
         package = pipelines.get(name).package
         entries += [package] + [f"{package}.{stage}" for stage in ("download", "preprocess", "evaluate")]
-    deps = sorted(module_file(m).relative_to(ROOT).as_posix() for m in closure(entries))
+    deps = sorted(_project_file(m).relative_to(ROOT).as_posix() for m in closure(entries))
     return {"cmd": "seqpipe check-params", "deps": deps, "params": ["seed", "device", "numerics", "models"],
             "outs": [{CHECKED: {"cache": False}}]}
 
@@ -130,7 +137,8 @@ def stage_block(stage: str, spec: ModelSpec) -> dict:
     params = {"download": ["seed", "numerics", f"models.{m}.download"],
               "preprocess": ["seed", "numerics", f"models.{m}.preprocess"],
               "train": ["seed", "device", "numerics", f"models.{m}.model", f"models.{m}.train"],
-              "evaluate": ["seed", "numerics", f"models.{m}.train.num_threads", f"models.{m}.evaluate"]}[stage]
+              "evaluate": ["seed", "numerics", f"models.{m}.train.num_threads",
+                           f"models.{m}.evaluate"]}[stage]
     # DVC's run-cache is off for a stage with a `persist` output or a `cache: false` one other than a
     # metrics or plots output, so train's outputs are cached, but for DVCLive's metrics.json (a metrics
     # output: committed, and `dvc exp show` reads it while the experiment runs): a params set trained
@@ -141,7 +149,8 @@ def stage_block(stage: str, spec: ModelSpec) -> dict:
             "train": [f"models/{m}/model.pt", f"models/{m}/model_card.json", f"{live}/plots"],
             "evaluate": [{f"metrics/{m}.json": {"cache": False}}, {f"plots/{m}/eval": {"cache": False}},
                          {f"plots/{m}/train": {"cache": False}}]}[stage]
-    block = {"cmd": f"seqpipe {stage} {m}", "deps": data + stage_deps(stage, spec), "params": params, "outs": outs}
+    block = {"cmd": f"seqpipe {stage} {m}", "deps": data + stage_deps(stage, spec), "params": params,
+             "outs": outs}
     if stage == "train":
         block["metrics"] = [{f"{live}/metrics.json": {"cache": False}}]
     return block

@@ -4,8 +4,9 @@ It knows a network, a task (batch -> loss) and tensors; nothing about any partic
 Features: Adam/AdamW, plateau/cosine/one-cycle schedules, gradient clipping, early stopping that restores the
 best weights, atomic best/last/epoch checkpoints, exact resume (mid-epoch too), SIGINT/SIGTERM ->
 checkpoint + non-zero exit, AMP on CUDA, tqdm bars on a terminal and periodic log lines otherwise,
-a per-epoch history (train and validation loss, lr) that model.pt keeps and a callback logs live. Under torchrun the same loop runs on every rank through the hooks of
-`distributed.Ranks` (DDP module, sharded sample order, summed losses); rank 0 alone writes.
+a per-epoch history (train and validation loss, lr) that model.pt keeps and a callback logs live. Under
+torchrun the same loop runs on every rank through the hooks of `distributed.Ranks` (DDP module, sharded
+sample order, summed losses); rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from torch import nn
 from tqdm import tqdm
 
 from seqpipe import checkpoint, optim
-from seqpipe.errors import SeqpipeError
 from seqpipe.distributed import Ranks
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import TrainParams
 from seqpipe.tasks import Task, step
 
@@ -96,6 +97,7 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     `fingerprint`); a checkpoint resumes only when its fingerprint matches. In a process group
     (see `seqpipe.distributed`) every rank calls this; `model` stays the unwrapped module.
     """
+    assert isinstance(tp.batch_size, int), "batch_size auto is resolved before fit (seqpipe.stages.train)"
     started = time.perf_counter()
     checkpoint_dir = Path(checkpoint_dir)
     ranks = Ranks.current(device)
@@ -117,8 +119,9 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                            owner=False)
     net = ranks.wrap(model)
     on_epoch = on_epoch if ranks.is_main else None
-    for record in state.history if on_epoch else ():
-        on_epoch(record)
+    if on_epoch:
+        for record in state.history:
+            on_epoch(record)
     if state.stopped_early or state.epoch >= tp.epochs and state.step == 0:
         log.info("%s: checkpoint already complete (%d epochs)", name, state.epoch)
     train = {k: v.to(device) for k, v in train.items()}
@@ -226,9 +229,9 @@ def _train_step(model: nn.Module, task: Task, batch: dict[str, torch.Tensor],
         loss, _ = step(model, task, batch)
     scaler.scale(loss).backward()
     if tp.grad_clip > 0:
-        scaler.unscale_(optimizer)
+        scaler.unscale_(optimizer)  # type: ignore[arg-type]  # torch says Optimizer; Adam duck-types it
         nn.utils.clip_grad_norm_(model.parameters(), tp.grad_clip)
-    scaler.step(optimizer)
+    scaler.step(optimizer)  # type: ignore[arg-type]  # torch says Optimizer; Adam duck-types it
     scaler.update()
     return float(loss.detach())
 
@@ -252,7 +255,8 @@ def _end_epoch(state: _State, val_loss: float, optimizer: optim.Adam,
 
 
 def _optimizer(model: nn.Module, tp: TrainParams) -> optim.Adam:
-    return optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay, decoupled=tp.optimizer == "adamw")
+    return optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay,
+                      decoupled=tp.optimizer == "adamw")
 
 
 def _scheduler(optimizer: optim.Adam, tp: TrainParams, n_batches: int) -> Any:
@@ -329,8 +333,9 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
         if scheduler is not None and payload["scheduler"] is not None:
             scheduler.load_state_dict(payload["scheduler"])
     except (KeyError, TypeError, AttributeError):
-        raise checkpoint.CheckpointError(f"{last}: its optimizer or schedule state has another layout (torch.optim's, "
-                                         "from a seqpipe before seqpipe.optim); use --fresh to start over") from None
+        raise checkpoint.CheckpointError(f"{last}: its optimizer or schedule state has another layout "
+                                         "(torch.optim's, from a seqpipe before seqpipe.optim); use --fresh "
+                                         "to start over") from None
     scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["rng"])
     for key in vars(state):
@@ -340,7 +345,8 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
 
 
 def _clear(folder: Path) -> None:
-    """Empty the checkpoint folder for a fresh start; the folder itself stays (its owner holds a lock on it)."""
+    """Empty the checkpoint folder for a fresh start; the folder itself stays (its owner holds a lock on
+    it)."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in folder.iterdir():
         if path.is_dir() and not path.is_symlink():

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -71,7 +71,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 FIFO_WAIT_S = 10.0          # how long a FIFO given as an output may go without a reader
 STREAM_TEMP = "seqpipe-output"  # the temps (in the system temp folder) of outputs written into a FIFO/device
-_TEMP_EXTRA = len("..4194304-abcdefgh.tmp")  # what a temp's name adds to its output's (pid_max 2**22, 8 random)
+# what a temp's name adds to its output's (pid_max 2**22, 8 random)
+_TEMP_EXTRA = len("..4194304-abcdefgh.tmp")
 _TEMP_PID = re.compile(r"\.(\d+)-[a-z0-9_]+\.tmp$")
 _writing: set[Path] = set()   # this process's live temps (its own stale-temp sweeps leave them alone)
 
@@ -107,7 +108,8 @@ def output_target(path: str | Path, option: str = "--output") -> tuple[str, Path
     except OSError:
         same = False
     if not same:   # e.g. /proc/PID/fd/N of a deleted file
-        raise SeqpipeError(f"{path}: a link to a file that has no path of its own to replace; write elsewhere")
+        raise SeqpipeError(f"{path}: a link to a file that has no path of its own to replace; "
+                           "write elsewhere")
     if not info.st_mode & 0o222 or not os.access(real, os.W_OK):  # a DVC cache file (0444): never replaced
         raise EnvError(f"{path}: a link to {real}, which is read-only; write elsewhere or remove the link")
     return "replace", real
@@ -124,8 +126,8 @@ def output_file(given: str | Path, option: str = "--output") -> Path:
         raise SeqpipeError(f"{option} -: '-' is no file path here; give a file path, or /dev/stdout for the "
                            "standard output")
     if text.endswith(os.sep) or os.path.basename(text) in ("", ".", ".."):
-        raise SeqpipeError(f"{text}: ends in '{os.path.basename(text) or os.sep}', so it names a folder; {option} "
-                           "takes a file path")
+        raise SeqpipeError(f"{text}: ends in '{os.path.basename(text) or os.sep}', so it names a "
+                           f"folder; {option} takes a file path")
     return Path(given)
 
 
@@ -146,8 +148,8 @@ def _write_into(node: Path, tmp: Path, shown: Path) -> None:
         except OSError as exc:
             if exc.errno != errno.ENXIO or time.monotonic() > deadline:
                 if exc.errno == errno.ENXIO:
-                    raise SeqpipeError(f"{shown}: a FIFO that no process opened for reading in {FIFO_WAIT_S:g} s; "
-                                       "start its reader first") from None
+                    raise SeqpipeError(f"{shown}: a FIFO that no process opened for reading in "
+                                       f"{FIFO_WAIT_S:g} s; start its reader first") from None
                 raise _cannot_write(exc, shown) from None
             time.sleep(0.05)
     try:
@@ -316,7 +318,8 @@ def check_writable(folder: str | Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        problem = environment_error(exc, shown) or SeqpipeError(f"{shown}: cannot write here ({first_line(exc)})")
+        problem = environment_error(exc, shown) or SeqpipeError(f"{shown}: cannot write here "
+                                                                f"({first_line(exc)})")
         raise problem from exc
 
 
@@ -372,7 +375,8 @@ def read_json(path: str | Path) -> Any:
     except json.JSONDecodeError as exc:
         raise SeqpipeError(f"{path}: not valid JSON ({first_line(exc)})") from None
     except OSError as exc:
-        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read ({first_line(exc)})") from None
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read "
+                                                           f"({first_line(exc)})") from None
 
 
 # What a path is when it is neither a regular file nor a folder (stat's file types).
@@ -390,7 +394,8 @@ def require_file(path: str | Path) -> Path:
     except (FileNotFoundError, NotADirectoryError):
         raise SeqpipeError(f"{path}: not found") from None
     except OSError as exc:
-        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read ({first_line(exc)})") from None
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read "
+                                                           f"({first_line(exc)})") from None
     if stat.S_ISDIR(mode):
         raise SeqpipeError(f"{path}: is a folder, not a file")
     if not stat.S_ISREG(mode):
@@ -406,7 +411,7 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
             np.save(fh, np.ascontiguousarray(array))
 
 
-def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+def load_npy(path: str | Path, mmap_mode: Literal["r+", "r", "w+", "c"] | None = None) -> np.ndarray:
     """np.load of one .npy with pickles refused; a missing, damaged or object array is one SeqpipeError."""
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)

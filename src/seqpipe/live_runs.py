@@ -34,7 +34,8 @@ from seqpipe.errors import SeqpipeError
 
 _held: list[int] = []   # the descriptors of this process's registration: open until it exits
 _slots: list[int] = []  # the descriptors of the core slots this process holds: open until it exits
-_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC   # a link or a FIFO planted there never blocks or redirects
+# a link or a FIFO planted there never blocks or redirects
+_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class RuntimeFolderError(SeqpipeError):
@@ -80,13 +81,15 @@ def _private(path: Path) -> None:
     fix = "remove it, or set SEQPIPE_RUNTIME_DIR to a folder of your own"
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
-        raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is not a folder (a link?); {fix}")
+        raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is not a folder "
+                                 f"(a link?); {fix}")
     if info.st_uid != os.getuid():
         raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is owned by uid "
                                  f"{info.st_uid}, not by you (uid {os.getuid()}); {fix}")
     if info.st_mode & 0o022:
-        raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is writable by others "
-                                 f"than you (mode {stat.S_IMODE(info.st_mode):o}); chmod 700 it, or {fix}")
+        raise RuntimeFolderError(f"{path}: the runtime folder (live trainings, core slots) is "
+                                 f"writable by others than you (mode {stat.S_IMODE(info.st_mode):o}); chmod "
+                                 f"700 it, or {fix}")
     with os.scandir(path) as entries:
         for entry in entries:
             if not entry.is_file(follow_symlinks=False):

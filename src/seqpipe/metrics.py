@@ -66,7 +66,7 @@ def headline(detail: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
 
     def pick(section: dict[str, Any], where: str) -> dict[str, float]:
         out = {}
-        for key, name in zip(keys, names):
+        for key, name in zip(keys, names, strict=True):
             value: Any = section
             for part in key.split("."):
                 if not isinstance(value, dict) or part not in value:
@@ -78,7 +78,8 @@ def headline(detail: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
         return out
 
     return {"test": pick(detail["test"], "test"),
-            "baselines": {b: pick(section, f"baselines.{b}") for b, section in detail.get("baselines", {}).items()}}
+            "baselines": {b: pick(section, f"baselines.{b}")
+                          for b, section in detail.get("baselines", {}).items()}}
 
 
 def headline_line(head: dict[str, Any]) -> str:
@@ -118,17 +119,20 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, mape_floor: float
            "correlation": pearson(y_true, y_pred)}
     if mape_floor is not None:
         used = np.abs(y_true) >= mape_floor
-        out["mape"] = float(np.mean(np.abs(error[used]) / np.abs(y_true[used])) * 100) if used.any() else float("nan")
+        out["mape"] = (float(np.mean(np.abs(error[used]) / np.abs(y_true[used])) * 100) if used.any()
+                       else float("nan"))
         out["mape_coverage"] = float(used.mean())
     if mase_scale is not None:
         out["mase"] = out["mae"] / mase_scale
     return out
 
 
-def baseline_goal(model: dict[str, dict[str, float]], baselines: dict[str, dict[str, dict[str, float]]]) -> dict:
+def baseline_goal(model: dict[str, dict[str, float]],
+                  baselines: dict[str, dict[str, dict[str, float]]]) -> dict:
     """Per target, whether the model beats every baseline on RMSE and has MASE < 1, and overall.
 
-    `model` maps target -> metrics (with "rmse" and "mase"); `baselines` maps baseline -> target -> metrics."""
+    `model` maps target -> metrics (with "rmse" and "mase"); `baselines` maps baseline -> target ->
+    metrics."""
     per_target = {}
     for target, m in model.items():
         best = min(baselines, key=lambda b: baselines[b][target]["rmse"])

@@ -17,8 +17,9 @@ give it (`models.<m>.train.num_threads` for train, evaluate, predict and export;
 stages), never "whatever this machine has" (`num_threads: 0` asks for that: this run's fair share of
 the usable cores among the live trainings, seqpipe.live_runs, so its bytes depend on the machine and
 the moment). A run that starts while other trainings are live makes its idle OpenMP threads sleep
-rather than spin, so concurrent runs share the cores without collapsing. `numerics: native` lets every library take the fastest
-path this CPU offers: bytes then match only on the same CPU kind. benchmarks/numerics.py measures
+rather than spin, so concurrent runs share the cores without collapsing. `numerics: native` lets every
+library take the fastest path this CPU offers: bytes then match only on the same CPU kind.
+benchmarks/numerics.py measures
 what portable costs in training speed; tests/stages/test_numerics.py proves the byte identity.
 
 `configure` runs before numpy or torch are imported (they read these variables when they load);
@@ -98,7 +99,7 @@ def configure_torch(mode: str, threads: int) -> None:
     torch.set_num_threads(threads)
     if mode != "portable":
         return
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # stub: ContextProp; really a bool
     capability = torch.backends.cpu.get_cpu_capability()
     if capability != "AVX2":
         if not _cpu_has_avx2():
@@ -128,6 +129,7 @@ def _cgroup_quota() -> float | None:
 
 def _cpu_has_avx2() -> bool:
     try:
-        return " avx2 " in f" {Path('/proc/cpuinfo').read_text(encoding='utf-8', errors='replace')} ".replace("\n", " ")
+        return " avx2 " in f" {Path('/proc/cpuinfo').read_text(encoding='utf-8', errors='replace')} ".replace(
+            "\n", " ")
     except OSError:
         return False

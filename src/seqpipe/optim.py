@@ -21,9 +21,10 @@ class Adam:
     """Adam (Kingma & Ba 2015); `decoupled=True` is AdamW (Loshchilov & Hutter 2019). One param group."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, decoupled: bool = False) -> None:
-        self.param_groups = [{"params": list(params), "lr": lr, "betas": betas, "eps": eps,
-                              "weight_decay": weight_decay}]
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 decoupled: bool = False) -> None:
+        self.param_groups: list[dict[str, Any]] = [{"params": list(params), "lr": lr, "betas": betas,
+                                                    "eps": eps, "weight_decay": weight_decay}]
         self.decoupled = decoupled
         self.state: dict[torch.nn.Parameter, dict[str, Any]] = {}
 
@@ -38,7 +39,8 @@ class Adam:
     @torch.no_grad()
     def step(self) -> None:
         group = self.param_groups[0]
-        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, weight_decay = (group["lr"], group["betas"], group["eps"],
+                                                 group["weight_decay"])
         for param in group["params"]:
             if param.grad is None:
                 continue
@@ -92,7 +94,8 @@ class OneCycle:
     def step(self) -> None:
         self.last_step += 1
         if self.last_step > self.total_steps:
-            raise ValueError(f"one-cycle schedule stepped {self.last_step} times, past its {self.total_steps}")
+            raise ValueError(f"one-cycle schedule stepped {self.last_step} times, past its "
+                             f"{self.total_steps}")
         start, phase = (0.0, 0) if self.last_step <= self.phase_end[0] else (self.phase_end[0], 1)
         pct = (self.last_step - start) / (self.phase_end[phase] - start)
         group = self.optimizer.param_groups[0]

@@ -21,10 +21,10 @@ import re
 import stat
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from collections.abc import Iterable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast, dataclass_transform
 
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -33,7 +33,8 @@ from seqpipe.errors import SeqpipeError, first_line
 
 DEFAULT_PARAMS = Path("params.yaml")
 T = TypeVar("T")
-AUTO = Literal["auto"]   # a key whose value the data can give: resolved and recorded by the stage that reads it
+# a key whose value the data can give: resolved and recorded by the stage that reads it
+AUTO = Literal["auto"]
 
 
 class ParamsError(SeqpipeError):
@@ -69,7 +70,8 @@ class Range:
             bound = f"in {self.describe(integer=isinstance(value, int))}"
         else:
             return
-        raise ParamsError(f"{key}: must be {bound}{f' ({self.note})' if self.note else ''}, got {_number(value)}")
+        raise ParamsError(f"{key}: must be {bound}{f' ({self.note})' if self.note else ''}, got "
+                          f"{_number(value)}")
 
     def describe(self, integer: bool) -> str:
         """1..32 for an integer param (both ends in), else interval notation: (0, 10]."""
@@ -107,10 +109,12 @@ def check_date(key: str, value: str, time: bool = False) -> dt.datetime:
         when = dt.datetime.fromisoformat(value) if time else dt.datetime.combine(dt.date.fromisoformat(value),
                                                                                   dt.time())
     except ValueError:
-        expected = "an ISO date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)" if time else "a YYYY-MM-DD date"
+        expected = ("an ISO date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)" if time
+                    else "a YYYY-MM-DD date")
         raise ParamsError(f"{key}: not {expected}: {value!r}") from None
-    check(FIRST_YEAR <= when.year <= LAST_YEAR, key, f"must lie in the years {FIRST_YEAR}..{LAST_YEAR}, got {value!r}")
-    return when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when.tzinfo else when   # comparable
+    check(FIRST_YEAR <= when.year <= LAST_YEAR, key, f"must lie in the years {FIRST_YEAR}..{LAST_YEAR}, "
+          f"got {value!r}")
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when   # comparable
 
 
 def check_end(key: str, start: dt.datetime, span: dt.timedelta | float, what: str) -> None:
@@ -125,12 +129,14 @@ def check_end(key: str, start: dt.datetime, span: dt.timedelta | float, what: st
 def _number(x: float) -> str:
     """A bound or value for a message: ints as written up to 16 digits, else in the shortest float form."""
     if isinstance(x, int) and abs(x) >= 10**16:
-        return f"{x:.3e}" if abs(x) < 10**308 else f"an integer of about {int(x.bit_length() * 0.30103)} digits"
+        return (f"{x:.3e}" if abs(x) < 10**308
+                else f"an integer of about {int(x.bit_length() * 0.30103)} digits")
     if isinstance(x, int):
         return str(x)
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
+@dataclass_transform(frozen_default=True)
 def params_section(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
     """@dataclass(frozen=True) for a params section: constructing one (from params.yaml through `convert`, or
     in code) first checks every field against its type hint (Literal choices, finite floats, Range, Length:
@@ -143,7 +149,7 @@ def params_section(cls: type[T] | None = None, /, *, kw_only: bool = False) -> A
     def __post_init__(self: Any) -> None:
         if not hints:   # resolved on first use: the hints may name classes defined after this one
             hints.update(typing.get_type_hints(cls, include_extras=True))
-        for f in fields(cls):
+        for f in fields(cast(Any, cls)):   # a dataclass by the time an instance exists
             convert(getattr(self, f.name), hints[f.name], f.name)
         if own is not None:
             own(self)
@@ -158,7 +164,8 @@ MAX_PARAMETERS = 1_000_000_000   # a network's parameters (seqpipe.stages.train 
 # Ranges several sections share.
 Dropout = Annotated[float, Range(0, 1, high_open=True)]
 BatchSize = Annotated[int, Range(1, 2**20)]
-SplitFraction = Annotated[float, Range(0, 0.5, low_open=True, high_open=True)]   # val or test share of the data
+# val or test share of the data
+SplitFraction = Annotated[float, Range(0, 0.5, low_open=True, high_open=True)]
 Penalty = Annotated[float, Range(0, 1e6)]   # a ridge or L2 penalty (standardised units)
 Width = Annotated[int, Range(1, 16_384)]    # units of a layer (an LSTM's hidden size, a dense head's)
 Layers = Annotated[int, Range(1, 32)]       # stacked recurrent layers
@@ -224,7 +231,8 @@ class ConvLSTMParams:
 
     hidden_channels: Annotated[int, Range(1, 1024)]
     kernel_size: Annotated[int, Range(1, 15)]     # odd
-    patch: Annotated[int, Range(1, 64)]   # stride of the input embedding: the recurrent grid is `patch` x coarser
+    # stride of the input embedding: the recurrent grid is `patch` x coarser
+    patch: Annotated[int, Range(1, 64)]
 
     def __post_init__(self) -> None:
         check(self.kernel_size % 2 == 1, "kernel_size", f"must be odd, got {self.kernel_size}")
@@ -248,7 +256,8 @@ class SiameseParams:
     """The `model:` section of ice_change."""
 
     base_channels: Annotated[int, Range(1, 1024)]   # width of the first encoder level; doubles at each level
-    depth: Annotated[int, Range(1, 5)]              # encoder levels (each after the first halves the resolution)
+    # encoder levels (each after the first halves the resolution)
+    depth: Annotated[int, Range(1, 5)]
 
 
 SECTIONS = ("download", "preprocess", "model", "train", "evaluate")
@@ -263,9 +272,11 @@ class Params:
     def __init__(self, raw: dict[str, Any], path: Path) -> None:
         self.raw, self.path = raw, path
         self.seed: int = convert(raw["seed"], int, "seed")
-        check(0 <= self.seed < 2**32, "seed", f"must be in 0..2**32-1 (numpy and torch seeds), got {self.seed}")
+        check(0 <= self.seed < 2**32, "seed", "must be in 0..2**32-1 (numpy and torch seeds), "
+              f"got {self.seed}")
         self.device: str = convert(raw["device"], str, "device")
-        ok = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ok = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:")
+                                                        and self.device[5:].isdigit())
         check(ok, "device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         self.numerics: str = convert(raw["numerics"], str, "numerics")
         check(self.numerics in NUMERICS_MODES, "numerics",
@@ -284,7 +295,8 @@ class Params:
         key = (model, section)
         if key not in self._parsed:
             try:
-                self._parsed[key] = convert(self.raw["models"][model][section], cls, f"models.{model}.{section}")
+                self._parsed[key] = convert(self.raw["models"][model][section], cls,
+                                            f"models.{model}.{section}")
             except ParamsError as exc:
                 raise ParamsError(f"{self.path}: {exc}") from None
         return self._parsed[key]
@@ -299,8 +311,8 @@ MAX_NODES = 100_000          # values once aliases are expanded (params.yaml hol
 
 def load_params(path: str | Path = DEFAULT_PARAMS, models: Iterable[str] | None = None,
                 overrides: dict[str, Any] | None = None) -> Params:
-    """Read params.yaml and check its shape: `seed`, `device`, `numerics`, and one section per model in `models`
-    (the model folders), each with exactly the keys download, preprocess, model, train, evaluate.
+    """Read params.yaml and check its shape: `seed`, `device`, `numerics`, and one section per model in
+    `models` (the model folders), each with exactly the keys download, preprocess, model, train, evaluate.
     The sections' contents are checked when a stage reads them. `overrides` maps dotted keys to values."""
     path = Path(path)
     try:
@@ -354,7 +366,8 @@ def read_params_file(path: Path) -> bytes:
 def read_yaml(text: str) -> Any:
     """Parse YAML as DVC does (dvc.utils.serialize.parse_yaml: ruamel.yaml's safe loader, YAML 1.2): `010` is
     10, `1e-3` a number, `yes` a string, `1:30` a string, a key given twice an error. Plain data only; an
-    alias that contains itself or expands past MAX_NODES values is refused. Errors are one-line SeqpipeErrors."""
+    alias that contains itself or expands past MAX_NODES values is refused. Errors are one-line
+    SeqpipeErrors."""
     try:
         data = YAML(typ="safe", pure=False).load(text)
         _check_tree(data, set(), [MAX_NODES])
@@ -380,7 +393,8 @@ def _check_tree(node: Any, ancestors: set[int], budget: list[int]) -> None:
     """Refuse an alias that contains itself (`a: &x [*x]`) or aliases that expand past the node budget."""
     budget[0] -= 1
     if budget[0] < 0:
-        raise SeqpipeError(f"more than {MAX_NODES} values once its aliases (*name) are expanded; not a params file")
+        raise SeqpipeError(f"more than {MAX_NODES} values once its aliases (*name) are expanded; not "
+                           "a params file")
     if isinstance(node, (dict, list)):
         if id(node) in ancestors:
             raise SeqpipeError("an alias (*name) refers to a mapping or list that contains it")
@@ -418,7 +432,7 @@ def reject_unknown(data: dict[str, Any], allowed: Any, prefix: str) -> None:
 def convert(value: Any, tp: Any, key: str) -> Any:
     """Check `value` against type `tp` (dataclass, Literal, list[...], X | None, scalars, Annotated[X, Range
     or Length]). A float is finite; an int or float field's Range and a list's Length are checked here."""
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         if isinstance(value, tp):   # built (and checked) already
             return value
         _expect(isinstance(value, dict), key, f"expected a mapping, got {type(value).__name__}")
@@ -450,7 +464,8 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
             return convert(value, inner[0], key)
-        for alternative in inner:   # e.g. int | Literal["auto"]: the first whose type fits; its range is final
+        # e.g. int | Literal["auto"]: the first whose type fits; its range is final
+        for alternative in inner:
             try:
                 return convert(value, alternative, key)
             except _WrongType:
@@ -474,7 +489,8 @@ def convert(value: Any, tp: Any, key: str) -> Any:
                 f"expected an integer, got {_shown(value)}{_yaml12_hint(value, 'an integer')}")
         return value
     if tp in (str, bool):
-        _expect(isinstance(value, tp), key, f"expected {tp.__name__}, got {_shown(value)}{_yaml12_hint(value, tp)}")
+        _expect(isinstance(value, tp), key, f"expected {tp.__name__}, got "
+                f"{_shown(value)}{_yaml12_hint(value, tp)}")
         return value
     raise TypeError(f"unsupported params type {tp!r} at {key}")
 

@@ -8,7 +8,7 @@ Maps draw NaN (land, masked or missing pixels) in grey (`MASKED_COLOUR`), and ea
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,21 +39,23 @@ def signature(model: str, fingerprint: str) -> str:
     return f"{model} (model {fingerprint})"
 
 
-def write_csv(path: Path, columns: dict[str, np.ndarray | Sequence], float_format: str = "%.6g") -> None:
+def write_csv(path: Path, columns: Mapping[str, np.ndarray | Sequence], float_format: str = "%.6g") -> None:
     """Columns as a CSV, atomically (also used by `seqpipe predict` for its tables); NaN is an empty cell.
     The bytes are those of pandas' `DataFrame(columns).to_csv(index=False, float_format=...)`, without
     importing pandas."""
     cells = [_csv_cells(np.asarray(values), float_format) for values in columns.values()]
     if len({len(column) for column in cells}) > 1:
         raise ValueError("All arrays must be of the same length")
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8",
+                                        errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(list(columns))
-        writer.writerows(zip(*cells))
+        writer.writerows(zip(*cells, strict=True))
 
 
 def _csv_cells(values: np.ndarray, float_format: str) -> list[str]:
-    """One column's cells as pandas writes them: floats through `float_format` (NaN empty), the rest as str."""
+    """One column's cells as pandas writes them: floats through `float_format` (NaN empty), the rest as
+    str."""
     if values.ndim != 1:
         raise ValueError(f"a CSV column must be one-dimensional, not shaped {values.shape}")
     if values.dtype.kind == "f":
@@ -61,7 +63,8 @@ def _csv_cells(values: np.ndarray, float_format: str) -> list[str]:
     return [str(v) for v in values.tolist()]
 
 
-def confusion_table(actual: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> dict[str, list]:
+def confusion_table(actual: Sequence[str], predicted: Sequence[str],
+                    classes: Sequence[str]) -> dict[str, list]:
     """Columns actual, predicted, count, rate (count / row total of `actual`), one row per cell, for a CSV;
     values not in `classes` are not counted."""
     def positions(values: Sequence[str]) -> np.ndarray:
@@ -86,7 +89,7 @@ def line_panels(path: Path, x: np.ndarray, panels: list[tuple[str, dict[str, np.
     hides no data); `faint` labels drawn thin and pale; NaN breaks a line."""
     fig = new_figure(figsize=(10, 1.0 + 2.2 * len(panels)))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
-    for ax, (panel_title, lines) in zip(axes[:, 0], panels):
+    for ax, (panel_title, lines) in zip(axes[:, 0], panels, strict=True):
         for name, y in lines.items():
             ax.plot(x, y, label=name, lw=0.8 if name in faint else 1.6, alpha=0.4 if name in faint else 1.0,
                     marker="." if len(x) <= 80 else None, ms=3, color=SERIES_COLOURS.get(name))
@@ -106,8 +109,9 @@ def band_panels(path: Path, x: np.ndarray,
     interval bands shaded, the widest palest, under the actual and forecast lines."""
     fig = new_figure(figsize=(10, 1.0 + 2.2 * len(panels)))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
-    for ax, (panel_title, actual, forecast, bands) in zip(axes[:, 0], panels):
-        for i, (label, lower, upper) in enumerate(sorted(bands, key=lambda b: -float(np.nanmean(b[2] - b[1])))):
+    for ax, (panel_title, actual, forecast, bands) in zip(axes[:, 0], panels, strict=True):
+        for i, (label, lower, upper) in enumerate(sorted(bands,
+                                                         key=lambda b: -float(np.nanmean(b[2] - b[1])))):
             ax.fill_between(x, lower, upper, color=SERIES_COLOURS["model"], alpha=0.12 + 0.12 * i, lw=0,
                             label=f"{label} interval")
         ax.plot(x, actual, lw=1.2, color=SERIES_COLOURS["actual"], label="actual")
@@ -124,7 +128,7 @@ def scatter_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, s
     """Predicted vs actual, one square panel per (title, actual, predicted, unit), with the y = x line."""
     fig = new_figure(figsize=(3.3 * len(panels), 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (panel_title, actual, predicted, unit) in zip(axes[0], panels):
+    for ax, (panel_title, actual, predicted, unit) in zip(axes[0], panels, strict=True):
         ax.scatter(actual, predicted, s=3, alpha=0.4, label="test windows")
         lo, hi = float(np.nanmin(actual)), float(np.nanmax(actual))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="predicted = actual")
@@ -159,14 +163,15 @@ def map_panels(path: Path, panels: list[tuple[str, np.ndarray, MapScale]], ncols
     for ax in axes.ravel():
         ax.set_axis_off()
     shown: dict[MapScale, tuple[Any, list]] = {}
-    for ax, (panel_title, image, scale) in zip(axes.ravel(), panels):
+    for ax, (panel_title, image, scale) in zip(axes.ravel(), panels, strict=False):
         cmap = colormaps[scale.cmap].with_extremes(bad=MASKED_COLOUR)
         image = np.ma.masked_invalid(np.asarray(image, dtype=np.float64))
         artist = ax.imshow(image, vmin=scale.vmin, vmax=scale.vmax, cmap=cmap, interpolation="nearest")
         ax.set_title(panel_title, fontsize=8)
         shown.setdefault(scale, (artist, []))[1].append(ax)
     for scale, (artist, used) in shown.items():
-        fig.colorbar(artist, ax=used, shrink=0.85, location=scale.location, label=scale.label, ticks=scale.ticks)
+        fig.colorbar(artist, ax=used, shrink=0.85, location=scale.location, label=scale.label,
+                     ticks=scale.ticks)
     fig.suptitle(title, fontsize=10)
     fig.text(0.01, 0.005, "grey: land / masked / no data", fontsize=7, color="0.3")
     _save(fig, path, tight=False)

@@ -92,7 +92,8 @@ class _Named:
             raise
         except OSError as exc:
             known = environment_error(exc, self._name)
-            raise StreamError(str(known) if known else f"{self._name}: cannot write ({first_line(exc)})") from None
+            raise StreamError(str(known) if known else f"{self._name}: cannot write "
+                              f"({first_line(exc)})") from None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -164,7 +165,8 @@ class _Holds:
 def _interrupt(signum: int) -> None:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    for sig in TERMINATING:   # a second signal (dvc forwarding, a process-group kill) must not cut the clean-up
+    # a second signal (dvc forwarding, a process-group kill) must not cut the clean-up
+    for sig in TERMINATING:
         signal.signal(sig, signal.SIG_IGN)
     raise Terminated(signum)
 
@@ -220,11 +222,12 @@ class signals_held:  # noqa: N801 (used as a function: `with signals_held() as h
 def terminate_on_signals() -> Iterator[None]:
     """Inside (main thread only): SIGTERM and SIGHUP raise Terminated and SIGINT KeyboardInterrupt, both
     deferred by signals_held; a signal already ignored stays ignored."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, *TERMINATING):
             current = signal.getsignal(sig)
-            if current is not signal.SIG_IGN and (sig != signal.SIGINT or current is signal.default_int_handler):
+            if current is not signal.SIG_IGN and (sig != signal.SIGINT
+                                                  or current is signal.default_int_handler):
                 previous[sig] = signal.signal(sig, _on_signal)
     try:
         yield

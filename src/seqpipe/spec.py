@@ -21,8 +21,9 @@ class ModelSpec:
     summary: str
     task: str                         # key of seqpipe.tasks.TASKS
     network_module: str               # file under seqpipe/networks/ that the train stage builds from
-    model_params: type                # the `model:` section's dataclass
-    network: Callable[[Any, dict], tuple[str, dict]]   # (model params, stats) -> (class name, constructor args)
+    model_params: type[Any]           # the `model:` section's dataclass
+    # (model params, stats) -> (class name, constructor args)
+    network: Callable[[Any, dict], tuple[str, dict]]
     predict_inputs: tuple[str, ...] = ("input",)       # the path options `seqpipe predict MODEL` takes
     predict_help: str = ""            # what those inputs must hold (shown by `seqpipe predict MODEL --help`)
     predict_example: str = ""         # a command that runs on a fresh clone after `make repro`

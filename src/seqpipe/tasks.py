@@ -73,7 +73,8 @@ class Classification:
         def draw(shape: tuple[int, ...]) -> torch.Tensor:  # torch's global RNG, moved to x's device
             return torch.rand(shape).to(x.device)
 
-        x = torch.where((draw((n,)) < 0.5)[:, None, None, None], x.flip(-1), x)  # with rot90: all 8 symmetries
+        # with rot90: all 8 symmetries
+        x = torch.where((draw((n,)) < 0.5)[:, None, None, None], x.flip(-1), x)
         turns = (draw((n,)) * 4).long().clamp_(max=3)
         rotated = x.clone()
         for k in (1, 2, 3):
@@ -90,7 +91,8 @@ TASKS: dict[str, Callable[[dict[str, Any]], Task]] = {
     "regression": lambda stats: Regression(),
     "masked_regression": lambda stats: MaskedRegression(),
     "binary_segmentation": lambda stats: BinarySegmentation(stats.get("pos_weight", 1.0)),
-    "classification": lambda stats: Classification(stats["class_weights"], stats["band_mean"], stats["band_std"]),
+    "classification": lambda stats: Classification(stats["class_weights"], stats["band_mean"],
+                                                   stats["band_std"]),
 }
 
 

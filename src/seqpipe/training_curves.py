@@ -24,7 +24,7 @@ class LiveCurves:
     starts `folder` afresh; `log(record)` adds one epoch's history record and writes the files."""
 
     def __init__(self, folder: Path) -> None:
-        from dvclive import Live   # on use: it loads DVC (about 2 s), which only the train stage needs
+        from dvclive import Live  # on use: it loads DVC (about 2 s), which only the train stage needs
 
         logging.getLogger("dvclive").setLevel(logging.WARNING)   # its "Logging to experiment ..." line
         self.live = Live(dir=str(folder), resume=False, report=None, save_dvc_exp=False, dvcyaml=False)

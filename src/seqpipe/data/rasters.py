@@ -44,7 +44,8 @@ class Grid:
 
     def describe(self) -> str:
         t = self.transform
-        return f"{crs_name(self.crs)} {self.width}x{self.height} origin ({t.c:g}, {t.f:g}) pixel ({t.a:g}, {t.e:g})"
+        return (f"{crs_name(self.crs)} {self.width}x{self.height} origin ({t.c:g}, {t.f:g}) "
+                f"pixel ({t.a:g}, {t.e:g})")
 
     def difference(self, other: Grid) -> str | None:
         """A short phrase naming what differs from `other`, or None when the grids match."""
@@ -109,7 +110,8 @@ def require_whole_read(path: str | Path, ds: Any, bands: int | None = None) -> N
                       "to read whole")
 
 
-def nodata_mask(ds: Any, band: int, data: np.ndarray, path: str | Path, window: Window | None = None) -> np.ndarray:
+def nodata_mask(ds: Any, band: int, data: np.ndarray, path: str | Path,
+                window: Window | None = None) -> np.ndarray:
     """True where the file's own metadata marks `data` (band `band`, read from `window`) as no data:
     its nodata value (NaN included) or its mask or alpha band; all False when it declares none."""
     from rasterio.enums import MaskFlags
@@ -138,14 +140,16 @@ def many_files() -> Any:
 
 
 def bounded_cache(megabytes: int = 64) -> Any:
-    """rasterio.Env capping GDAL's block cache (default 5% of RAM), so memory does not grow with the raster."""
+    """rasterio.Env capping GDAL's block cache (default 5% of RAM), so memory does not grow with the
+    raster."""
     import rasterio
 
     return rasterio.Env(GDAL_CACHEMAX=megabytes)
 
 
 def aligned(ds: Any, grid: Grid) -> Any:
-    """`ds` as is when it is on `grid`, else a nearest-neighbour WarpedVRT onto `grid` (same windows apply)."""
+    """`ds` as is when it is on `grid`, else a nearest-neighbour WarpedVRT onto `grid` (same windows
+    apply)."""
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 

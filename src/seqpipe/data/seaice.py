@@ -12,12 +12,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import Grid, geotiff_writer, many_files, nodata_mask, require_whole_read
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import require_file
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ def check_g02135_grid(path: Path, grid: Grid) -> None:
         raise SeqpipeError(f"{path}: origin ({t.c}, {t.f}) is not on the NSIDC 25 km grid of EPSG:{epsg}")
     height, width = SHAPES[epsg]
     if rows < 0 or cols < 0 or rows + grid.height > height or cols + grid.width > width:
-        raise SeqpipeError(f"{path}: {grid.width}x{grid.height} pixels from row {rows:.0f}, column {cols:.0f} reach "
-                           f"beyond the {width}x{height} G02135 grid of EPSG:{epsg}")
+        raise SeqpipeError(f"{path}: {grid.width}x{grid.height} pixels from row {rows:.0f}, column "
+                           f"{cols:.0f} reach beyond the {width}x{height} G02135 grid of EPSG:{epsg}")
 
 
 def read_raw(path: Path) -> tuple[np.ndarray, Grid]:
@@ -175,16 +175,18 @@ def read_series(folder: Path, last_days: int | None = None, max_gap_days: int | 
             if grid is None:
                 grid, first = this, path
             elif (diff := this.difference(grid)) is not None:
+                assert first is not None   # set with `grid`
                 raise SeqpipeError(f"{path}: {diff} (of {first.name}); every file must share one grid")
             days.append(raw)
     assert grid is not None
     if not any(day is not None and (day <= 1000).any() for day in days):
-        raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every day is a flag "
-                           "such as 2550 missing)")
+        raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every "
+                           "day is a flag such as 2550 missing)")
     return Series(Path(folder), start, days, grid)
 
 
-def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap_days: int, key: str = "") -> None:
+def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap_days: int,
+               key: str = "") -> None:
     """Refuse a run of more than `max_gap_days` days without a file from `start` on: such days would be
     filled by interpolating in time (or, before the first file from `start`, by holding it), which is
     sound over a few days, not over a missing month or a stray file from another century."""
@@ -192,16 +194,17 @@ def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap
     cap = f"at most {max_gap_days} missing days in a row are filled in time" + (f" ({key})" if key else "")
     earlier = [d for d in files if d < start]
     if dates and not earlier and (dates[0] - start).days > max_gap_days:
-        raise SeqpipeError(f"{folder}: no file for the {(dates[0] - start).days} days from {start} to the first, "
-                           f"{files[dates[0]].name}; {cap}")
+        raise SeqpipeError(f"{folder}: no file for the {(dates[0] - start).days} days from {start} "
+                           f"to the first, {files[dates[0]].name}; {cap}")
     previous = max(earlier) if earlier else None
     for day in dates:
         if previous is not None:
             absent = (day - max(previous + dt.timedelta(days=1), start)).days
             if absent > max_gap_days:
                 raise SeqpipeError(f"{folder}: no file for the {(day - previous).days - 1:,} days between "
-                                   f"{files[previous].name} and {files[day].name}; {cap}: remove a stray file, "
-                                   "add the missing days, or keep only the files on one side of the gap")
+                                   f"{files[previous].name} and {files[day].name}; {cap}: remove a "
+                                   "stray file, add the missing days, or keep only the files on one "
+                                   "side of the gap")
         previous = day
 
 
@@ -214,7 +217,7 @@ def series_arrays(series: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     shape = series.grid.shape
     stack = np.stack([d if d is not None else np.full(shape, MISSING, np.uint16) for d in series.days])
     concentration, ocean_per_day = decode(stack)
-    ocean = ocean_per_day.all(axis=0)
+    ocean = cast(np.ndarray, ocean_per_day.all(axis=0))   # (H, W): the stack is (T, H, W)
     pole = (stack == POLE_HOLE).any(axis=0)
     observed = np.isfinite(concentration) & ocean
     concentration[:, pole] = np.where(np.isnan(concentration[:, pole]), 1.0, concentration[:, pole])
@@ -246,7 +249,8 @@ def fill_in_time(values: np.ndarray) -> np.ndarray:
 def _last_valid(valid: np.ndarray) -> np.ndarray:
     """(T, N) int32: per column, the last step <= t where `valid` holds (-1 before the first)."""
     out = np.where(valid, np.arange(len(valid), dtype=np.int32)[:, None], np.int32(-1))
-    for i in range(1, len(out)):   # a running maximum row by row: contiguous rows, unlike accumulate on axis 0
+    # a running maximum row by row: contiguous rows, unlike accumulate on axis 0
+    for i in range(1, len(out)):
         np.maximum(out[i - 1], out[i], out=out[i])
     return out
 

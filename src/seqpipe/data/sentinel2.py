@@ -45,14 +45,15 @@ class StackLayout:
             groups = re.compile(self.pattern).groupindex
         except re.error as exc:
             raise ParamsError(f"pattern: not a valid regex ({exc})") from None
-        check("date" in groups or self.date_tag, "pattern", "needs a (?P<date>...) group unless date_tag is set")
+        check("date" in groups or bool(self.date_tag), "pattern", "needs a (?P<date>...) group unless "
+              "date_tag is set")
         if "band" not in groups:
             check(all(b.isdigit() and int(b) >= 1 for b in (self.red, self.nir, self.scl)), "red",
                   "without a (?P<band>...) group, red/nir/scl must be 1-based band indexes")
 
 
-SYNTHETIC_LAYOUT = StackLayout(pattern=r"T\w+_(?P<date>\d{8})_(?P<band>B04|B08|SCL)\.tif", date_format="%Y%m%d",
-                               date_tag="", red="B04", nir="B08", scl="SCL")
+SYNTHETIC_LAYOUT = StackLayout(pattern=r"T\w+_(?P<date>\d{8})_(?P<band>B04|B08|SCL)\.tif",
+                               date_format="%Y%m%d", date_tag="", red="B04", nir="B08", scl="SCL")
 
 
 def read_scenes(folder: Path) -> list[dict]:
@@ -73,10 +74,12 @@ def read_scenes(folder: Path) -> list[dict]:
     except (ValueError, RecursionError) as exc:   # JSONDecodeError, UnicodeDecodeError, absurd nesting
         raise SeqpipeError(f"{path}: not valid JSON ({first_line(exc)})") from None
     except OSError as exc:
-        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read ({first_line(exc)})") from None
+        raise environment_error(exc, path) or SeqpipeError(f"{path}: cannot read "
+                                                           f"({first_line(exc)})") from None
     if not isinstance(data, dict) or set(data) != {"scenes"}:
         found = f"keys {', '.join(map(repr, data))}" if isinstance(data, dict) else f"a JSON {_kind(data)}"
-        raise SeqpipeError(f'{path}: expected an object with one key "scenes" (a list of dates), found {found}')
+        raise SeqpipeError(f'{path}: expected an object with one key "scenes" (a list of dates), '
+                           f'found {found}')
     scenes = data["scenes"]
     if not isinstance(scenes, list):
         raise SeqpipeError(f'{path}: "scenes" is a JSON {_kind(scenes)}; expected a list of scenes')
@@ -84,7 +87,7 @@ def read_scenes(folder: Path) -> list[dict]:
         raise SeqpipeError(f"{path}: lists no dates")
     checked = [_scene(path, k, scene) for k, scene in enumerate(scenes)]
     order = sorted(range(len(checked)), key=lambda k: checked[k]["date"])
-    for a, b in zip(order, order[1:]):
+    for a, b in zip(order, order[1:], strict=False):   # adjacent pairs
         if checked[a]["date"] == checked[b]["date"]:
             raise SeqpipeError(f"{path}: scenes[{max(a, b)}] repeats the date {checked[a]['date']} of "
                                f"scenes[{min(a, b)}]; one scene per date")
@@ -95,7 +98,8 @@ def _scene(path: Path, k: int, scene: object) -> dict:
     """One entry of scenes.json, checked (see read_scenes)."""
     where = f"{path}: scenes[{k}]"
     if not isinstance(scene, dict):
-        raise SeqpipeError(f'{where} is a JSON {_kind(scene)}; expected an object with "date", "red", "nir", "scl"')
+        raise SeqpipeError(f'{where} is a JSON {_kind(scene)}; expected an object with "date", "red", '
+                           '"nir", "scl"')
     date = scene.get("date")
     try:
         parsed = dt.date.fromisoformat(date) if isinstance(date, str) else None
@@ -113,7 +117,8 @@ def _scene(path: Path, k: int, scene: object) -> dict:
         if entry is None:
             raise SeqpipeError(f'{where}: no "{band}" entry; every scene needs {", ".join(BANDS)}')
         if not isinstance(entry, dict) or set(entry) != {"file", "band"}:
-            raise SeqpipeError(f'{where}: "{band}" must be an object {{"file": "<name>.tif", "band": <1-based '
+            raise SeqpipeError(f'{where}: "{band}" must be an object {{"file": "<name>.tif", '
+                               '"band": <1-based '
                                f"index>}}, found {json.dumps(entry)[:80]}")
         name, index = entry["file"], entry["band"]
         if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
@@ -121,7 +126,8 @@ def _scene(path: Path, k: int, scene: object) -> dict:
         if isinstance(index, bool) or not isinstance(index, int) or index < 1:
             raise SeqpipeError(f'{where}: "{band}" band {index!r} is not a 1-based band index')
     offset = scene.get(OFFSET_KEY)
-    if OFFSET_KEY in scene and (isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 10000):
+    if OFFSET_KEY in scene and (isinstance(offset, bool) or not isinstance(offset, int)
+                                or abs(offset) > 10000):
         raise SeqpipeError(f"{where}: {OFFSET_KEY} {offset!r} is not a DN offset such as -1000 or 0")
     return scene
 
@@ -147,6 +153,7 @@ def find_scenes(folder: Path, layout: StackLayout) -> list[dict]:
         raise SeqpipeError(f"{folder}: no file name matches the pattern {layout.pattern!r}")
     for f in files:
         match = regex.fullmatch(f.name)
+        assert match is not None   # `files` holds only full matches
         date = _date_of(f, match, layout)
         scene = by_date.setdefault(date, {"date": date})
         if "band" in regex.groupindex:
@@ -183,4 +190,5 @@ def _date_of(path: Path, match: re.Match, layout: StackLayout) -> str:
     try:
         return pd.to_datetime(text, format=layout.date_format).strftime("%Y-%m-%d")
     except ValueError:
-        raise SeqpipeError(f"{path}: date {text!r} does not match date_format {layout.date_format!r}") from None
+        raise SeqpipeError(f"{path}: date {text!r} does not match date_format "
+                           f"{layout.date_format!r}") from None

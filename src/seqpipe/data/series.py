@@ -61,29 +61,32 @@ def off_cadence(stamps: np.ndarray, cadence_s: float, business_days: bool = Fals
         steps = np.diff(values.astype(np.float64))
     if (steps <= 0).any():
         k = int(np.flatnonzero(steps <= 0)[0])
-        return k + 1, f"is not after the previous row ({'the same time' if steps[k] == 0 else 'out of time order'})"
+        return k + 1, ("is not after the previous row "
+                       f"({'the same time' if steps[k] == 0 else 'out of time order'})")
     if business_days and dates:
         days = values.astype("datetime64[D]")
         weekday = (days.astype(np.int64) + 3) % 7   # 1970-01-01 was a Thursday
         counted = np.busday_count(days[:-1], days[1:])   # weekdays from the row before up to this one
-        bad = np.flatnonzero(weekday >= 5).tolist()[:1] + (np.flatnonzero(
+        first_bad = np.flatnonzero(weekday >= 5).tolist()[:1] + (np.flatnonzero(
             (counted < 1) | (counted > 1 + MAX_HOLIDAYS)) + 1).tolist()[:1]
-        if not bad:
+        if not first_bad:
             return None
-        k = min(bad)
+        k = min(first_bad)
         if weekday[k] >= 5:
             return k, f"falls on a {WEEKDAYS[weekday[k]]}, outside a business-day calendar"
         if counted[k - 1] < 1:
             return k, f"comes {duration_text(steps[k - 1])} after the previous row, on the same business day"
-        return k, (f"comes {int(counted[k - 1])} business days after the previous row ({int(counted[k - 1]) - 1} "
-                   f"weekdays absent: a gap, more than {MAX_HOLIDAYS} holidays in a row)")
+        return k, (f"comes {int(counted[k - 1])} business days after the previous row "
+                   f"({int(counted[k - 1]) - 1} weekdays absent: a gap, more than {MAX_HOLIDAYS} "
+                   "holidays in a row)")
     ratio = steps / cadence_s
     bad = np.flatnonzero((ratio < 0.5) | (ratio > 1.5))
     if not len(bad):
         return None
     k = int(bad[0])
     missing = max(int(round(ratio[k])) - 1, 1)
-    kind = f"a gap: about {missing:,} row{'s' * (missing > 1)} missing" if ratio[k] > 1.5 else "a finer cadence"
+    kind = (f"a gap: about {missing:,} row{'s' * (missing > 1)} missing" if ratio[k] > 1.5
+            else "a finer cadence")
     return k + 1, f"comes {duration_text(steps[k])} after the previous row ({kind})"
 
 
@@ -141,7 +144,8 @@ class Standardizer:
         self.std = np.asarray(std, dtype=np.float64)
 
     @classmethod
-    def fit(cls, values: np.ndarray, source: str = "train values", columns: list[str] | None = None) -> Standardizer:
+    def fit(cls, values: np.ndarray, source: str = "train values",
+            columns: list[str] | None = None) -> Standardizer:
         """Mean/std of each column of (rows, columns) `values`; a non-finite one (NaN, or a sum that
         overflows) is refused naming `source`, the column and the row of its largest value."""
         with np.errstate(over="ignore", invalid="ignore"):
@@ -172,7 +176,8 @@ class Standardizer:
 
 
 def training_range(values: np.ndarray, columns: list[str]) -> dict[str, list[float]]:
-    """{column: [min, max]} of (rows, ..., columns) training values, NaN ignored (stats.json's `train_range`)."""
+    """{column: [min, max]} of (rows, ..., columns) training values, NaN ignored (stats.json's
+    `train_range`)."""
     flat = np.asarray(values, np.float64).reshape(-1, len(columns))
     return {c: [float(np.nanmin(flat[:, k])), float(np.nanmax(flat[:, k]))] for k, c in enumerate(columns)}
 
@@ -215,7 +220,7 @@ class RangeCheck:
         """{column: {split: share of its rows beyond the margin}}, only the nonzero ones (6 decimals)."""
         found: dict[str, dict[str, float]] = {}
         for split, counts in self.beyond.items():
-            for column, count in zip(self.columns, counts):
+            for column, count in zip(self.columns, counts, strict=True):
                 if count:
                     found.setdefault(column, {})[split] = round(float(count) / self.rows[split], 6)
         return found
@@ -227,8 +232,8 @@ class RangeCheck:
             k = self.columns.index(column)
             rows = ", ".join(f"{share:.1%} of {split} rows" for split, share in shares.items())
             log.warning("%s: column %r: %s lie more than %g%% of the training range [%.4g, %.4g] outside it "
-                        "(the furthest %.3g ranges beyond); %s", source, column, rows, self.margin * 100, self.low[k],
-                        self.high[k], self.furthest[k], consequence)
+                        "(the furthest %.3g ranges beyond); %s", source, column, rows, self.margin * 100,
+                        self.low[k], self.high[k], self.furthest[k], consequence)
         return found
 
 

@@ -45,8 +45,8 @@ def read_csv_with_columns(path: Path, required: list[str], **read_csv: Any) -> p
 # The compression pandas infers from a name's ending, and what reading such a file can raise when its
 # bytes are not that (gzip.BadGzipFile and bz2's are OSErrors; a zip of several files, a ValueError).
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bzip2", ".zip": "zip", ".xz": "xz", ".zst": "zstd", ".tar": "tar"}
-READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
-               ImportError)
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile, tarfile.TarError,
+               lzma.LZMAError, ImportError)
 
 
 def _unreadable(path: Path, exc: BaseException) -> str:

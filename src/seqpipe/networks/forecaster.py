@@ -27,12 +27,21 @@ from torch import nn
 
 from seqpipe.conformal import conformal_halfwidths
 
-
 SIGNIFICANCE = 2.0   # standard errors by which the correction must improve the validation error to be kept
 
 
 class LinearResidualLSTM(nn.Module):
     """(batch, window, input_size) -> (batch, output_size): frozen ridge + gated LSTM correction."""
+
+    # buffers (register_buffer in __init__)
+    low: torch.Tensor
+    high: torch.Tensor
+    design_mean: torch.Tensor
+    design_std: torch.Tensor
+    linear_weight: torch.Tensor
+    linear_bias: torch.Tensor
+    gate: torch.Tensor
+    halfwidth: torch.Tensor
 
     def __init__(self, input_size: int, window: int, hidden_size: int, num_layers: int, dropout: float,
                  target_index: list[int], linear_alpha: float, interval_levels: list[float]) -> None:
@@ -49,9 +58,10 @@ class LinearResidualLSTM(nn.Module):
         outputs, n_design = len(target_index), (window - 1) * input_size + input_size
         self.lstm = nn.LSTM(2 * input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, outputs))
-        nn.init.zeros_(self.head[-1].weight)  # an untrained network adds nothing to the linear forecast
-        nn.init.zeros_(self.head[-1].bias)
+        out = nn.Linear(hidden_size, outputs)
+        self.head = nn.Sequential(nn.Dropout(dropout), out)
+        nn.init.zeros_(out.weight)  # an untrained network adds nothing to the linear forecast
+        nn.init.zeros_(out.bias)
         # fitted by `prepare` / `calibrate`, never by the optimiser; saved in the state dict
         self.register_buffer("low", torch.full((input_size,), -torch.inf))
         self.register_buffer("high", torch.full((input_size,), torch.inf))
@@ -110,7 +120,7 @@ class LinearResidualLSTM(nn.Module):
         self.high.copy_(x[:, -1, :].amax(dim=0))
         design, last = self.design(x)
         fit = ridge(design.double(), y.double() - last.double(), self.linear_alpha)
-        for buffer, value in zip(self.linear_fit, fit):
+        for buffer, value in zip(self.linear_fit, fit, strict=True):
             buffer.copy_(value)
 
     @torch.no_grad()
@@ -126,7 +136,8 @@ class LinearResidualLSTM(nn.Module):
         # errors of the per-window improvement: a small validation split does not earn it by chance
         gain = residual ** 2 - (residual - fitted * correction) ** 2
         standard_error = gain.std(0, correction=1) / len(gain) ** 0.5
-        self.gate.copy_(torch.where(gain.mean(0) > SIGNIFICANCE * standard_error, fitted, torch.zeros_like(fitted)))
+        self.gate.copy_(torch.where(gain.mean(0) > SIGNIFICANCE * standard_error, fitted,
+                                    torch.zeros_like(fitted)))
         errors = (y.double() - self(x).double()).abs().numpy()
         self.halfwidth.copy_(torch.from_numpy(conformal_halfwidths(errors, self.interval_levels)))
         return {"gate": self.gate.tolist(), "calibration_windows": len(x),

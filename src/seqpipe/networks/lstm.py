@@ -34,7 +34,8 @@ class LSTMRegressor(nn.Module):
                  target_index: list[int] | None = None, eps: float = 1e-5) -> None:
         super().__init__()
         if normalisation not in NORMALISATIONS:
-            raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {normalisation!r}")
+            raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got "
+                             f"{normalisation!r}")
         if normalisation != "global":
             if seq2seq:
                 raise ValueError(f"normalisation {normalisation!r} is for next-step forecasters, not seq2seq")
@@ -53,11 +54,12 @@ class LSTMRegressor(nn.Module):
         for hidden in head_hidden or []:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden
-        layers.append(nn.Linear(width, output_size))
+        out = nn.Linear(width, output_size)
+        layers.append(out)
         self.head = nn.Sequential(*layers)
         if normalisation == "difference":   # a zero change at the start: exactly persistence
-            nn.init.zeros_(layers[-1].weight)
-            nn.init.zeros_(layers[-1].bias)
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
         if normalisation == "revin":
             self.affine_weight = nn.Parameter(torch.ones(input_size))
             self.affine_bias = nn.Parameter(torch.zeros(input_size))

@@ -37,7 +37,7 @@ class ResNetClassifier(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, base_width, 3, 1, 1, bias=False),
                                   nn.BatchNorm2d(base_width), nn.ReLU())
-        layers: list[nn.Module] = []
+        layers: list[BasicBlock] = []
         width = base_width
         for stage, blocks in enumerate(blocks_per_stage):
             out = base_width * 2**stage
@@ -50,7 +50,7 @@ class ResNetClassifier(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        for block in self.stages:  # zero-init the last BN of each block: blocks start as identities
+        for block in layers:  # zero-init the last BN of each block: blocks start as identities
             nn.init.zeros_(block.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ class SiameseChangeNet(nn.Module):
         super().__init__()
         self.in_channels = in_channels
         widths = [base_channels * 2**i for i in range(depth)]
-        self.encoder = nn.ModuleList(_block(c_in, c_out) for c_in, c_out in zip([in_channels, *widths], widths))
+        self.encoder = nn.ModuleList(_block(c_in, c_out)
+                                     for c_in, c_out in zip([in_channels, *widths], widths, strict=False))
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
                                 for i in range(depth - 1))
         self.decoder = nn.ModuleList(_block(2 * widths[i], widths[i]) for i in range(depth - 1))
@@ -41,7 +42,8 @@ class SiameseChangeNet(nn.Module):
         pad = (0, -width % multiple, 0, -height % multiple)
         both = F.pad(torch.cat([x[:, 0], x[:, 1]]), pad, mode="replicate")
         features = self.encode(both)           # shared weights: both dates in one batch
-        batch = x.shape[0]                     # a tensor size, not len(): ONNX export keeps the batch axis dynamic
+        # a tensor size, not len(): ONNX export keeps the batch axis dynamic
+        batch = x.shape[0]
         diffs = [(f[:batch] - f[batch:]).abs() for f in features]
         y = diffs[-1]
         for level in reversed(range(len(self.decoder))):

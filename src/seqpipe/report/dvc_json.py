@@ -62,8 +62,8 @@ def describe(rev: str) -> str:
 
 def require_commit(rev: str, what: str = "BASE") -> None:
     """A UsageError unless the current folder is a git repository in which `rev` names a commit."""
-    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, encoding="utf-8",
-                          errors="replace")
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], capture_output=True,
+                            encoding="utf-8", errors="replace")
     if inside.returncode != 0:
         raise UsageError(f"{os.getcwd()} is not a git repository (run from the project root)")
     if not rev or not short_sha(rev):

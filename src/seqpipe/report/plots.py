@@ -14,7 +14,8 @@ from seqpipe.report.dvc_json import dvc_json
 
 # The fields DVC adds to each point of a multi-file or multi-column plot: together they name its series.
 SERIES_FIELDS = ("filename", "field")
-PNG_SCALE = 1.0   # a chart's PNG: one pixel per Vega pixel (a 520 x 280 plot with its legend: about 660 x 340)
+# a chart's PNG: one pixel per Vega pixel (a 520 x 280 plot with its legend: about 660 x 340)
+PNG_SCALE = 1.0
 
 
 def collect_plots(revisions: list[str], image_dir: Path) -> tuple[dict[str, list[dict]], list[dict]]:

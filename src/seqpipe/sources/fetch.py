@@ -23,7 +23,8 @@ from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.params import Range, check, params_section
 
 SCHEMES = ("http", "https", "file")
-HASH_MISMATCH = re.compile(r"does not match the known hash: expected \S+ but got (\w+)")   # pooch's ValueError
+# pooch's ValueError
+HASH_MISMATCH = re.compile(r"does not match the known hash: expected \S+ but got (\w+)")
 log = logging.getLogger(__name__)
 
 
@@ -39,8 +40,12 @@ class HttpStatusError(SeqpipeError):
 class Transfer:
     """Shared by the http and nsidc sources: how long to wait for a server and how often to retry."""
 
-    timeout_s: Annotated[float, Range(0, 3600, low_open=True)]   # per connect and per read (a stalled server fails)
+    # per connect and per read (a stalled server fails)
+    timeout_s: Annotated[float, Range(0, 3600, low_open=True)]
     retries: Annotated[int, Range(0, 10)]   # further attempts after the first, with 1 s, 2 s, ... waits
+
+    def __post_init__(self) -> None:
+        """No relation between the fields to check; a subclass's __post_init__ calls this one."""
 
 
 def check_url(url: str, key: str) -> None:
@@ -57,7 +62,8 @@ def check_url(url: str, key: str) -> None:
     check(bool(parts.netloc) or parts.scheme == "file", key, f"{url!r}: no host")
     if parts.scheme != "file":
         host = parts.hostname or ""
-        check(bool(host) and "" not in host.rstrip(".").split("."), key, f"{url!r}: no host, or an empty part in it")
+        check(bool(host) and "" not in host.rstrip(".").split("."), key, f"{url!r}: no host, or an "
+              "empty part in it")
         try:
             requests.models.PreparedRequest().prepare_url(url, None)   # what requests would refuse later
         except requests.RequestException as exc:
@@ -76,18 +82,22 @@ def fetch(url: str, target: Path, transfer: Transfer, sha256: str | None = None)
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
         raise SeqpipeError(f"{url}: scheme must be one of {', '.join(SCHEMES)}")
-    store = pooch.Pooch(path=target.parent, base_url="", registry={target.name: f"sha256:{sha256}" if sha256 else None},
+    store = pooch.Pooch(path=target.parent, base_url="",
+                        registry={target.name: f"sha256:{sha256}" if sha256 else None},
                         urls={target.name: url}, retry_if_failed=transfer.retries)
     downloader = _copy_file if scheme == "file" else _Downloader(timeout=transfer.timeout_s)
     attempts = f"{transfer.retries + 1} attempt{'s' if transfer.retries else ''}"
     try:
         store.fetch(target.name, downloader=downloader)
     except requests.Timeout:
-        raise SeqpipeError(f"{url}: no answer within timeout_s={transfer.timeout_s:g} s ({attempts})") from None
+        raise SeqpipeError(f"{url}: no answer within timeout_s={transfer.timeout_s:g} s "
+                           f"({attempts})") from None
     except requests.HTTPError as exc:
-        raise SeqpipeError(f"{url}: HTTP {exc.response.status_code} {exc.response.reason} ({attempts})") from None
+        raise SeqpipeError(f"{url}: HTTP {exc.response.status_code} {exc.response.reason} "
+                           f"({attempts})") from None
     except requests.exceptions.ChunkedEncodingError:
-        raise SeqpipeError(f"{url}: the connection broke before the whole body arrived ({attempts})") from None
+        raise SeqpipeError(f"{url}: the connection broke before the whole body arrived "
+                           f"({attempts})") from None
     except requests.ConnectionError:
         raise SeqpipeError(f"{url}: cannot connect to {urlsplit(url).netloc} ({attempts})") from None
     except requests.RequestException as exc:   # before ValueError: InvalidURL and a few others are both

@@ -28,7 +28,8 @@ class HttpFile:
 
     def __post_init__(self) -> None:
         check_url(self.url, "url")
-        check(bool(SHA256.match(self.sha256)), "sha256", f"must be 64 lowercase hex digits, got {self.sha256!r}")
+        check(bool(SHA256.match(self.sha256)), "sha256", "must be 64 lowercase hex digits, got "
+              f"{self.sha256!r}")
         check_path(self.path, "path")
 
 
@@ -75,7 +76,8 @@ def download_http(p: HttpParams, out_dir: Path, validate: Callable[[Path], objec
         fetch(f.url, out_dir / f.path, p, f.sha256)
     if validate is not None:
         validate(out_dir)
-    return {"synthetic": False, "urls": {f.path: f.url for f in p.files}}   # run_source adds every file's sha256
+    # run_source adds every file's sha256
+    return {"synthetic": False, "urls": {f.path: f.url for f in p.files}}
 
 
 def require(*names: str) -> Callable[[Path], None]:

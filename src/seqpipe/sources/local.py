@@ -60,8 +60,9 @@ def check_path(source: Path, key: str = KEY) -> None:
     for output in OUTPUTS:
         out = output.resolve()
         if here.is_relative_to(out) or out.is_relative_to(here):
-            raise SeqpipeError(f"{source}: {'is inside' if here.is_relative_to(out) else 'holds'} the pipeline's "
-                               f"own output folder {output}/ ({key}: name your own data, e.g. data/local/<model>/)")
+            raise SeqpipeError(f"{source}: {'is inside' if here.is_relative_to(out) else 'holds'} "
+                               f"the pipeline's own output folder {output}/ ({key}: name your own data, e.g. "
+                               "data/local/<model>/)")
 
 
 def regular_files(folder: Path, key: str = KEY) -> list[Path]:
@@ -78,14 +79,16 @@ def regular_files(folder: Path, key: str = KEY) -> list[Path]:
     return sorted(files)
 
 
-def copy_local(params: LocalParams, target_name: str | None, out_dir: Path, required: tuple[str, ...] = ()) -> dict:
+def copy_local(params: LocalParams, target_name: str | None, out_dir: Path,
+               required: tuple[str, ...] = ()) -> dict:
     """Copy `params.path` into `out_dir` (a file as `target_name`, a folder's files as they are). A folder
     must hold `required` (default: `target_name`), checked first so the error names the user's folder."""
     source, files = _checked(params, KEY)
     if target_name is None and not source.is_dir():
         raise SeqpipeError(f"{source}: not a folder ({KEY} must name a folder of this model's files)")
     if source.is_dir():
-        missing = [n for n in required or ((target_name,) if target_name else ()) if not (source / n).is_file()]
+        missing = [n for n in required or ((target_name,) if target_name else ())
+                   if not (source / n).is_file()]
         if missing:   # e.g. the default folder data/local/<model>/ still holding only its README
             raise SeqpipeError(f"{source}: no {', '.join(missing)} in this folder ({KEY}: put "
                                f"{'them' if len(missing) > 1 else 'it'} there, or set the path to your data)")
@@ -99,17 +102,19 @@ def copy_local(params: LocalParams, target_name: str | None, out_dir: Path, requ
 
 def _refuse_link(path: Path, key: str) -> None:
     if path.is_symlink():
-        raise SeqpipeError(f"{shown(path)}: a symbolic link (to {shown(os.readlink(path))}); links are refused so "
-                           f"that nothing from elsewhere lands in data/raw/ ({key}: copy the file or folder "
-                           f"there instead of linking it)")
+        raise SeqpipeError(f"{shown(path)}: a symbolic link (to {shown(os.readlink(path))}); links "
+                           f"are refused so that nothing from elsewhere lands in data/raw/ ({key}: copy the "
+                           f"file or folder there instead of linking it)")
 
 
 def _refuse_special(path: Path, key: str) -> None:
     mode = path.lstat().st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+        kind = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
+                stat.S_IFCHR: "a character device",
                 stat.S_IFBLK: "a block device"}.get(stat.S_IFMT(mode), "not a regular file")
-        raise SeqpipeError(f"{shown(path)}: {kind}, not a regular file or folder ({key}: only files and folders are copied)")
+        raise SeqpipeError(f"{shown(path)}: {kind}, not a regular file or folder ({key}: only files and "
+                           "folders are copied)")
 
 
 def shown(path: str | Path) -> str:

@@ -1,6 +1,7 @@
 """Source `nsidc`: Sea Ice Index (G02135) daily concentration GeoTIFFs from NSIDC's HTTPS server.
 
-A day's file is `{base_url}/{north|south}/daily/geotiff/{YYYY}/{MM}_{Mon}/{N|S}_{YYYYMMDD}_concentration_v{X.Y}.tif`.
+A day's file is
+`{base_url}/{north|south}/daily/geotiff/{YYYY}/{MM}_{Mon}/{N|S}_{YYYYMMDD}_concentration_v{X.Y}.tif`.
 The version is not assumed: each month folder's index page is read and every day takes the newest
 version listed there (v4.0 over v3.0). Days not listed are recorded in the manifest; more than
 `max_missing_days` fail. `crop` cuts a pixel window out of every file after download, written with the
@@ -15,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import sha256_file
 from seqpipe.params import Range, as_dict, check, check_date, params_section
 from seqpipe.sources.fetch import HttpStatusError, Transfer, check_url, fetch, fetch_text
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-Pixels = Annotated[int, Range(0, 10_000)]   # a row or column of a hemisphere grid (448 x 304 north, 332 x 316 south)
+# a row or column of a hemisphere grid (448 x 304 north, 332 x 316 south)
+Pixels = Annotated[int, Range(0, 10_000)]
 
 
 @params_section
@@ -57,7 +59,8 @@ class NsidcParams(Transfer):
         return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
     def month_url(self, year: int, month: int) -> str:
-        return f"{self.base_url.rstrip('/')}/{self.hemisphere}/daily/geotiff/{year}/{month:02d}_{MONTHS[month - 1]}/"
+        return (f"{self.base_url.rstrip('/')}/{self.hemisphere}/daily/geotiff/{year}/"
+                f"{month:02d}_{MONTHS[month - 1]}/")
 
 
 def download_series(p: NsidcParams, out_dir: Path) -> dict:
@@ -83,7 +86,8 @@ def download_series(p: NsidcParams, out_dir: Path) -> dict:
     if missing:
         log.warning("nsidc: %d day(s) not on the server: %s", len(missing), ", ".join(map(str, missing)))
     seaice.read_series(out_dir)   # every file on one G02135 grid, as for `local`
-    return {"synthetic": False, "product": "NSIDC G02135 (Sea Ice Index) daily GeoTIFF", "base_url": p.base_url,
+    return {"synthetic": False, "product": "NSIDC G02135 (Sea Ice Index) daily GeoTIFF",
+            "base_url": p.base_url,
             "hemisphere": p.hemisphere, "start": p.start, "end": p.end, "crop": as_dict(p.crop),
             "missing_days": [d.isoformat() for d in missing], "downloaded": downloaded}
 

@@ -19,8 +19,8 @@ import numpy as np
 from seqpipe.data import seaice
 from seqpipe.params import Range, check, check_date, check_end, check_size, params_section
 
-
-MAX_CELL_DAYS = 2**29   # n_days x height x width: the series preprocess holds (about ten years of the whole grid)
+# n_days x height x width: the series preprocess holds (about ten years of the whole grid)
+MAX_CELL_DAYS = 2**29
 GridPx = Annotated[float, Range(0, 1000)]   # a distance on the 25 km grid, in pixels
 
 
@@ -33,7 +33,8 @@ class SeaIceSyntheticParams:
     width: Annotated[int, Range(8, seaice.NORTH_SHAPE[1])]
     row_off: Annotated[int, Range(0, seaice.NORTH_SHAPE[0] - 8)]
     col_off: Annotated[int, Range(0, seaice.NORTH_SHAPE[1] - 8)]
-    edge_radius_px: Annotated[float, Range(0, 1000, low_open=True)]   # mean distance of the ice edge from its centre
+    # mean distance of the ice edge from its centre
+    edge_radius_px: Annotated[float, Range(0, 1000, low_open=True)]
     seasonal_amplitude_px: GridPx   # March-to-September swing of that radius (half range)
     drift_px_per_day: Annotated[float, Range(0, 100)]        # standard deviation of the drift speed per axis
     drift_memory_days: Annotated[float, Range(1, 3650)]      # correlation time of the drift velocity
@@ -60,7 +61,8 @@ class IceField:
         self.p, self.seed = p, seed
         self.start = dt.date.fromisoformat(p.start)
         rng = np.random.default_rng([seed, 3411])
-        self.grid = seaice.Grid(seaice.crs(), seaice.window_transform(p.row_off, p.col_off), p.width, p.height)
+        self.grid = seaice.Grid(seaice.crs(), seaice.window_transform(p.row_off, p.col_off), p.width,
+                                p.height)
         rows, cols = np.mgrid[0:p.height, 0:p.width].astype(np.float64)
         pole_row, pole_col = seaice.NORTH_ORIGIN[1] / seaice.PIXEL_M, -seaice.NORTH_ORIGIN[0] / seaice.PIXEL_M
         self.y, self.x = rows + p.row_off - pole_row, cols + p.col_off - pole_col   # pixels from the pole
@@ -107,7 +109,8 @@ class IceField:
         """uint16 G02135 codes of day i: noise, 15% cutoff, a missing swath now and then, flags.
         `clean` is `self.clean(i)` where the caller has it already."""
         rng = np.random.default_rng([self.seed, 2135, i])
-        value = (self.clean(i) if clean is None else clean) + rng.normal(0, self.p.noise_std, self.ocean.shape)
+        value = ((self.clean(i) if clean is None else clean)
+                 + rng.normal(0, self.p.noise_std, self.ocean.shape))
         value = np.where(value < 0.15, 0.0, np.clip(value, 0, 1))
         codes = seaice.encode(value, self.flags)
         if rng.random() < 0.05:   # a swath the sensor missed

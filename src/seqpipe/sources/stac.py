@@ -26,10 +26,10 @@ from typing import Annotated, Any
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import Grid, aligned, geotiff_profile, write_geotiff
-from seqpipe.params import Length, Range, check, check_date, params_section
 from seqpipe.data.sentinel2 import SCL, SYNTHETIC_LAYOUT, index_stack
+from seqpipe.errors import SeqpipeError, first_line
+from seqpipe.params import Length, Range, check, check_date, params_section
 from seqpipe.sources.fetch import Transfer
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,12 @@ class StacParams(Transfer):
     scl_asset: str
 
     def __post_init__(self) -> None:
-        check(self.endpoint.startswith(("http://", "https://")), "endpoint", f"not an http(s) URL: {self.endpoint!r}")
+        check(self.endpoint.startswith(("http://", "https://")), "endpoint", "not an http(s) URL: "
+              f"{self.endpoint!r}")
         west, south, east, north = self.bbox
         check(-180 <= west < east <= 180 and -90 <= south < north <= 90, "bbox",
-              f"must be [west, south, east, north] with west < east and south < north, in degrees: {self.bbox}")
+              "must be [west, south, east, north] with west < east and south < north, in "
+              f"degrees: {self.bbox}")
         check(check_date("start", self.start, time=True) <= check_date("end", self.end, time=True), "end",
               "must not be before start")
 
@@ -93,6 +95,7 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
                       GDAL_HTTP_RETRY_DELAY="1", GDAL_HTTP_MERGE_CONSECUTIVE_RANGES="YES", VSI_CACHE="TRUE",
                       GDAL_CACHEMAX=64):
         grid = aoi_grid(scenes[0], p.bbox)
+        taken: dict[str, str]   # date -> the id of the scene kept for it
         kept, skipped, taken = [], [], {}
         for scene in scenes:
             if scene.date in taken:
@@ -111,19 +114,23 @@ def download_stac(p: StacParams, out_dir: Path) -> dict:
                 log.info("stac: skip %s: %s", scene.id, reason)
                 continue
             taken[scene.date] = scene.id
+            assert cloud is not None   # else `reason` is set
             bands = {"scl": scl, "red": read_asset(scene, "red", grid), "nir": read_asset(scene, "nir", grid)}
             _write_scene(out_dir, scene, grid, bands)
             kept.append(_record(scene, cloud, _below_offset(scene, bands["red"])))
     if not kept:
         reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped[:3])   # all of them are in the log
         more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        raise SeqpipeError(f"STAC search at {p.endpoint}: none of the {len(scenes)} items is usable ({reasons}{more})")
+        raise SeqpipeError(f"STAC search at {p.endpoint}: none of the {len(scenes)} items is usable "
+                           f"({reasons}{more})")
     index_stack(out_dir, SYNTHETIC_LAYOUT)
     log.info("stac: %d items written, %d skipped", len(kept), len(skipped))   # run_source logs the time
     return {"synthetic": False, "endpoint": p.endpoint, "collection": p.collection, "bbox": p.bbox,
             "datetime": f"{p.start}/{p.end}", "max_cloud_cover": p.max_cloud_cover,
-            "max_aoi_cloud": p.max_aoi_cloud, "cloud_scl_classes": list(CLOUD_SCL), "offset_rule": OFFSET_RULE,
-            "crs": grid.crs.to_string(), "transform": list(grid.transform)[:6], "shape": [grid.height, grid.width],
+            "max_aoi_cloud": p.max_aoi_cloud, "cloud_scl_classes": list(CLOUD_SCL),
+            "offset_rule": OFFSET_RULE,
+            "crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
+            "shape": [grid.height, grid.width],
             "dates": [k["date"] for k in kept], "items": kept, "skipped": skipped}
 
 
@@ -148,8 +155,8 @@ def search(p: StacParams) -> list[Scene]:
     except (APIError, pystac.STACError, NotImplementedError, ValueError, KeyError, TypeError) as exc:
         raise SeqpipeError(f"{where}: {type(exc).__name__}: {first_line(exc)}") from None
     if not items:
-        raise SeqpipeError(f"{where}: no items in bbox {p.bbox} from {p.start} to {p.end} with eo:cloud_cover "
-                           f"< {p.max_cloud_cover}")
+        raise SeqpipeError(f"{where}: no items in bbox {p.bbox} from {p.start} to {p.end} with "
+                           f"eo:cloud_cover < {p.max_cloud_cover}")
     if len(items) > p.max_items:
         raise SeqpipeError(f"{where}: more than max_items {p.max_items} items; narrow the bbox or dates, "
                            f"or raise download.stac.max_items")
@@ -162,7 +169,8 @@ def scene_of(item: Any, p: StacParams) -> Scene:
     hrefs = {}
     for role, key in (("red", p.red_asset), ("nir", p.nir_asset), ("scl", p.scl_asset)):
         if key not in item.assets:
-            raise SeqpipeError(f"STAC item {item.id}: no {key!r} asset ({role}); it has: {', '.join(item.assets)}")
+            raise SeqpipeError(f"STAC item {item.id}: no {key!r} asset ({role}); it has: "
+                               f"{', '.join(item.assets)}")
         hrefs[role] = item.assets[key].get_absolute_href() or item.assets[key].href
         if not hrefs[role].startswith(("http://", "https://")):
             raise SeqpipeError(f"STAC item {item.id} asset {key!r}: {hrefs[role]} is not an http(s) URL")
@@ -175,11 +183,12 @@ def scene_of(item: Any, p: StacParams) -> Scene:
         raise SeqpipeError(f"STAC item {item.id}: no datetime")
     tile = str(props.get("grid:code") or props.get("s2:mgrs_tile") or "AOI").removeprefix("MGRS-")
     if not re.fullmatch(r"[A-Za-z0-9]{1,16}", tile):   # it names the files in data/raw/crop_ndvi/
-        raise SeqpipeError(f"STAC item {item.id}: tile {tile!r} (grid:code or s2:mgrs_tile) is not like 33UVP")
-    return Scene(id=item.id, date=when.strftime("%Y%m%d"), tile=f"T{tile.removeprefix('T')}", baseline=baseline,
-                 offset=-1000 if float(baseline) >= 4.0 else 0,
-                 provider_flag=props.get("earthsearch:boa_offset_applied"), platform=str(props.get("platform", "")),
-                 hrefs=hrefs)
+        raise SeqpipeError(f"STAC item {item.id}: tile {tile!r} (grid:code or s2:mgrs_tile) is "
+                           "not like 33UVP")
+    return Scene(id=item.id, date=when.strftime("%Y%m%d"), tile=f"T{tile.removeprefix('T')}",
+                 baseline=baseline, offset=-1000 if float(baseline) >= 4.0 else 0,
+                 provider_flag=props.get("earthsearch:boa_offset_applied"),
+                 platform=str(props.get("platform", "")), hrefs=hrefs)
 
 
 def baseline_of(props: dict) -> str | None:
@@ -247,8 +256,8 @@ def _write_scene(out_dir: Path, scene: Scene, grid: Grid, bands: dict[str, np.nd
     for role, array in bands.items():
         band = FILE_BANDS[role]
         profile = geotiff_profile(grid, "uint8" if role == "scl" else "uint16", 0)
-        write_geotiff(out_dir / f"{scene.tile}_{scene.date}_{band}.tif", array.astype(profile["dtype"]), profile,
-                      {**tags, "BAND": band})
+        write_geotiff(out_dir / f"{scene.tile}_{scene.date}_{band}.tif", array.astype(profile["dtype"]),
+                      profile, {**tags, "BAND": band})
 
 
 def _below_offset(scene: Scene, red: np.ndarray) -> float:
@@ -257,15 +266,16 @@ def _below_offset(scene: Scene, red: np.ndarray) -> float:
     cannot tell (Earth Search has such items): warn, as the rule then subtracts it twice."""
     share = float((red[red > 0] < 1000).mean()) if (red > 0).any() else 0.0
     if scene.offset and share > 0.1:
-        log.warning("stac: %s: baseline %s, but %.0f%% of its red DN over the AOI are below 1000: the archive may "
-                    "already have removed the BOA offset; check its reflectances", scene.id, scene.baseline,
-                    100 * share)
+        log.warning("stac: %s: baseline %s, but %.0f%% of its red DN over the AOI are below 1000: the "
+                    "archive may already have removed the BOA offset; check its reflectances", scene.id,
+                    scene.baseline, 100 * share)
     return share
 
 
 def _record(scene: Scene, cloud: float, below_offset: float) -> dict:
     return {"id": scene.id, "date": scene.date, "processing_baseline": scene.baseline,
             "boa_add_offset": scene.offset, "earthsearch:boa_offset_applied": scene.provider_flag,
-            "red_dn_below_1000": round(below_offset, 4), "aoi_cloud_fraction": round(cloud, 4), "assets": scene.hrefs,
+            "red_dn_below_1000": round(below_offset, 4), "aoi_cloud_fraction": round(cloud, 4),
+            "assets": scene.hrefs,
             "files": [f"{scene.tile}_{scene.date}_{FILE_BANDS[r]}.tif" for r in ("red", "nir", "scl")]}
 

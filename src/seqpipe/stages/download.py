@@ -37,7 +37,7 @@ def run_source(kind: str, sources: dict[str, Source], download_params: Any, seed
     """Run `sources[kind]` into a temp folder, add manifest.json (files and sha256), swap it in."""
     if kind not in sources:
         raise SeqpipeError(f"unknown source kind {kind!r} (this model supports: {', '.join(sources)})")
-    started, clock = dt.datetime.now(dt.timezone.utc), time.monotonic()
+    started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     with atomic_dir(out_dir) as tmp:
         fields = sources[kind](download_params, seed, tmp)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())

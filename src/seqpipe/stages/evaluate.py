@@ -55,7 +55,8 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
     name, module = spec.name, spec.stage("evaluate")
     keys = getattr(module, "HEADLINE", None)
     if not keys or isinstance(keys, str):
-        raise SeqpipeError(f"{module.__name__}: HEADLINE must be a tuple of metric keys, e.g. (\"rmse\", \"mae\")")
+        raise SeqpipeError(f"{module.__name__}: HEADLINE must be a tuple of metric keys, e.g. "
+                           "(\"rmse\", \"mae\")")
     evaluate = params.section(name, "evaluate", module.EvaluateParams)
     network, payload = checkpoint.load_model(layout.model_file(name), expected_model=name)
     live = layout.live_dir(name)

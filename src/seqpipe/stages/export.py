@@ -35,9 +35,11 @@ def export_onnx(name: str, output: str | Path | None = None, check_samples: int 
     import onnx
     import onnxruntime as ort
 
-    output = output_file(output) if output is not None else layout.model_dir(name) / "model.onnx"   # 'out/': refused
+    # 'out/': refused
+    output = output_file(output) if output is not None else layout.model_dir(name) / "model.onnx"
     kind, target = output_target(output)   # a FIFO or a device is written into, never replaced
-    if kind == "replace" and target.exists() and target.suffix != ".onnx":  # model.pt, params.yaml: never replaced
+    # model.pt, params.yaml: never replaced
+    if kind == "replace" and target.exists() and target.suffix != ".onnx":
         raise SeqpipeError(f"{output}: exists and is not an .onnx file; export overwrites only .onnx files")
     model_file = layout.model_file(name)
     network, payload = checkpoint.load_model(model_file, expected_model=name)
@@ -55,19 +57,21 @@ def export_onnx(name: str, output: str | Path | None = None, check_samples: int 
         onnx.save(graph, str(tmp))
         onnx.checker.check_model(str(tmp))
         options = ort.SessionOptions()
-        options.log_severity_level = 4   # a failing run is reported once, below, not also by onnxruntime's logger
+        # a failing run is reported once, below, not also by onnxruntime's logger
+        options.log_severity_level = 4
         session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
         try:
             onnx_out = session.run(None, {"x": x.numpy()})[0]
         except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
-            raise SeqpipeError(f"{output}: onnxruntime cannot run the exported graph on {len(x)} test samples "
-                               f"({first_line(exc)[:200]}); the network's forward fixes a size at export, e.g. "
-                               "len(x) where x.shape[0] would stay dynamic") from None
+            raise SeqpipeError(f"{output}: onnxruntime cannot run the exported graph on {len(x)} "
+                               f"test samples ({first_line(exc)[:200]}); the network's forward fixes a size "
+                               "at export, e.g. len(x) where x.shape[0] would stay dynamic") from None
         with torch.inference_mode():
             torch_out = network(x).numpy()
         max_abs_diff = float(np.max(np.abs(onnx_out - torch_out)))
         if not np.allclose(onnx_out, torch_out, atol=1e-4, rtol=1e-3):
-            raise SeqpipeError(f"{output}: onnxruntime output differs from torch (max abs diff {max_abs_diff:.3g})")
+            raise SeqpipeError(f"{output}: onnxruntime output differs from torch (max abs diff "
+                               f"{max_abs_diff:.3g})")
         size = tmp.stat().st_size   # the output may be a FIFO or a device
     report = {"path": str(output), "bytes": size, "checked_samples": len(x),
               "max_abs_diff": max_abs_diff, "onnxruntime": ort.__version__, "metadata": metadata}
@@ -103,7 +107,8 @@ def describe_model(name: str, payload: dict[str, Any], model_sha256: str, io_sha
         "seqpipe_version": __version__, "git_commit": git_commit(),
         "stats": {k: v for k, v in stats.items() if k != "arrays"},
     }
-    return {f"seqpipe.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in entries.items() if v is not None}
+    return {f"seqpipe.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in entries.items()
+            if v is not None}
 
 
 def _unit(column: str) -> str | None:
@@ -139,15 +144,19 @@ def _layout(stats: dict[str, Any], io_shapes: dict[str, str]) -> tuple[list, lis
                  f"{stats.get('sample_rate_hz')} Hz, then a one-hot choice of the frequency to extract",
             "y": f"{y} = (batch, time steps, 1): the chosen frequency's component of the signal"}
     if "history_days" in stats:                                    # sea-ice concentration maps -> lead days
-        return ["sea_ice_concentration"], [f"lead_day_{k + 1}" for k in range(stats.get("horizon_days", 0))], \
+        return ["sea_ice_concentration"], \
+            [f"lead_day_{k + 1}" for k in range(stats.get("horizon_days", 0))], \
             stats["history_days"], None, {
-                "x": f"{x} = (batch, past days oldest first, rows, columns) sea-ice concentration, fraction 0..1 "
-                     f"on the training grid ({stats.get('crs')}, downsampled x{stats.get('downsample')})",
+                "x": f"{x} = (batch, past days oldest first, rows, columns) sea-ice concentration, "
+                     f"fraction 0..1 on the training grid ({stats.get('crs')}, downsampled "
+                     f"x{stats.get('downsample')})",
                 "y": f"{y} = (batch, lead days, rows, columns) forecast concentration, fraction 0..1"}
     if "pos_weight" in stats:                                      # two dates -> change logits
         return ["concentration_before", "concentration_after"], ["change"], None, None, {
-            "x": f"{x} = (batch, 2 dates [before, after], rows, columns) sea-ice concentration, fraction 0..1",
-            "y": f"{y} = (batch, rows, columns) change logits; sigmoid > threshold (evaluate.threshold) = changed"}
+            "x": f"{x} = (batch, 2 dates [before, after], rows, columns) sea-ice concentration, "
+                 "fraction 0..1",
+            "y": f"{y} = (batch, rows, columns) change logits; sigmoid > threshold "
+                 "(evaluate.threshold) = changed"}
     return [], [], None, None, {"x": x, "y": y}
 
 

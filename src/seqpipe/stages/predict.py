@@ -49,17 +49,19 @@ def as_array(value: Any, name: str, expected: str, ndim: tuple[int, ...], dtype:
     if isinstance(value, (str, bytes)):
         raise PredictInputError(f"{name}: not numeric (a {type(value).__name__}); expected {expected}")
     if isinstance(value, np.ma.MaskedArray) and value.dtype.kind in NUMERIC_KINDS:
-        value = value.astype(np.float64).filled(np.nan)   # masked values as NaN: masked (or refused) as NaN is
+        # masked values as NaN: masked (or refused) as NaN is
+        value = value.astype(np.float64).filled(np.nan)  # type: ignore[attr-defined]  # stub: astype -> ndarray
     try:
         array = np.asarray(value)
-    except (TypeError, ValueError, RuntimeError) as exc:   # ragged nested lists, a tensor on a GPU or with grad
+    # ragged nested lists, a tensor on a GPU or with grad
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise PredictInputError(f"{name}: not an array ({first_line(exc)}); expected {expected}") from None
     if array.dtype.kind == "O":
         array = _object_numbers(array, name, expected)
     if array.dtype.kind not in NUMERIC_KINDS:
         what = {"b": "boolean values: a mask? ", "c": "complex values: "}.get(array.dtype.kind, "")
-        raise PredictInputError(f"{name}: not numeric ({what}dtype {array.dtype}; only integers and real floats "
-                                f"are taken, never cast); expected {expected}")
+        raise PredictInputError(f"{name}: not numeric ({what}dtype {array.dtype}; only integers and "
+                                f"real floats are taken, never cast); expected {expected}")
     if array.ndim not in ndim:
         raise PredictInputError(f"{name}: shape {array.shape}; expected {expected}")
     if array.size == 0:
@@ -69,8 +71,9 @@ def as_array(value: Any, name: str, expected: str, ndim: tuple[int, ...], dtype:
             huge = np.isfinite(array) & (np.abs(array) > FLOAT32_MAX)
         if huge.any():
             where = tuple(int(i) for i in np.argwhere(huge)[0])
-            raise PredictInputError(f"{name}: value {float(array[where]):.6g} at index {where} is beyond float32's "
-                                    f"range (|value| <= {FLOAT32_MAX:.4g}), the precision the model computes in")
+            raise PredictInputError(f"{name}: value {float(array[where]):.6g} at index {where} is "
+                                    f"beyond float32's range (|value| <= {FLOAT32_MAX:.4g}), the precision "
+                                    "the model computes in")
     return array if dtype is None else array.astype(dtype)
 
 
@@ -79,12 +82,13 @@ def _object_numbers(array: np.ndarray, name: str, expected: str) -> np.ndarray:
     number (bool excluded); else the PredictInputError naming the first other element."""
     for index, item in np.ndenumerate(array):
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Real):
-            raise PredictInputError(f"{name}: not numeric (element {item!r} at index {tuple(map(int, index))} is "
-                                    f"not a real number); expected {expected}")
+            raise PredictInputError(f"{name}: not numeric (element {item!r} at index "
+                                    f"{tuple(map(int, index))} is not a real number); expected {expected}")
     try:
         return array.astype(np.float64)
     except (OverflowError, TypeError, ValueError) as exc:   # an int beyond float64
-        raise PredictInputError(f"{name}: not representable as float64 ({first_line(exc)}); expected {expected}") \
+        raise PredictInputError(f"{name}: not representable as float64 ({first_line(exc)}); "
+                                f"expected {expected}") \
             from None
 
 
@@ -95,11 +99,13 @@ def require_finite_computed(computed: np.ndarray, given: np.ndarray, name: str, 
         bad = ~np.isfinite(computed) & np.isfinite(given)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise PredictInputError(f"{name}: value {float(given[where]):.6g} at index {where} overflows float32, the "
-                                f"precision the model computes in, once {what}; it lies far outside the training data")
+        raise PredictInputError(f"{name}: value {float(given[where]):.6g} at index {where} overflows "
+                                f"float32, the precision the model computes in, once {what}; it lies far "
+                                "outside the training data")
 
 
-def check_real(value: Any, name: str, low: float = -np.inf, high: float = np.inf, expected: str = "") -> float:
+def check_real(value: Any, name: str, low: float = -np.inf, high: float = np.inf,
+               expected: str = "") -> float:
     """A keyword option that must be a real number (an int or float, not bool or text) in the open
     interval (low, high): as float, or a PredictInputError naming the option."""
     wanted = expected or f"a number strictly between {low:g} and {high:g}"
@@ -131,7 +137,8 @@ def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, wh
     column order -> float64 [rows, columns]; finite values and at least `min_rows` rows (`why`)."""
     import pandas as pd
 
-    expected = f"a DataFrame with columns {', '.join(columns)} or an array [rows, {len(columns)}] in that order"
+    expected = (f"a DataFrame with columns {', '.join(columns)} or an array [rows, {len(columns)}] in "
+                "that order")
     if isinstance(data, pd.DataFrame):
         missing = [c for c in columns if c not in data.columns]
         if missing:
@@ -139,12 +146,14 @@ def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, wh
                                     f"{', '.join(map(str, data.columns))}); expected {expected}")
         twice = [c for c in columns if list(data.columns).count(c) > 1]
         if twice:
-            raise PredictInputError(f"{name}: column {twice[0]!r} appears more than once; expected {expected}")
+            raise PredictInputError(f"{name}: column {twice[0]!r} appears more than once; "
+                                    f"expected {expected}")
         for column in columns:
             dtype = data[column].dtype
             if dtype.kind not in NUMERIC_KINDS:
-                raise PredictInputError(f"{name}: column {column!r} is not numeric (dtype {dtype}; only integers "
-                                        f"and real floats are taken, never cast); expected {expected}")
+                raise PredictInputError(f"{name}: column {column!r} is not numeric (dtype {dtype}; "
+                                        "only integers and real floats are taken, never cast); "
+                                        f"expected {expected}")
         data = data[columns].to_numpy(dtype=np.float64, na_value=np.nan)
     values = as_array(data, name, expected, (1, 2) if len(columns) == 1 else (2,))
     values = values.reshape(len(values), -1)
@@ -152,7 +161,8 @@ def table_values(data: Any, columns: list[str], name: str, min_rows: int = 1, wh
         raise PredictInputError(f"{name}: shape {values.shape}; expected {expected}")
     require_range(values, name)
     if len(values) < min_rows:
-        raise PredictInputError(f"{name}: {len(values)} rows, need at least {min_rows}" + (f" ({why})" if why else ""))
+        raise PredictInputError(f"{name}: {len(values)} rows, need at least {min_rows}"
+                                + (f" ({why})" if why else ""))
     return values
 
 
@@ -174,10 +184,11 @@ def warn_outside_training(ranges: RangeCheck | None, payload: dict[str, Any], so
     if consequence is None:
         normalisation = (payload.get("network_args") or {}).get("normalisation", "global")
         consequence = (
-            "the network reads globally standardised windows and extrapolates there: forecasts may saturate (a model "
-            "trained with model.normalisation difference or revin follows the level)" if normalisation == "global" else
-            f"the network reads each window relative to itself (normalisation {normalisation}), but such values were "
-            "never seen in training")
+            "the network reads globally standardised windows and extrapolates there: forecasts may "
+            "saturate (a model trained with model.normalisation difference or revin follows the level)"
+            if normalisation == "global" else
+            f"the network reads each window relative to itself (normalisation {normalisation}), but such "
+            "values were never seen in training")
     ranges.warn(source, consequence)
 
 
@@ -218,9 +229,11 @@ def check_output(output: Path, model: str, model_file: Path, inputs: list[Path],
         target = output.resolve()
         for path, what in protected:
             if target == path.resolve():
-                raise SeqpipeError(f"{output}: is {what}; choose another --output, or pass --force to overwrite it")
+                raise SeqpipeError(f"{output}: is {what}; choose another --output, or pass --force to "
+                                   "overwrite it")
             if path.resolve() in target.parents:
-                raise SeqpipeError(f"{output}: is inside {path}, {what}; choose another --output, or pass --force")
+                raise SeqpipeError(f"{output}: is inside {path}, {what}; choose another --output, or "
+                                   "pass --force")
     if kind == "replace" and not target.parent.is_dir():
         raise SeqpipeError(f"{target.parent}: folder of --output does not exist; create it first")
 

@@ -79,15 +79,17 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
              numerics.describe(params.numerics, torch.get_num_threads()))
     torch.manual_seed(params.seed)
     model = build_network(spec.network_module, network_class, network_args)
-    if hasattr(model, "prepare"):  # a part fitted in closed form on the training split before training
-        model.prepare(train_data["x"], train_data["y"])
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:  # a part fitted in closed form on the training split before training
+        prepare(train_data["x"], train_data["y"])
     task = build_task(spec.task, stats)
     sections = {"model": as_dict(model_params), "train": as_dict(train)}
-    identity = {"model": name, "network_module": spec.network_module, "network": network_class,
-                "network_args": network_args,
-                "fingerprint": training_fingerprint(params.seed, params.numerics, model_params, train, stats,
-                                                   code_digests()),
-                "params": sections}
+    identity: dict[str, Any] = {
+        "model": name, "network_module": spec.network_module, "network": network_class,
+        "network_args": network_args,
+        "fingerprint": training_fingerprint(params.seed, params.numerics, model_params, train, stats,
+                                           code_digests()),
+        "params": sections}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, train, device, identity)
     folder = layout.checkpoint_dir(name, identity["fingerprint"])
@@ -122,8 +124,9 @@ def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, 
     summary = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
     model.cpu()
-    if hasattr(model, "calibrate"):
-        summary["calibration"] = model.calibrate(val_data["x"], val_data["y"])
+    calibrate = getattr(model, "calibrate", None)
+    if calibrate is not None:
+        summary["calibration"] = calibrate(val_data["x"], val_data["y"])
         log.info("train %s: calibrated on %d validation windows: %s", name, len(val_data["x"]),
                  _describe_calibration(summary["calibration"]))
         best = checkpoint.load(checkpoint_dir / "best.pt")
@@ -162,6 +165,7 @@ def check_fits(name: str, network_module: str, network_class: str, network_args:
                train: TrainParams, device: torch.device) -> None:
     """Refuse, before anything is allocated or written, a batch larger than a process's share of the
     train split and a network over the parameter or memory budget."""
+    assert isinstance(train.batch_size, int), "batch_size auto is resolved first (run)"
     nproc = train.nproc_per_node
     per_rank = -(-len(x) // nproc)
     share = f" ({per_rank} per process)" if nproc > 1 else ""
@@ -186,8 +190,8 @@ def check_fits(name: str, network_module: str, network_class: str, network_args:
         each = f", x {nproc} processes" if copies > 1 else ""
         raise TrainRefused(f"models.{name}.model: training {network_class} needs about {format_bytes(need)} "
                            f"({parameters:,} parameters x {BYTES_PER_PARAMETER} bytes + "
-                           f"{format_bytes(activations)} of activations per batch of {train.batch_size}{each}) "
-                           f"but {format_bytes(available)} is "
+                           f"{format_bytes(activations)} of activations per batch of "
+                           f"{train.batch_size}{each}) but {format_bytes(available)} is "
                            f"available on {device.type}; make the network or batch_size smaller")
 
 
@@ -197,7 +201,8 @@ def _available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines())
+        meminfo = dict(line.split(":", 1)
+                       for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines())
         available = int(meminfo["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
         return None
@@ -213,6 +218,7 @@ def _available_memory(device: torch.device) -> int | None:
 def _validate_only(name: str, model: torch.nn.Module, task: Any, train_data: dict, val: dict,
                    train: TrainParams, device: torch.device, identity: dict) -> dict:
     """Check params, data and network end to end (one forward/backward); writes nothing."""
+    assert isinstance(train.batch_size, int), "batch_size auto is resolved first (run)"
     last = layout.checkpoint_dir(name, identity["fingerprint"]) / "last.pt"
     source = "initial weights"
     if last.exists():

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from seqpipe.params import Dropout, Layers, Length, Penalty, Range, Width, check, check_lstm_size, params_section
+from seqpipe.params import (
+    Dropout,
+    Layers,
+    Length,
+    Penalty,
+    Range,
+    Width,
+    check,
+    check_lstm_size,
+    params_section,
+)
 from seqpipe.spec import ModelSpec
 
 FILE_NAME = "bandwidth.csv"   # the raw CSV, whatever the source
-OUTSIDE_TRAINING = ("the forecaster reads each window relative to its last step and clips that step's level to "
-                    "the training range, so it follows the series, but it has never seen such values")
+OUTSIDE_TRAINING = ("the forecaster reads each window relative to its last step and clips that "
+                    "step's level to the training range, so it follows the series, but it has never "
+                    "seen such values")
 
 
 @params_section
@@ -22,17 +33,20 @@ class ForecasterParams:
     dropout: Dropout
     linear_alpha: Penalty   # ridge penalty of the linear part (standardised units)
     # nominal coverage of the split-conformal prediction intervals
-    interval_levels: Annotated[list[Annotated[float, Range(0, 1, low_open=True, high_open=True)]], Length(0, 8)]
+    interval_levels: Annotated[list[Annotated[float, Range(0, 1, low_open=True, high_open=True)]],
+                               Length(0, 8)]
 
     def __post_init__(self) -> None:
         check_lstm_size(self)
-        check(len(set(self.interval_levels)) == len(self.interval_levels), "interval_levels", "has duplicates")
+        check(len(set(self.interval_levels)) == len(self.interval_levels), "interval_levels",
+              "has duplicates")
 
 
 def network(p: ForecasterParams, stats: dict) -> tuple[str, dict]:
     return "LinearResidualLSTM", {"input_size": len(stats["feature_columns"]), "window": stats["window"],
-                                  "hidden_size": p.hidden_size, "num_layers": p.num_layers, "dropout": p.dropout,
-                                  "target_index": list(stats["target_index"]), "linear_alpha": p.linear_alpha,
+                                  "hidden_size": p.hidden_size, "num_layers": p.num_layers,
+                                  "dropout": p.dropout, "target_index": list(stats["target_index"]),
+                                  "linear_alpha": p.linear_alpha,
                                   "interval_levels": list(p.interval_levels)}
 
 
@@ -43,14 +57,17 @@ SPEC = ModelSpec(
     network_module="forecaster",
     model_params=ForecasterParams,
     network=network,
-    predict_help=("a metrics CSV: a `timestamp` column (ISO 8601, strictly increasing, at the cadence the model "
-                  "was trained at, one row per minute by default, without gaps; a business-day model takes Monday "
-                  "to Friday with up to 2 holidays in a row absent) and the model's feature columns, numeric and "
-                  "finite (other columns are ignored). The columns come from the model file; with the default "
-                  "params.yaml they are throughput_mbps, rtt_ms, packet_loss, jitter_ms, time_of_day, day_of_week, "
-                  "congestion_window, queue_depth, retransmits. At least preprocess.window rows (20 by default). "
-                  "Writes one row per full window: the timestamp of the next step and the forecast of each target "
-                  "(throughput_mbps, rtt_ms, packet_loss, jitter_ms), each followed by its split-conformal prediction "
-                  "interval at model.interval_levels (<target>_lower_80, _upper_80, _lower_95, _upper_95 by default)."),
-    predict_example="seqpipe predict bandwidth --input data/raw/bandwidth/bandwidth.csv --output forecast.csv",
+    predict_help=("a metrics CSV: a `timestamp` column (ISO 8601, strictly increasing, at the "
+                  "cadence the model was trained at, one row per minute by default, without gaps; a "
+                  "business-day model takes Monday to Friday with up to 2 holidays in a row absent) and the "
+                  "model's feature columns, numeric and finite (other columns are ignored). The columns come "
+                  "from the model file; with the default params.yaml they are throughput_mbps, rtt_ms, "
+                  "packet_loss, jitter_ms, time_of_day, day_of_week, congestion_window, queue_depth, "
+                  "retransmits. At least preprocess.window rows (20 by default). Writes one row per full "
+                  "window: the timestamp of the next step and the forecast of each target (throughput_mbps, "
+                  "rtt_ms, packet_loss, jitter_ms), each followed by its split-conformal prediction interval "
+                  "at model.interval_levels (<target>_lower_80, _upper_80, _lower_95, _upper_95 "
+                  "by default)."),
+    predict_example=("seqpipe predict bandwidth --input data/raw/bandwidth/bandwidth.csv "
+                     "--output forecast.csv"),
 )

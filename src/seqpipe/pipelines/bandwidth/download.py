@@ -1,4 +1,5 @@
-"""bandwidth downloads: a network-metrics CSV, synthetic (daily/weekly cycles and congestion), local or from a URL."""
+"""bandwidth downloads: a network-metrics CSV, synthetic (daily/weekly cycles and congestion), local or from
+a URL."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ class BandwidthSyntheticParams:
     n_rows: Annotated[int, Range(100, 10**7)]
     cadence_s: Annotated[int, Range(1, 86_400)]          # seconds between rows, at most a day
     start: str                                            # ISO timestamp of the first row (UTC)
-    congestion_per_day: Annotated[float, Range(0, 48)]   # mean number of congestion episodes (~45 min) per day
-    noise_scale: Annotated[float, Range(0, 10)]          # relative scale of the heavy-tailed measurement noise
+    # mean number of congestion episodes (~45 min) per day
+    congestion_per_day: Annotated[float, Range(0, 48)]
+    # relative scale of the heavy-tailed measurement noise
+    noise_scale: Annotated[float, Range(0, 10)]
     # Student-t degrees of freedom (smaller = heavier tails; > 2: a finite variance)
     noise_dof: Annotated[float, Range(2, 1e6, low_open=True)]
 
@@ -73,7 +76,7 @@ def _congestion(rng: np.random.Generator, n: int, p: BandwidthSyntheticParams) -
     count = rng.poisson(p.congestion_per_day * n / steps_per_day)
     out = np.zeros(n)
     for start, minutes, height in zip(rng.integers(0, n, count), rng.lognormal(np.log(45), 0.5, count),
-                                      rng.uniform(0.15, 0.5, count)):
+                                      rng.uniform(0.15, 0.5, count), strict=True):
         length = max(int(minutes * 60 / p.cadence_s), 3)
         envelope = np.sin(np.linspace(0, np.pi, length)) ** 2 * height
         end = min(start + length, n)

@@ -20,7 +20,8 @@ the training rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, cast
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from seqpipe.metrics import baseline_goal, mase_scale, mean_of, regression_metri
 from seqpipe.params import AUTO, BatchSize, Penalty, Range, check, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
+    from seqpipe.networks.forecaster import LinearResidualLSTM
     from seqpipe.stages.evaluate import EvalContext
 
 
@@ -45,7 +47,8 @@ class EvaluateParams:
     # MAPE skips |actual| below this fraction of the target's train mean
     mape_floor_fraction: Annotated[float, Range(0, 1, high_open=True)]
     ridge_alpha: Penalty
-    target_correlation: Annotated[float, Range(-1, 1)]   # the original script's goal: mean correlation >= this
+    # the original script's goal: mean correlation >= this
+    target_correlation: Annotated[float, Range(-1, 1)]
     target_mape: Annotated[float, Range(0, 1000)]        # ... and mean MAPE (percent) below this
     # predictions.csv holds the last this many test steps (a readable window)
     plot_steps: Annotated[int, Range(10, 10**6)]
@@ -56,7 +59,8 @@ class EvaluateParams:
     backtest_folds: Annotated[int, Range(2, 50)]   # forecast origins in the test period (consecutive blocks)
 
     def __post_init__(self) -> None:
-        check(self.ets_fit_steps == 0 or self.ets_fit_steps >= 10, "ets_fit_steps", "must be 0 (all) or >= 10")
+        check(self.ets_fit_steps == 0 or self.ets_fit_steps >= 10, "ets_fit_steps",
+              "must be 0 (all) or >= 10")
 
 
 def evaluate(ctx: EvalContext) -> dict:
@@ -76,8 +80,8 @@ def evaluate(ctx: EvalContext) -> dict:
     at = np.arange(len(series) - len(actual), len(series))      # test targets' rows in the series
     season = season_steps(p, stats, train_rows)
     if len(actual) < p.backtest_folds:
-        raise SeqpipeError(f"models.bandwidth.evaluate.backtest_folds: {p.backtest_folds} origins need at least as "
-                           f"many test windows; the test split has {len(actual)}")
+        raise SeqpipeError(f"models.bandwidth.evaluate.backtest_folds: {p.backtest_folds} origins need "
+                           f"at least as many test windows; the test split has {len(actual)}")
     folds = np.array_split(np.arange(len(actual)), p.backtest_folds)
     x_all = np.concatenate([train["x"], val["x"], test["x"]])
     y_all = np.concatenate([train["y"], val["y"], test["y"]])
@@ -88,15 +92,18 @@ def evaluate(ctx: EvalContext) -> dict:
                   "seasonal_naive": baselines.seasonal_naive(series, at, season),
                   "drift": baselines.drift(series[at - 1], series[0], (at - 1)[:, None]),
                   "ets": _ets(series, at, folds, p.ets_fit_steps),
-                  "ridge": physical(np.concatenate([baselines.linear(x_all[:origin + f[0]], y_all[:origin + f[0]],
-                                                                     test["x"][f], p.ridge_alpha) for f in folds]))}
+                  "ridge": physical(np.concatenate([baselines.linear(x_all[:origin + f[0]],
+                                                                     y_all[:origin + f[0]], test["x"][f],
+                                                                     p.ridge_alpha)
+                                                    for f in folds]))}
     floors = np.abs(scaler.mean[index]) * p.mape_floor_fraction
     history = series[:train_rows]
     scales = [mase_scale(history[season:, k], history[:-season, k], f"{ctx.data_dir}: training rows of {t}")
               for k, t in enumerate(targets)]
 
     def score(pred: np.ndarray, rows: np.ndarray | slice = slice(None)) -> dict:
-        per_target = {t: regression_metrics(actual[rows, k], pred[rows, k], mape_floor=floors[k], mase_scale=scales[k])
+        per_target = {t: regression_metrics(actual[rows, k], pred[rows, k], mape_floor=floors[k],
+                                            mase_scale=scales[k])
                       for k, t in enumerate(targets)}
         return {"mean": mean_of(per_target), **per_target}
 
@@ -109,25 +116,33 @@ def evaluate(ctx: EvalContext) -> dict:
             "met": bool(mean["correlation"] >= p.target_correlation and mean["mape"] < p.target_mape),
             "baselines_beaten": baseline_goal({t: model[t] for t in targets},
                                               {b: {t: s[t] for t in targets} for b, s in scores.items()})}
-    _plots(ctx, targets, actual, candidates, intervals["model_bounds"], p.plot_steps, float(stats["cadence_s"]))
+    _plots(ctx, targets, actual, candidates, intervals["model_bounds"], p.plot_steps,
+           float(stats["cadence_s"]))
     return {"test": model, "baselines": scores, "goal": goal, "n_test_windows": len(actual),
             "backtest": {"folds": p.backtest_folds, "fold_windows": [len(f) for f in folds],
-                         "verdicts": {b: _verdict(model["backtest"], s["backtest"]) for b, s in scores.items()}},
-            "network_contribution": {"linear_part": linear, "gate": ctx.network.gate.tolist(),
+                         "verdicts": {b: _verdict(model["backtest"], s["backtest"])
+                                      for b, s in scores.items()}},
+            "network_contribution": {"linear_part": linear, "gate": _forecaster(ctx).gate.tolist(),
                                      "rmse_change_percent": 100 * (model["backtest"]["rmse"] /
                                                                    linear["backtest"]["rmse"] - 1)},
             "intervals": intervals["coverage"],
-            "season_steps": season, "mase_scale": dict(zip(targets, scales)),
+            "season_steps": season, "mase_scale": dict(zip(targets, scales, strict=True)),
             "ets": {"model": "ETS(A,Ad,N) (statsmodels ETSModel, maximum likelihood), refit at each origin",
                     "fit_steps": p.ets_fit_steps}}
+
+
+def _forecaster(ctx: EvalContext) -> LinearResidualLSTM:
+    """The network evaluated: this model's is always the LinearResidualLSTM it trained."""
+    return cast("LinearResidualLSTM", ctx.network)
 
 
 def _model_parts(ctx: EvalContext, x_all: np.ndarray, y_all: np.ndarray, origin: int,
                  folds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The forecaster's test forecast as (linear part refit at each origin, gated network correction)."""
-    network, x_test = ctx.network, x_all[origin:]
+    network, x_test = _forecaster(ctx), x_all[origin:]
     correction = ctx.predictions.astype(np.float64) - np.asarray(network.linear_forecast(x_test), np.float64)
-    linear = [network.refit_linear_forecast(x_all[:origin + f[0]], y_all[:origin + f[0]], x_test[f]) for f in folds]
+    linear = [network.refit_linear_forecast(x_all[:origin + f[0]], y_all[:origin + f[0]], x_test[f])
+              for f in folds]
     return np.concatenate(linear), correction
 
 
@@ -163,12 +178,13 @@ def _verdict(model: dict, baseline: dict) -> dict:
             "rmse_change_percent": 100 * mean / baseline["rmse"]}
 
 
-def _intervals(ctx: EvalContext, physical, actual: np.ndarray, candidates: dict[str, np.ndarray],
-               val: dict[str, np.ndarray], alpha: float, scale: np.ndarray) -> dict:
+def _intervals(ctx: EvalContext, physical: Callable[[np.ndarray], np.ndarray], actual: np.ndarray,
+               candidates: dict[str, np.ndarray], val: dict[str, np.ndarray], alpha: float,
+               scale: np.ndarray) -> dict:
     """Test coverage and width of the forecaster's split-conformal intervals (calibrated in training on the
     validation split) and of the ridge baseline's, calibrated the same way on its validation residuals."""
-    levels = ctx.network.interval_levels
-    model_half = np.array(ctx.network.halfwidth, np.float64) * scale
+    levels = _forecaster(ctx).interval_levels
+    model_half = np.array(_forecaster(ctx).halfwidth, np.float64) * scale
     train = ctx.split("train")
     ridge_val = baselines.linear(train["x"], train["y"], val["x"], alpha)
     ridge_half = conformal.conformal_halfwidths(np.abs(physical(ridge_val) - physical(val["y"])), levels)
@@ -187,18 +203,18 @@ def season_steps(p: EvaluateParams, stats: dict, train_rows: int) -> int:
     if season >= train_rows:
         where = "models.bandwidth.evaluate.season_steps" + (" auto (from the cadence)"
                                                             if p.season_steps == "auto" else "")
-        raise SeqpipeError(f"{where}: a season of {season} steps needs more than the {train_rows} training rows; "
-                           "use a shorter season or more data")
+        raise SeqpipeError(f"{where}: a season of {season} steps needs more than the {train_rows} "
+                           "training rows; use a shorter season or more data")
     return season
 
 
 UNITS = {"throughput_mbps": "Mbit/s", "rtt_ms": "ms", "packet_loss": "%", "jitter_ms": "ms"}
 
 
-def window_columns(targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray], bounds: np.ndarray,
-                   levels: list[float], steps: int) -> dict[str, np.ndarray]:
-    """The columns of predictions.csv: the last `steps` test steps (step = index in the test split), per target
-    the actual, model and persistence values and the model's interval bounds, then each residual."""
+def window_columns(targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray],
+                   bounds: np.ndarray, levels: list[float], steps: int) -> dict[str, np.ndarray]:
+    """The columns of predictions.csv: the last `steps` test steps (step = index in the test split), per
+    target the actual, model and persistence values and the model's interval bounds, then each residual."""
     first = max(len(actual) - steps, 0)
     columns: dict[str, np.ndarray] = {"step": np.arange(first, len(actual))}
     for k, t in enumerate(targets):
@@ -218,7 +234,7 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
            bounds: np.ndarray, steps: int, cadence_s: float) -> None:
     """predictions.csv and forecast_intervals.png (the last `steps` test steps, with the interval bands) and
     predicted_vs_actual.png (every step)."""
-    levels = ctx.network.interval_levels
+    levels = _forecaster(ctx).interval_levels
     columns = window_columns(targets, actual, candidates, bounds, levels, steps)
     plotting.write_csv(ctx.plots_dir / "predictions.csv", columns)
     tag = plotting.signature(ctx.name, ctx.fingerprint)
@@ -226,10 +242,12 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
     plotting.band_panels(
         ctx.plots_dir / "forecast_intervals.png", columns["step"],
         [(f"{t} ({UNITS.get(t, 'units')})", actual[first:, k], candidates["model"][first:, k],
-          [(f"{level:.0%}", bounds[i, 0, first:, k], bounds[i, 1, first:, k]) for i, level in enumerate(levels)])
+          [(f"{level:.0%}", bounds[i, 0, first:, k], bounds[i, 1, first:, k])
+           for i, level in enumerate(levels)])
          for k, t in enumerate(targets)],
         xlabel=f"test step ({cadence_s:g} s apart)",
-        title=f"{tag}: one-step forecasts with split-conformal intervals, the last {len(columns['step'])} test steps")
+        title=f"{tag}: one-step forecasts with split-conformal intervals, the last "
+        f"{len(columns['step'])} test steps")
     plotting.scatter_panels(
         ctx.plots_dir / "predicted_vs_actual.png",
         [(t, actual[:, k], candidates["model"][:, k], UNITS.get(t, "units")) for k, t in enumerate(targets)],

@@ -8,35 +8,42 @@ from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from seqpipe.conformal import interval_bounds, level_label
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.series import Standardizer, cadence_text, off_cadence, sliding_windows
 from seqpipe.data.tables import read_timeseries_csv
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.networks import predict_batches
+from seqpipe.params import Params
 from seqpipe.pipelines.bandwidth import OUTSIDE_TRAINING
 from seqpipe.plotting import write_csv
-from seqpipe.params import Params
-from seqpipe.stages.predict import (PredictInputError, range_check, require_finite_computed, table_values,
-                                   warn_outside_training)
+from seqpipe.stages.predict import (
+    PredictInputError,
+    range_check,
+    require_finite_computed,
+    table_values,
+    warn_outside_training,
+)
+
+if TYPE_CHECKING:
+    from seqpipe.networks.forecaster import LinearResidualLSTM
 
 INPUTS = ("data: a DataFrame with the trained feature columns (stats['feature_columns']; others ignored) "
           "or an array [rows, features] in that order, rows in time order at the trained cadence "
-          "(stats['cadence_s'], or business days where stats['business_days']) without gaps, checked where the "
-          "DataFrame has the timestamp column (stats['timestamp_column']), at least stats['window'] rows -> "
-          "(forecast, intervals): forecast is an array [rows - window + 1, targets] "
-          "(stats['target_columns']) whose row i forecasts the step after rows [i, i + window); intervals maps "
-          "each nominal level (0.8, 0.95 by default) to (lower, upper), arrays shaped like forecast: the "
-          "split-conformal prediction interval calibrated on the validation split")
+          "(stats['cadence_s'], or business days where stats['business_days']) without gaps, "
+          "checked where the DataFrame has the timestamp column (stats['timestamp_column']), at least "
+          "stats['window'] rows -> (forecast, intervals): forecast is an array [rows - window + 1, targets] "
+          "(stats['target_columns']) whose row i forecasts the step after rows [i, i + window); "
+          "intervals maps each nominal level (0.8, 0.95 by default) to (lower, upper), arrays shaped like "
+          "forecast: the split-conformal prediction interval calibrated on the validation split")
 
 
-def predict_array(network: nn.Module, payload: dict, data: Any,
+def predict_array(network: LinearResidualLSTM, payload: dict, data: Any,
                   source: str = "data") -> tuple[np.ndarray, dict[float, tuple[np.ndarray, np.ndarray]]]:
     """(forecast, {level: (lower, upper)}): row i forecasts the step after input rows [i, i + window), in
     the target units, with its prediction intervals. Logs a warning per column with rows beyond the
@@ -62,30 +69,35 @@ def predict_array(network: nn.Module, payload: dict, data: Any,
 
 
 def _check_stamps(column: pd.Series, stats: dict) -> None:
-    """A DataFrame's timestamp column: parseable and at the trained cadence without gaps, or a PredictInputError."""
+    """A DataFrame's timestamp column: parseable and at the trained cadence without gaps, or a
+    PredictInputError."""
     name = stats["timestamp_column"]
     try:
         stamps = pd.to_datetime(column, utc=True, format="ISO8601")
     except (TypeError, ValueError) as exc:
-        raise PredictInputError(f"data: column {name!r} holds an unparseable timestamp ({first_line(exc)})") from None
+        raise PredictInputError(f"data: column {name!r} holds an unparseable timestamp "
+                                f"({first_line(exc)})") from None
     if stamps.isna().any():
-        raise PredictInputError(f"data: column {name!r} has no time at index {int(np.flatnonzero(stamps.isna())[0])}")
+        raise PredictInputError(f"data: column {name!r} has no time at index "
+                                f"{int(np.flatnonzero(stamps.isna())[0])}")
     if (problem := _off_trained_cadence(stamps, stats)) is not None:
-        raise PredictInputError(f"data: row {problem[0]} (column {name!r}) {problem[1]}; {_trained_cadence(stats)}")
+        raise PredictInputError(f"data: row {problem[0]} (column {name!r}) {problem[1]}; "
+                                f"{_trained_cadence(stats)}")
 
 
 def _off_trained_cadence(stamps: pd.Series, stats: dict) -> tuple[int, str] | None:
     """The first of the UTC `stamps` off the cadence the model was trained at (see series.off_cadence)."""
-    return off_cadence(stamps.dt.tz_localize(None).to_numpy(), stats["cadence_s"], stats.get("business_days", False))
+    return off_cadence(stamps.dt.tz_localize(None).to_numpy(), stats["cadence_s"],
+                       stats.get("business_days", False))
 
 
 def _trained_cadence(stats: dict) -> str:
     cadence = cadence_text(stats["cadence_s"], stats.get("business_days", False))
-    return (f"the model was trained at a cadence of {cadence} and reads each window as consecutive steps of it: "
-            "give rows at that cadence without gaps (resample, or cut the input at that row)")
+    return (f"the model was trained at a cadence of {cadence} and reads each window as consecutive "
+            "steps of it: give rows at that cadence without gaps (resample, or cut the input at that row)")
 
 
-def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
+def predict(network: LinearResidualLSTM, payload: dict, args: Namespace, params: Params) -> str:
     """Read the CSV, forecast every full window, write timestamp + one column per target."""
     input_path, output_path = Path(args.input), args.output
     stats = payload["stats"]

@@ -5,14 +5,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 
 from seqpipe.baselines import season_from_cadence
-from seqpipe.data.series import (MAX_AUTO_HOLDOUT, RangeCheck, Standardizer, auto_batch_size, auto_holdout_fraction,
-                                 auto_window, cadence_text, chronological_split, detect_cadence, off_cadence,
-                                 save_splits, sliding_windows, training_range)
+from seqpipe.data.series import (
+    MAX_AUTO_HOLDOUT,
+    RangeCheck,
+    Standardizer,
+    auto_batch_size,
+    auto_holdout_fraction,
+    auto_window,
+    cadence_text,
+    chronological_split,
+    detect_cadence,
+    off_cadence,
+    save_splits,
+    sliding_windows,
+    training_range,
+)
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import AUTO, Length, Range, SplitFraction, check, check_size, params_section
@@ -40,7 +52,8 @@ class PreprocessParams:
     def __post_init__(self) -> None:
         missing = [c for c in self.target_columns if c not in self.feature_columns]
         check(not missing, "feature_columns", f"must include the target column(s) {', '.join(missing)}")
-        check(len(set(self.feature_columns)) == len(self.feature_columns), "feature_columns", "has duplicates")
+        check(len(set(self.feature_columns)) == len(self.feature_columns), "feature_columns",
+              "has duplicates")
         if self.window != "auto":
             check_size("window", self.window * len(self.feature_columns), MAX_WINDOW_VALUES,
                        "one sample's values (window x feature_columns)")
@@ -86,9 +99,9 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     cadence = cadence_text(r.cadence_s, r.business_days)
     if (problem := off_cadence(stamps, r.cadence_s, r.business_days)) is not None:
         row, why = problem
-        raise SeqpipeError(f"{path}: data row {row + 1} {why}; the series' cadence (its median step) is {cadence} "
-                           "and a window must hold consecutive steps of it: fill or interpolate the missing rows, "
-                           "or cut the file at that row")
+        raise SeqpipeError(f"{path}: data row {row + 1} {why}; the series' cadence (its median step) "
+                           f"is {cadence} and a window must hold consecutive steps of it: fill or "
+                           "interpolate the missing rows, or cut the file at that row")
     if len(frame) < r.min_rows():
         raise SeqpipeError(f"{path}: {len(frame)} data rows, need at least {r.min_rows()} (models.bandwidth."
                            f"preprocess.window {r.window} + 10 windows per val/test split)")
@@ -113,12 +126,14 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         ranges.add(split, features[splits[split].start + r.window:splits[split].stop + r.window])
     outside = ranges.warn(str(path), OUTSIDE_TRAINING)
     given = {"window": p.window, "val_fraction": p.val_fraction, "test_fraction": p.test_fraction}
-    resolved = {"window": r.window, "val_fraction": r.val_fraction, "test_fraction": r.test_fraction,
-                "season_steps": r.season_steps, "batch_size": auto_batch_size(splits["train"].stop),
-                "from_data": [k for k, v in given.items() if v == "auto"]}
-    log.info("preprocess bandwidth: %s cadence, season %d steps; window %d, val/test fractions %.3g/%.3g, train "
-             "batch size %d if auto (%s from the data)", cadence, r.season_steps, r.window, r.val_fraction,
-             r.test_fraction, resolved["batch_size"], ", ".join(resolved["from_data"]) or "none")
+    resolved: dict[str, Any] = {
+        "window": r.window, "val_fraction": r.val_fraction, "test_fraction": r.test_fraction,
+        "season_steps": r.season_steps, "batch_size": auto_batch_size(splits["train"].stop),
+        "from_data": [k for k, v in given.items() if v == "auto"]}
+    log.info("preprocess bandwidth: %s cadence, season %d steps; window %d, val/test fractions %.3g/%.3g, "
+             "train batch size %d if auto (%s from the data)", cadence, r.season_steps, r.window,
+             r.val_fraction, r.test_fraction, resolved["batch_size"],
+             ", ".join(resolved["from_data"]) or "none")
     return {"timestamp_column": p.timestamp_column, "feature_columns": p.feature_columns,
             "target_columns": p.target_columns, "target_index": target_index, "window": r.window,
             "scaler": scaler.to_dict(), "train_range": train_range, "range_margin": p.range_margin,

@@ -59,7 +59,8 @@ class CropSyntheticParams:
     start: str                  # first acquisition date (ISO)
     n_dates: Annotated[int, Range(4, 1000)]      # acquisitions over the season
     revisit_days: Annotated[int, Range(1, 366)]
-    missing_acquisitions: Annotated[float, Range(0, 0.5, high_open=True)]  # fraction of revisit slots with none
+    # fraction of revisit slots with none
+    missing_acquisitions: Annotated[float, Range(0, 0.5, high_open=True)]
     epsg: Annotated[int, Range(32601, 32760)]   # a WGS 84 / UTM zone, e.g. 32633
     origin_x: Annotated[float, Range(-1e7, 1e7)]  # upper-left corner, metres (UTM easting)
     origin_y: Annotated[float, Range(-1e7, 1e7)]  # (UTM northing)
@@ -92,7 +93,9 @@ def write_synthetic(p: CropSyntheticParams, seed: int, out_dir: Path) -> dict:
     keep = np.sort(rng.permutation(len(slots) - 1)[: p.n_dates - 1] + 1)  # the first slot is always kept
     days = np.concatenate([[0], keep]) * p.revisit_days
     start = pd.Timestamp(p.start)
-    offset = -1000 if _baseline_number(p.baseline) >= 4.0 else 0
+    baseline = _baseline_number(p.baseline)
+    assert baseline is not None   # CropSyntheticParams checked it
+    offset = -1000 if baseline >= 4.0 else 0
     names = list(CLASSES)
     dates = []
     for k, day in enumerate(days):
@@ -134,7 +137,8 @@ def _fields(rng: np.random.Generator, p: CropSyntheticParams) -> tuple[np.ndarra
     return field_class[nearest], field_shift[nearest], vigour.astype(np.float32)
 
 
-def _ndvi(classes: np.ndarray, shift: np.ndarray, vigour: np.ndarray, day: float, names: list[str]) -> np.ndarray:
+def _ndvi(classes: np.ndarray, shift: np.ndarray, vigour: np.ndarray, day: float,
+          names: list[str]) -> np.ndarray:
     """Double-logistic season: base + (peak - base) * (rise(day) - fall(day)), per class."""
     out = np.empty(classes.shape, np.float32)
     for k, name in enumerate(names):
@@ -156,7 +160,8 @@ def _bands(rng: np.random.Generator, p: CropSyntheticParams, truth: np.ndarray, 
     brightness = np.where(water, 0.06, 0.30 + 0.15 * np.clip(truth, 0, 1))
     red, nir = brightness * (1 - truth) / 2, brightness * (1 + truth) / 2
     scl = np.where(water, SCL["water"], np.where(truth > 0.3, SCL["vegetation"], SCL["not_vegetated"]))
-    cover = rng.beta(0.6, 0.6 * (1 - p.cloud_fraction) / max(p.cloud_fraction, 1e-3)) if p.cloud_fraction else 0
+    cover = (rng.beta(0.6, 0.6 * (1 - p.cloud_fraction) / max(p.cloud_fraction, 1e-3)) if p.cloud_fraction
+             else 0)
     field = ndimage.gaussian_filter(rng.normal(0, 1, truth.shape), max(truth.shape) / 10, mode="wrap")
     if cover > 0.01:
         level = np.quantile(field, 1 - cover)

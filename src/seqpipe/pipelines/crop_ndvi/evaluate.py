@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 
 from seqpipe import baselines, plotting
-from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import Standardizer
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy
 from seqpipe.metrics import baseline_goal, mase_scale, regression_metrics
 from seqpipe.params import BatchSize, Penalty, Range, params_section
@@ -80,7 +80,8 @@ def evaluate(ctx: EvalContext) -> dict:
                   "drift": baselines.drift(x[:, -1], first, steps),
                   "linear_trend": linear_trend(x, p.trend_steps),
                   "ets": baselines.holt_damped(x, *ets_params.values()),
-                  "ridge": scaler.inverse(baselines.linear(train["x"], train["y"], test["x"], p.ridge_alpha)[:, 0])}
+                  "ridge": scaler.inverse(baselines.linear(train["x"], train["y"], test["x"],
+                                                           p.ridge_alpha)[:, 0])}
     scale = mase_scale(y_train, baselines.seasonal_naive(x_train.T, x_train.shape[1], season),
                        f"{ctx.data_dir / 'y_train.npy'}")
     result = {name: scores(actual, pred, ndvi_range, scale) for name, pred in candidates.items()}
@@ -108,11 +109,13 @@ def evaluate(ctx: EvalContext) -> dict:
 
 
 def season_steps(p: EvaluateParams, stats: dict) -> int:
-    """The seasonal naive's season: `season_steps`, or (0) one from the date grid's step; at most the window."""
+    """The seasonal naive's season: `season_steps`, or (0) one from the date grid's step; at most the
+    window."""
     season = p.season_steps or baselines.season_from_cadence(stats["grid_days"] * baselines.DAY_S)
     if season > stats["window"]:
-        raise SeqpipeError(f"models.crop_ndvi.evaluate.season_steps: a season of {season} steps is longer than "
-                           f"the {stats['window']}-step window (preprocess.window), the history a sample keeps")
+        raise SeqpipeError(f"models.crop_ndvi.evaluate.season_steps: a season of {season} steps is "
+                           f"longer than the {stats['window']}-step window (preprocess.window), the history "
+                           "a sample keeps")
     return season
 
 
@@ -171,7 +174,8 @@ def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int, tag: str) -> 
     valid = load["valid"].ravel() > 0
     forecast = np.full(valid.shape, np.nan)
     if valid.any():
-        forecast[valid] = scaler.inverse(ctx.predict(np.ascontiguousarray(load["x"][valid]), batch_size)[:, 0])
+        forecast[valid] = scaler.inverse(ctx.predict(np.ascontiguousarray(load["x"][valid]),
+                                                     batch_size)[:, 0])
     forecast = forecast.reshape(load["valid"].shape)
     stats = ctx.stats
     ndvi = plotting.MapScale("NDVI (unitless)", -0.2, 1.0, "RdYlGn", location="bottom")

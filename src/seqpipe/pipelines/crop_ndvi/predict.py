@@ -20,16 +20,21 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.data.series import RangeCheck, Standardizer
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
+from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes, read_scenes
+from seqpipe.data.series import RangeCheck, Standardizer
+from seqpipe.errors import SeqpipeError
 from seqpipe.networks import predict_batches
+from seqpipe.params import Params
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, to_grid
-from seqpipe.params import Params
-from seqpipe.stages.predict import (PredictInputError, as_array, range_check, require_range,
-                                   warn_outside_training)
-from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes, read_scenes
+from seqpipe.stages.predict import (
+    PredictInputError,
+    as_array,
+    range_check,
+    require_range,
+    warn_outside_training,
+)
 
 NODATA = -9999.0
 INPUTS = ("ndvi: an NDVI stack [steps, H, W] on the training date grid (one map per stats['grid_days'] days, "
@@ -59,11 +64,12 @@ def next_ndvi(network: nn.Module, payload: dict, series: np.ndarray, ranges: Ran
 def predict_array(network: nn.Module, payload: dict, ndvi: Any) -> np.ndarray:
     """The NDVI one grid step after the stack's last map (see INPUTS)."""
     window = payload["stats"]["window"]
-    series = as_array(ndvi, "ndvi", f"an NDVI stack [steps, H, W] (at least {window} steps, NaN where masked)",
+    series = as_array(ndvi, "ndvi",
+                      f"an NDVI stack [steps, H, W] (at least {window} steps, NaN where masked)",
                       (3,), np.float32)
     if len(series) < window:
-        raise PredictInputError(f"ndvi: {len(series)} grid steps (shape {series.shape}); the model needs at least "
-                                f"{window} (one map per {payload['stats']['grid_days']} days)")
+        raise PredictInputError(f"ndvi: {len(series)} grid steps (shape {series.shape}); the model "
+                                f"needs at least {window} (one map per {payload['stats']['grid_days']} days)")
     require_range(series, "ndvi", -1.0, 1.0, nan_ok=True)
     ranges = range_check(payload, ["ndvi"])
     out = next_ndvi(network, payload, series, ranges)
@@ -76,7 +82,8 @@ def latest_scenes(folder: Path, layout: StackLayout, window: int, max_gap: int, 
     that params.yaml's download.local describes)."""
     scenes = read_scenes(folder) if (folder / INDEX).exists() else find_scenes(folder, layout)
     dates = pd.to_datetime([s["date"] for s in scenes])
-    keep = [s for s, d in zip(scenes, dates) if (dates[-1] - d).days <= (window + max_gap) * grid_days]
+    keep = [s for s, d in zip(scenes, dates, strict=True)
+            if (dates[-1] - d).days <= (window + max_gap) * grid_days]
     return keep
 
 
@@ -94,8 +101,8 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
         before_last = np.round((stack.dates[-1] - stack.dates).days.to_numpy() / grid_days).astype(int)
         steps = before_last.max() - before_last
         if steps.max() + 1 < window:
-            raise SeqpipeError(f"{folder}: the latest dates span {steps.max() + 1} grid steps of {grid_days} days; "
-                               f"the model needs {window}")
+            raise SeqpipeError(f"{folder}: the latest dates span {steps.max() + 1} grid steps of "
+                               f"{grid_days} days; the model needs {window}")
         last, block = stack.dates[-1], preprocess.block_size
         tags = {"MODEL": "crop_ndvi", "LAST_INPUT_DATE": last.strftime("%Y-%m-%d"),
                 "FORECAST_DATE": (last + pd.Timedelta(days=grid_days)).strftime("%Y-%m-%d")}
@@ -116,9 +123,11 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
         on_grid = set(steps[steps > steps.max() - window].tolist())
         no_scene = [(last - pd.Timedelta(days=int(steps.max() - s) * grid_days)).strftime("%Y-%m-%d")
                     for s in range(steps.max() - window + 1, steps.max() + 1) if s not in on_grid]
-        why = [f"{last_masked} masked (cloud, shadow or no data) on the last date {last:%Y-%m-%d}" if last_masked else "",
-               f"{gap} with a gap over {max_gap} grid steps ({max_gap * grid_days} days) in the {window}-step window "
-               f"{first:%Y-%m-%d}..{last:%Y-%m-%d}" + (f", which has no scene on {', '.join(no_scene)}" if no_scene else "")
+        why = [f"{last_masked} masked (cloud, shadow or no data) on the last date {last:%Y-%m-%d}"
+               if last_masked else "",
+               f"{gap} with a gap over {max_gap} grid steps ({max_gap * grid_days} days) in the "
+               f"{window}-step window {first:%Y-%m-%d}..{last:%Y-%m-%d}"
+               + (f", which has no scene on {', '.join(no_scene)}" if no_scene else "")
                if gap else ""]
         why_text = "; ".join(w for w in why if w)
     return (f"wrote {output}: {width}x{height} pixels, {forecast} forecast for {tags['FORECAST_DATE']}, "

@@ -10,18 +10,29 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import numpy as np
 import pandas as pd
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.data.rasters import (Grid, aligned, bounded_cache, iter_windows, ndvi, nodata_mask, open_raster,
-                                  read_window, require_georeferenced, require_in_budget, require_same_grid,
-                                  tile_aligned)
-from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
-from seqpipe.params import Length, Range, SplitFraction, check_size, params_section
+from seqpipe.data.rasters import (
+    Grid,
+    aligned,
+    bounded_cache,
+    iter_windows,
+    ndvi,
+    nodata_mask,
+    open_raster,
+    read_window,
+    require_georeferenced,
+    require_in_budget,
+    require_same_grid,
+    tile_aligned,
+)
 from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY, read_scenes
+from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
+from seqpipe.errors import SeqpipeError
+from seqpipe.params import Length, Range, SplitFraction, check_size, params_section
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
@@ -32,7 +43,8 @@ SATURATED = 65535
 MAX_OUTSIDE, MIN_OUTSIDE = 0.05, 10   # NDVI outside [-1, 1] on more of a date's valid pixels: a wrong offset
 OUTSIDE = ("a network reading globally standardised windows extrapolates there (models.crop_ndvi.model."
            "normalisation: difference or revin reads each window relative to itself)")
-DN_TYPES = {"red": ("uint16",), "nir": ("uint16",), "scl": ("uint8", "uint16")}   # L2A digital numbers, SCL classes
+# L2A digital numbers, SCL classes
+DN_TYPES = {"red": ("uint16",), "nir": ("uint16",), "scl": ("uint8", "uint16")}
 
 
 MAX_WINDOW_VALUES = 2**28   # max_pixels x window: the sampled windows' values (1 GiB of float32)
@@ -62,25 +74,29 @@ class PreprocessParams:
                    "the sampled windows' values (max_pixels x window)")
 
 
-MAX_SCENE_GAP_DAYS = 366   # a longer time without a scene: a stray date (the date grid would span it), refused
+# a longer time without a scene: a stray date (the date grid would span it), refused
+MAX_SCENE_GAP_DAYS = 366
 
 
 def require_no_stray_dates(folder: Path, scenes: list[dict]) -> None:
     """Refuse more than MAX_SCENE_GAP_DAYS between two consecutive (sorted) scenes, naming both: the regular
     date grid would span the gap with empty steps (gaps up to max_gap_steps are interpolated, longer ones
-    break windows, so nothing is learnt there; a stray date from another decade only costs memory and time)."""
+    break windows, so nothing is learnt there; a stray date from another decade only costs memory and
+    time)."""
     dates = pd.to_datetime([s["date"] for s in scenes])
     gaps = np.diff(dates.to_numpy()).astype("timedelta64[D]").astype(np.int64)
     if len(gaps) and gaps.max() > MAX_SCENE_GAP_DAYS:
         k = int(np.argmax(gaps > MAX_SCENE_GAP_DAYS))
         a, b = scenes[k], scenes[k + 1]
-        raise SeqpipeError(f"{folder}: no scene for {gaps[k]:,} days between {a['date']} ({a['red']['file']}) and "
-                           f"{b['date']} ({b['red']['file']}), more than {MAX_SCENE_GAP_DAYS}: a stray date? Remove "
-                           "it, or preprocess the dates on each side of the gap separately")
+        raise SeqpipeError(f"{folder}: no scene for {gaps[k]:,} days between {a['date']} "
+                           f"({a['red']['file']}) and {b['date']} ({b['red']['file']}), more than "
+                           f"{MAX_SCENE_GAP_DAYS}: a stray date? Remove it, or preprocess the dates on each "
+                           "side of the gap separately")
 
 
 def scale_offset(path: Path, tags: dict[str, str], override: int | None = None) -> tuple[float, float, str]:
-    """(offset, quantification, where the offset came from) so that reflectance = (DN + offset) / quantification.
+    """(offset, quantification, where the offset came from) so that
+    reflectance = (DN + offset) / quantification.
 
     `override` (download.local.boa_add_offset, via scenes.json) wins; then explicit BOA_ADD_OFFSET /
     BOA_QUANTIFICATION_VALUE tags; otherwise PROCESSING_BASELINE >= 04.00 means offset -1000 (ESA's
@@ -93,7 +109,8 @@ def scale_offset(path: Path, tags: dict[str, str], override: int | None = None) 
         elif "BOA_ADD_OFFSET" in tags:
             offset, origin = float(tags["BOA_ADD_OFFSET"]), f"tag BOA_ADD_OFFSET {tags['BOA_ADD_OFFSET']}"
         elif (baseline := tags.get("PROCESSING_BASELINE")) is None:
-            raise SeqpipeError(f"{path}: no PROCESSING_BASELINE or BOA_ADD_OFFSET tag; cannot scale DN to reflectance")
+            raise SeqpipeError(f"{path}: no PROCESSING_BASELINE or BOA_ADD_OFFSET tag; cannot scale DN "
+                               "to reflectance")
         else:
             offset, origin = (-1000.0 if float(baseline) >= 4.0 else 0.0), f"PROCESSING_BASELINE {baseline}"
     except ValueError:
@@ -119,8 +136,7 @@ class Stack:
         self.scale: list[tuple[float, float, float, float]] = []
         self.offset_origin: list[str] = []
         self.checked, self.outside = np.zeros(len(scenes), np.int64), np.zeros(len(scenes), np.int64)
-        self.grid: Grid | None = None
-        reference: Path | None = None
+        first: tuple[Grid, Path] | None = None   # the first file's grid, and that file
         try:
             self._exit.enter_context(bounded_cache())
             for scene in scenes:
@@ -129,19 +145,23 @@ class Stack:
                     path = folder / scene[band]["file"]
                     ds = self._exit.enter_context(open_raster(path))
                     if scene[band]["band"] > ds.count:
-                        raise SeqpipeError(f"{path}: has {ds.count} band(s), but {band} of {scene['date']} is band "
-                                           f"{scene[band]['band']} ({INDEX} or download.local.{band})")
+                        raise SeqpipeError(f"{path}: has {ds.count} band(s), but {band} of "
+                                           f"{scene['date']} is band {scene[band]['band']} ({INDEX} or "
+                                           f"download.local.{band})")
                     require_georeferenced(path, ds, DN_TYPES[band])
-                    if self.grid is None:
-                        self.grid, reference = Grid.of(ds), path
+                    if first is None:
+                        first = Grid.of(ds), path
+                    grid, reference = first
                     if band != "scl" and not reproject:  # SCL may be 20 m: always resampled (nearest)
-                        require_same_grid(reference, self.grid, path, Grid.of(ds))
-                    opened[band], tags[band] = (aligned(ds, self.grid), scene[band]["band"], path), ds.tags()
+                        require_same_grid(reference, grid, path, Grid.of(ds))
+                    opened[band], tags[band] = (aligned(ds, grid), scene[band]["band"], path), ds.tags()
                 self.bands.append(opened)
                 (red_off, red_q, origin), (nir_off, nir_q, _) = (
                     scale_offset(opened[b][2], tags[b], scene.get(OFFSET_KEY)) for b in ("red", "nir"))
                 self.scale.append((red_off, red_q, nir_off, nir_q))
                 self.offset_origin.append(origin)
+            assert first is not None   # read_scenes and find_scenes refuse a folder without dates
+            self.grid = first[0]
         except BaseException:
             self.close()
             raise
@@ -162,7 +182,8 @@ class Stack:
     def ndvi(self, window: Window) -> np.ndarray:
         """(dates, rows, cols) float32 NDVI of one window; NaN where invalid (see the class)."""
         out = np.empty((len(self.bands), int(window.height), int(window.width)), np.float32)
-        for k, (opened, (red_off, red_q, nir_off, nir_q)) in enumerate(zip(self.bands, self.scale)):
+        for k, (opened, (red_off, red_q, nir_off, nir_q)) in enumerate(zip(self.bands, self.scale,
+                                                                           strict=True)):
             dn = {b: read_window(ds, band, window, path) for b, (ds, band, path) in opened.items()}
             red_dn, nir_dn, scl = dn["red"], dn["nir"], dn["scl"]
             value = ndvi((nir_dn + nir_off) / nir_q, (red_dn + red_off) / red_q)
@@ -184,13 +205,15 @@ class Stack:
         k = int(np.argmax(share))
         red = self.bands[k]["red"][2]
         if share[k] > MAX_OUTSIDE and self.outside[k] >= MIN_OUTSIDE:
-            raise SeqpipeError(f"{red}: {share[k]:.0%} of the NDVI values of {self.dates[k]:%Y-%m-%d} are outside "
-                               f"[-1, 1] after scaling DN with offset {self.scale[k][0]:g} ({self.offset_origin[k]}); "
-                               f"the offset is probably wrong for these files (DN already offset-free?): set "
-                               f"models.crop_ndvi.download.local.boa_add_offset (e.g. 0) for local or http data")
+            raise SeqpipeError(f"{red}: {share[k]:.0%} of the NDVI values of {self.dates[k]:%Y-%m-%d} "
+                               f"are outside [-1, 1] after scaling DN with offset {self.scale[k][0]:g} "
+                               f"({self.offset_origin[k]}); the offset is probably wrong for these files (DN "
+                               "already offset-free?): set models.crop_ndvi.download.local.boa_add_offset "
+                               "(e.g. 0) for local or http data")
         if self.outside.any():
-            log.warning("%s: %d NDVI value(s) outside [-1, 1] after scaling masked as invalid (most on %s); if "
-                        "many, the DN offset may be wrong for these files (download.local.boa_add_offset)",
+            log.warning("%s: %d NDVI value(s) outside [-1, 1] after scaling masked as invalid "
+                        "(most on %s); if many, the DN offset may be wrong for these files "
+                        "(download.local.boa_add_offset)",
                         red.parent, int(self.outside.sum()), f"{self.dates[k]:%Y-%m-%d}")
 
 
@@ -230,7 +253,7 @@ def windows_of(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarra
     observed = ~np.isnan(series)
     filled = fill_short_gaps(series, max_gap)
     n = len(series) - window
-    complete = sliding_windows(~np.isnan(filled), window).all(axis=1)[:n]
+    complete = cast(np.ndarray, sliding_windows(~np.isnan(filled), window).all(axis=1))[:n]
     valid = complete & observed[window - 1:-1] & observed[window:]
     starts, pixels = np.nonzero(valid)
     x = sliding_windows(filled, window)[starts, :, pixels]
@@ -283,9 +306,11 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             ranges = RangeCheck(["ndvi"], train_range, p.range_margin)
         else:
             ranges.add(name, values)
-        arrays[f"x_{name}"], arrays[f"y_{name}"] = scaler.transform(x[..., None]), scaler.transform(y[:, None])
+        arrays[f"x_{name}"], arrays[f"y_{name}"] = (scaler.transform(x[..., None]),
+                                                    scaler.transform(y[:, None]))
         if name == "test":
             arrays["meta_test"] = meta   # row, col, grid step of the target (for plots)
+    assert scaler is not None   # fitted on the train split, the first of `parts`
     outside = ranges.warn(str(raw_dir), OUTSIDE)
     maps["arrays"]["map_x"] = scaler.transform(maps["arrays"]["map_x"])
     arrays.update(maps.pop("arrays"))
@@ -296,7 +321,8 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             "dates": [d.strftime("%Y-%m-%d") for d in stack.dates], "date_steps": steps.tolist(),
             "grid_start": stack.dates[0].strftime("%Y-%m-%d"), "n_steps": n_steps,
             "masked_fraction": (masked / max(total, 1)).round(4).tolist(),
-            "crs": grid.crs.to_wkt(), "transform": list(grid.transform)[:6], "shape": [grid.height, grid.width],
+            "crs": grid.crs.to_wkt(), "transform": list(grid.transform)[:6],
+            "shape": [grid.height, grid.width],
             "pixel_fraction": fraction, "ndvi_train_range": [float(train_y.min()), float(train_y.max())],
             "train_range": train_range, "range_margin": p.range_margin, "out_of_range": outside,
             **maps, "arrays": save_splits(out_dir, arrays)}
@@ -316,7 +342,8 @@ def _map_arrays(stack: Stack, steps: np.ndarray, p: PreprocessParams) -> dict:
     x = np.nan_to_num(filled.reshape(p.window, -1).T, nan=0.0)[..., None]
     start = pd.Timestamp(stack.dates[0])
     return {"map_target_date": (start + pd.Timedelta(days=int(target * p.grid_days))).strftime("%Y-%m-%d"),
-            "map_last_date": (start + pd.Timedelta(days=int((target - 1) * p.grid_days))).strftime("%Y-%m-%d"),
+            "map_last_date": (start + pd.Timedelta(days=int((target - 1) * p.grid_days))).strftime(
+                "%Y-%m-%d"),
             "arrays": {"map_x": x.astype(np.float32), "map_valid": valid.astype(np.uint8),
                        "map_last": series[target - 1], "map_actual": series[target]}}
 
@@ -329,20 +356,23 @@ def _block_splits(grid: Grid, p: PreprocessParams, seed: int, path: Path) -> np.
     """Split code per spatial block (0 train, 1 val, 2 test), by a seeded permutation (of `path`'s grid)."""
     n = _blocks(grid.width, p) * -(-grid.height // p.split_block_px)
     require_in_budget(path, 25 * n, f"splitting {grid.width}x{grid.height} pixels into {n} blocks of "
-                      f"{p.split_block_px} px", "crop the file or raise models.crop_ndvi.preprocess.split_block_px")
+                      f"{p.split_block_px} px", "crop the file or raise "
+                      "models.crop_ndvi.preprocess.split_block_px")
     rank = np.random.default_rng(seed).permutation(n)
     n_test, n_val = max(1, round(n * p.test_fraction)), max(1, round(n * p.val_fraction))
     return np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)
 
 
 def _pixel_coords(win: Window) -> tuple[np.ndarray, np.ndarray]:
-    rows, cols = np.mgrid[int(win.row_off):int(win.row_off + win.height), int(win.col_off):int(win.col_off + win.width)]
+    rows, cols = np.mgrid[int(win.row_off):int(win.row_off + win.height),
+                          int(win.col_off):int(win.col_off + win.width)]
     return rows.ravel().astype(np.int64), cols.ravel().astype(np.int64)
 
 
 def pixel_uniform(seed: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """A uniform [0, 1) number per pixel from (seed, row, col) alone, so sampling ignores block size."""
-    z = rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + cols.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    z = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+         + cols.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
     z ^= np.uint64(seed * 0x165667B19E3779F9 % 2**64)
     for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
         z = (z ^ (z >> np.uint64(shift))) * np.uint64(mult)

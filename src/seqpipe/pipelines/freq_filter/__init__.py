@@ -10,8 +10,8 @@ RAW_FILES = ("signals.npy", "components.npy", "signal_meta.json")   # the raw fo
 
 def network(p: LSTMParams, stats: dict) -> tuple[str, dict]:
     return "LSTMRegressor", {"input_size": stats["input_size"], "hidden_size": p.hidden_size,
-                             "num_layers": p.num_layers, "dropout": p.dropout, "bidirectional": p.bidirectional,
-                             "output_size": 1, "seq2seq": True}
+                             "num_layers": p.num_layers, "dropout": p.dropout,
+                             "bidirectional": p.bidirectional, "output_size": 1, "seq2seq": True}
 
 
 SPEC = ModelSpec(
@@ -23,10 +23,11 @@ SPEC = ModelSpec(
     network=network,
     predict_help=("a CSV with a `signal` column (other columns are ignored): one mixed signal sampled at the "
                   "training rate (download.synthetic.sample_rate_hz, 50 Hz by default; trained on 50-sample "
-                  "series), numeric and finite. A `time_s` column (seconds) or `timestamp` column (ISO 8601), if "
-                  "there is one, must step by one sample period without gaps (another rate or a gap is refused, "
-                  "naming the row). Writes the signal and one filtered column per trained frequency "
-                  "(1hz, 3hz, 5hz, 7hz by default). examples/freq_filter_signal.csv is such a file "
-                  "(python examples/make_freq_filter_signal.py writes it)."),
-    predict_example="seqpipe predict freq_filter --input examples/freq_filter_signal.csv --output filtered.csv",
+                  "series), numeric and finite. A `time_s` column (seconds) or `timestamp` column "
+                  "(ISO 8601), if there is one, must step by one sample period without gaps (another rate or "
+                  "a gap is refused, naming the row). Writes the signal and one filtered column per "
+                  "trained frequency (1hz, 3hz, 5hz, 7hz by default). examples/freq_filter_signal.csv is "
+                  "such a file (python examples/make_freq_filter_signal.py writes it)."),
+    predict_example=("seqpipe predict freq_filter --input examples/freq_filter_signal.csv "
+                     "--output filtered.csv"),
 )

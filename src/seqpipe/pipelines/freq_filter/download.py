@@ -1,4 +1,5 @@
-"""freq_filter downloads: noisy mixes of sinusoids as .npy files, synthetic, from a local folder or from URLs."""
+"""freq_filter downloads: noisy mixes of sinusoids as .npy files, synthetic, from a local folder or from
+URLs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from seqpipe.params import Length, Range, check, check_size, params_section
 from seqpipe.pipelines.freq_filter import RAW_FILES
 from seqpipe.sources.http import HttpParams, download_http, require
 from seqpipe.sources.local import LocalParams, copy_local
-
 
 MAX_SAMPLE_VALUES = 2**27   # n_series x frequencies x seq_len x (frequencies + 1): the preprocessed inputs
 Hz = Annotated[float, Range(0, 1e6, low_open=True)]
@@ -47,25 +47,27 @@ class FreqSyntheticParams:
               f"every frequency must lie in (0, {nyquist}) Hz (Nyquist of sample_rate_hz)")
         duration, quarter = self.seq_len / self.sample_rate_hz, 0.25 / min(self.frequencies_hz)
         check(duration >= quarter, "seq_len",
-              f"a series lasts seq_len / sample_rate_hz = {duration:.3g} s, less than a quarter period of the lowest "
-              f"frequency ({quarter:.3g} s): that component would be almost constant")
-        check(self.amplitude_min <= self.amplitude_max, "amplitude_min", "need amplitude_min <= amplitude_max")
+              f"a series lasts seq_len / sample_rate_hz = {duration:.3g} s, less than a quarter period "
+              f"of the lowest frequency ({quarter:.3g} s): that component would be almost constant")
+        check(self.amplitude_min <= self.amplitude_max, "amplitude_min", "need amplitude_min <= "
+              "amplitude_max")
         k = len(self.frequencies_hz)
         check_size("n_series", self.n_series * k * self.seq_len * (k + 1), MAX_SAMPLE_VALUES,
                    "the preprocessed inputs (n_series x frequencies x seq_len x (frequencies + 1) values)")
         bands = self.bands()
         check(bands[0][0] > 0 and bands[-1][1] < nyquist, "frequency_drift",
-              f"the bands reach {bands[0][0]:.3g} to {bands[-1][1]:.3g} Hz; they must stay inside (0, {nyquist:g}) "
-              "Hz (lower frequency_drift, phase_modulation or modulation_rate_hz)")
+              f"the bands reach {bands[0][0]:.3g} to {bands[-1][1]:.3g} Hz; they must stay inside (0, "
+              f"{nyquist:g}) Hz (lower frequency_drift, phase_modulation or modulation_rate_hz)")
         freqs = sorted(self.frequencies_hz)
         for i in range(len(bands) - 1):
             check(bands[i][1] < bands[i + 1][0], "frequency_drift",
-                  f"the {freqs[i]:g} Hz band reaches {bands[i][1]:.3g} Hz and the {freqs[i + 1]:g} Hz band falls to "
-                  f"{bands[i + 1][0]:.3g} Hz: they overlap (lower frequency_drift, phase_modulation or "
-                  "modulation_rate_hz)")
+                  f"the {freqs[i]:g} Hz band reaches {bands[i][1]:.3g} Hz and the {freqs[i + 1]:g} Hz "
+                  f"band falls to {bands[i + 1][0]:.3g} Hz: they overlap (lower frequency_drift, "
+                  "phase_modulation or modulation_rate_hz)")
 
     def bands(self) -> list[tuple[float, float]]:
-        """Instantaneous-frequency range of each component (sorted): drift plus the phase modulation's swing."""
+        """Instantaneous-frequency range of each component (sorted): drift plus the phase modulation's
+        swing."""
         swing = self.phase_modulation * self.modulation_rate_hz
         return [(f * (1 - self.frequency_drift) - swing, f * (1 + self.frequency_drift) + swing)
                 for f in sorted(self.frequencies_hz)]
@@ -104,7 +106,8 @@ def write_synthetic(p: FreqSyntheticParams, seed: int, out_dir: Path) -> dict:
 
 
 def _coloured(white: np.ndarray, phi: float) -> np.ndarray:
-    """AR(1) along the last axis with the same marginal std as `white`: e_t = phi e_(t-1) + sqrt(1 - phi^2) w_t."""
+    """AR(1) along the last axis with the same marginal std as `white`:
+    e_t = phi e_(t-1) + sqrt(1 - phi^2) w_t."""
     if phi == 0:
         return white
     out = np.empty_like(white)

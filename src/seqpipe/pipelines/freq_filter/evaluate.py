@@ -14,8 +14,8 @@ if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (Eval
     from seqpipe.stages.evaluate import EvalContext
 
 
-# metrics/freq_filter.json: MSE and MAE over all test series, the model's and each filter's (each baseline the same);
-# everything else goes to plots/freq_filter/eval/metrics_detail.json
+# metrics/freq_filter.json: MSE and MAE over all test series, the model's and each filter's (each baseline
+# the same); everything else goes to plots/freq_filter/eval/metrics_detail.json
 HEADLINE = ("mse", "mae")
 
 @params_section
@@ -44,7 +44,8 @@ def evaluate(ctx: EvalContext) -> dict:
         rows, train_rows = selector == k, train["selector"] == k
         candidates["bandpass"][rows] = baselines.bandpass(signals[rows], freq, p.bandpass_width_hz,
                                                           p.bandpass_order, fs)
-        candidates["linear"][rows] = baselines.linear(train["x"][train_rows, :, 0], train["y"][train_rows, :, 0],
+        candidates["linear"][rows] = baselines.linear(train["x"][train_rows, :, 0],
+                                                      train["y"][train_rows, :, 0],
                                                       signals[rows], p.linear_alpha)
     scores = {}
     for name, pred in candidates.items():
@@ -70,12 +71,15 @@ def _plots(ctx: EvalContext, freqs: list[float], fs: float, signals: np.ndarray,
         columns[f"bandpass_{label(freq)}"] = candidates["bandpass"][row]
         columns[f"linear_{label(freq)}"] = candidates["linear"][row]
         panels.append((f"{freq:g} Hz", {"input mix": signals[row], "clean": y[row],
-                                        "BiLSTM": candidates["model"][row], "linear": candidates["linear"][row],
+                                        "BiLSTM": candidates["model"][row],
+                                        "linear": candidates["linear"][row],
                                         "band-pass": candidates["bandpass"][row]}))
     plotting.write_csv(ctx.plots_dir / "traces.csv", columns)
     tag = plotting.signature(ctx.name, ctx.fingerprint)
-    plotting.line_panels(ctx.plots_dir / "traces.png", t, panels, xlabel="time (s)", ylabel="amplitude (a.u.)",
-                         title=f"{tag}: first test series per frequency, clean vs BiLSTM, linear filter, band-pass",
+    plotting.line_panels(ctx.plots_dir / "traces.png", t, panels, xlabel="time (s)",
+                         ylabel="amplitude (a.u.)",
+                         title=f"{tag}: first test series per frequency, clean vs BiLSTM, linear filter, "
+                         "band-pass",
                          faint=("input mix",))
 
 

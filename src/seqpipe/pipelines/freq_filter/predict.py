@@ -15,18 +15,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqpipe.errors import SeqpipeError
-from seqpipe.data.tables import numeric_column, read_csv_with_columns
-from seqpipe.plotting import write_csv
-from seqpipe.params import Params
 from seqpipe.data.series import off_cadence
-from seqpipe.stages.predict import PredictInputError, table_values
+from seqpipe.data.tables import numeric_column, read_csv_with_columns
+from seqpipe.errors import SeqpipeError
+from seqpipe.params import Params
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
+from seqpipe.plotting import write_csv
+from seqpipe.stages.predict import PredictInputError, table_values
 
 INPUTS = ("signal: a DataFrame with a `signal` column or an array [samples] (or [samples, 1]), sampled at "
-          "stats['sample_rate_hz'] without gaps (checked where the DataFrame has a `time_s` column in seconds or a "
-          "`timestamp` column in ISO 8601) -> array [samples, frequencies]: column k is the component at "
-          "stats['frequencies_hz'][k]")
+          "stats['sample_rate_hz'] without gaps (checked where the DataFrame has a `time_s` column in "
+          "seconds or a `timestamp` column in ISO 8601) -> array [samples, frequencies]: column k is the "
+          "component at stats['frequencies_hz'][k]")
 
 
 TIME_COLUMNS = ("time_s", "timestamp")   # seconds, or ISO 8601 times: checked against the training rate
@@ -44,7 +44,8 @@ def time_axis_problem(frame: pd.DataFrame, rate_hz: float | None) -> tuple[str, 
         bad, what = ~np.isfinite(times), "a number of seconds"
     else:
         stamps = pd.to_datetime(frame[column], errors="coerce", utc=True, format="ISO8601")
-        times, bad, what = stamps.dt.tz_localize(None).to_numpy(), stamps.isna().to_numpy(), "an ISO 8601 time"
+        times, bad, what = (stamps.dt.tz_localize(None).to_numpy(), stamps.isna().to_numpy(),
+                            "an ISO 8601 time")
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         return column, row, f"holds {frame[column].iloc[row]!r}, not {what}"

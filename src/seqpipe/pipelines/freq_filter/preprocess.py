@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data.series import save_splits
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy, read_json
 from seqpipe.params import SplitFraction, params_section
 

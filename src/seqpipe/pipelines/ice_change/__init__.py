@@ -19,10 +19,11 @@ SPEC = ModelSpec(
     network=network,
     predict_inputs=("before", "after"),
     predict_help=("--before and --after: two NSIDC G02135 concentration GeoTIFFs (uint16 x10 with the G02135 "
-                  "flags) on the same grid, the earlier date first (with G02135 names, --after's date must be "
-                  "later). Writes a uint8 GeoTIFF on that grid: 1 changed, 0 unchanged (change probability against "
-                  "params.yaml's evaluate.threshold, 0.5 by default), 255 (nodata) where either date has no value "
-                  "(land, coast, pole hole, missing)."),
-    predict_example=("seqpipe predict ice_change --before data/raw/ice_change/pair_0000/N_20190104_concentration_v3.0.tif "
-                     "--after data/raw/ice_change/pair_0000/N_20190124_concentration_v3.0.tif --output change.tif"),
+                  "flags) on the same grid, the earlier date first (with G02135 names, --after's "
+                  "date must be later). Writes a uint8 GeoTIFF on that grid: 1 changed, 0 unchanged (change "
+                  "probability against params.yaml's evaluate.threshold, 0.5 by default), 255 (nodata) where "
+                  "either date has no value (land, coast, pole hole, missing)."),
+    predict_example=("seqpipe predict ice_change --before "
+                     "data/raw/ice_change/pair_0000/N_20190104_concentration_v3.0.tif --after "
+                     "data/raw/ice_change/pair_0000/N_20190124_concentration_v3.0.tif --output change.tif"),
 )

@@ -11,15 +11,14 @@ from typing import Annotated, Literal
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import Length, Range, check, check_size, params_section
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, change_mask, pair_folders
 from seqpipe.sources.http import HttpParams, download_http
 from seqpipe.sources.local import LocalParams, copy_local, local_source
 from seqpipe.sources.nsidc import NsidcParams, download_series
 from seqpipe.sources.nsidc_synthetic import IceField, SeaIceSyntheticParams
-
 
 MAX_PAIR_CELLS = 2**29   # n_pairs x height x width: the pairs preprocess holds
 Days = Annotated[int, Range(1, 3650)]
@@ -41,7 +40,8 @@ class IceChangeSyntheticParams:
 
 @params_section
 class IceChangeNsidcParams(NsidcParams):
-    gap_days: Annotated[list[Days], Length(1, 32)]   # a pair is (day, day + gap) for every gap in this list ...
+    # a pair is (day, day + gap) for every gap in this list ...
+    gap_days: Annotated[list[Days], Length(1, 32)]
     stride_days: Days     # ... and every stride_days-th day from start, where both files exist
 
 
@@ -62,7 +62,7 @@ def write_pairs(p: IceChangeSyntheticParams, seed: int, out_dir: Path) -> dict:
     gaps = rng.integers(p.gap_min_days, p.gap_max_days + 1, p.n_pairs)
     evaluated = (field.flags == 0)
     clean = functools.lru_cache(maxsize=2 * p.gap_max_days + 2)(field.clean)   # days recur in nearby pairs
-    for k, (first, gap) in enumerate(zip(firsts.tolist(), gaps.tolist())):
+    for k, (first, gap) in enumerate(zip(firsts.tolist(), gaps.tolist(), strict=True)):
         folder = out_dir / f"pair_{k:04d}"
         before, after = clean(first), clean(first + gap)
         field.write_day(first, folder, before)

@@ -47,7 +47,8 @@ def evaluate(ctx: EvalContext) -> dict:
     logit = np.log(p.threshold / (1 - p.threshold))
     changed = {"model": ctx.predictions >= logit, "abs_difference": abs_difference(test["x"]) >= threshold}
     results = {name: binary_metrics(truth[valid], pred[valid]) for name, pred in changed.items()}
-    plotting.write_csv(ctx.plots_dir / "baseline_threshold_sweep.csv", {"threshold": candidates_t, "val_f1": sweep})
+    plotting.write_csv(ctx.plots_dir / "baseline_threshold_sweep.csv",
+                       {"threshold": candidates_t, "val_f1": sweep})
     for name, pred in changed.items():  # counts and row rates on the valid test pixels, one CSV per predictor
         file = "confusion.csv" if name == "model" else f"confusion_{name}.csv"
         plotting.write_csv(ctx.plots_dir / file, plotting.confusion_table(
@@ -60,8 +61,8 @@ def evaluate(ctx: EvalContext) -> dict:
 
 def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.ndarray,
                changed: dict[str, np.ndarray], k: int) -> None:
-    """change_maps.png for test pair `k`: concentrations before and after, the true change, the model's and the
-    baseline's, and the model's errors (model - truth: 1 false alarm, -1 missed); invalid pixels grey."""
+    """change_maps.png for test pair `k`: concentrations before and after, the true change, the model's and
+    the baseline's, and the model's errors (model - truth: 1 false alarm, -1 missed); invalid pixels grey."""
     def shown(image: np.ndarray, scale: float = 1.0) -> np.ndarray:
         return np.where(valid[k], scale * image.astype(np.float64), np.nan)
 
@@ -70,7 +71,8 @@ def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.nda
     change = plotting.MapScale("change: 1 yes, 0 no", 0.0, 1.0, "Oranges", "bottom", ticks=(0.0, 1.0))
     error = plotting.MapScale("model - truth:\n1 false alarm, -1 missed", -1.0, 1.0, "RdBu_r", "bottom",
                               ticks=(-1.0, 0.0, 1.0))
-    panels = [("before", shown(x[k, 0], 100.0), concentration), ("after", shown(x[k, 1], 100.0), concentration),
+    panels = [("before", shown(x[k, 0], 100.0), concentration),
+              ("after", shown(x[k, 1], 100.0), concentration),
               ("true change", shown(truth[k]), change), ("model", shown(changed["model"][k]), change),
               ("abs-difference baseline", shown(changed["abs_difference"][k]), change),
               ("model - truth", shown(changed["model"][k].astype(np.int8) - truth[k].astype(np.int8)), error)]

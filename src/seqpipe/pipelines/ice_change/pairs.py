@@ -19,7 +19,8 @@ EDGE = 0.15   # the ice edge: concentration 15%
 
 
 def change_mask(before: np.ndarray, after: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
-    """1 where concentration crossed the 15% edge between the two maps, 0 where not, 255 outside `evaluated`."""
+    """1 where concentration crossed the 15% edge between the two maps, 0 where not, 255 outside
+    `evaluated`."""
     change = (before >= EDGE) != (after >= EDGE)
     return np.where(evaluated, change, NOT_EVALUATED).astype(np.uint8)
 

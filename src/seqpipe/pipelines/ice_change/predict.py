@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqpipe.data import seaice
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
-from seqpipe.data import seaice
 from seqpipe.pipelines.ice_change.evaluate import EvaluateParams
-from seqpipe.pipelines.ice_change.preprocess import pair_inputs
 from seqpipe.pipelines.ice_change.pairs import NOT_EVALUATED
+from seqpipe.pipelines.ice_change.preprocess import pair_inputs
 from seqpipe.stages.predict import PredictInputError, as_array, check_real, require_range
 
 INPUTS = ("before, after: two concentration maps [H, W] of one grid, in percent (0..100), NaN where there is "
@@ -34,16 +34,19 @@ def defaults(params: Params) -> dict[str, Any]:
 
 
 def change_map(network: nn.Module, maps: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:
-    """(2, H, W) filled concentration fractions + (H, W) valid -> uint8 change map (NOT_EVALUATED where invalid)."""
+    """(2, H, W) filled concentration fractions + (H, W) valid -> uint8 change map (NOT_EVALUATED where
+    invalid)."""
     with torch.inference_mode():
         logits = network(torch.from_numpy(maps[None])).numpy()[0]
     change = logits >= np.log(threshold / (1 - threshold))
     return np.where(valid, change, NOT_EVALUATED).astype(np.uint8)
 
 
-def predict_array(network: nn.Module, payload: dict, before: Any, after: Any, threshold: float = 0.5) -> np.ndarray:
+def predict_array(network: nn.Module, payload: dict, before: Any, after: Any,
+                  threshold: float = 0.5) -> np.ndarray:
     """Change map between two concentration maps in percent (see INPUTS)."""
-    threshold = check_real(threshold, "threshold", 0.0, 1.0, "a probability strictly between 0 and 1 (a float)")
+    threshold = check_real(threshold, "threshold", 0.0, 1.0, "a probability strictly between 0 "
+                           "and 1 (a float)")
     expected = "a concentration map [H, W] in percent (0..100, NaN where no value)"
     c1 = as_array(before, "before", expected, (2,))
     c2 = as_array(after, "after", expected, (2,))
@@ -64,11 +67,14 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     before_path, after_path, output = Path(args.before), Path(args.after), Path(args.output)
     first, second = seaice.file_date(before_path), seaice.file_date(after_path)
     if first is not None and second is not None and second <= first:
-        raise SeqpipeError(f"{after_path}: dated {second}, {'the same day as' if second == first else 'before'} "
-                           f"--before {before_path.name} ({first}); --before takes the earlier date, --after the later")
+        raise SeqpipeError(f"{after_path}: dated {second}, "
+                           f"{'the same day as' if second == first else 'before'} --before "
+                           f"{before_path.name} ({first}); --before takes the earlier date, "
+                           "--after the later")
     (before, grid), (after, grid_b) = seaice.read_raw(before_path), seaice.read_raw(after_path)
     if (diff := grid_b.difference(grid)) is not None:
-        raise SeqpipeError(f"{after_path}: {diff} (of --before {before_path.name}); the two dates must share one grid")
+        raise SeqpipeError(f"{after_path}: {diff} (of --before {before_path.name}); the two dates must "
+                           "share one grid")
     maps, valid = pair_inputs(before, after)
     threshold = defaults(params)["threshold"]
     out = change_map(network, maps, valid, threshold)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data import seaice
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import require_file
 from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_change.pairs import MASK_NAME, NOT_EVALUATED, pair_folders
@@ -66,7 +66,8 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         pairs = [read_pair(folder) for folder in pair_folders(raw_dir)]
     for pair in pairs[1:]:
         if (diff := pair["grid"].difference(pairs[0]["grid"])) is not None:
-            raise SeqpipeError(f"{pair['path']}: {diff} (of {pairs[0]['path']}); all pairs must share one grid")
+            raise SeqpipeError(f"{pair['path']}: {diff} (of {pairs[0]['path']}); all pairs must "
+                               "share one grid")
     first = min(pair["dates"][0] for pair in pairs)
     n_days = (max(pair["dates"][1] for pair in pairs) - first).days + 1
     ranges = chronological_split(n_days, p.val_fraction, p.test_fraction)
@@ -78,15 +79,18 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             raise SeqpipeError(f"{raw_dir}: the {split} split holds {len(inside)} pairs; add pairs")
         built = [pair_inputs(q["before"], q["after"]) for q in inside]
         arrays[f"x_{split}"] = np.stack([b[0] for b in built])
-        arrays[f"mask_{split}"] = np.stack([b[1] & (q["mask"] != NOT_EVALUATED) for b, q in zip(built, inside)])
+        arrays[f"mask_{split}"] = np.stack([b[1] & (q["mask"] != NOT_EVALUATED)
+                                            for b, q in zip(built, inside, strict=True)])
         arrays[f"y_{split}"] = np.stack([(q["mask"] == 1).astype(np.float32) for q in inside])
         counts[split] = len(inside)
     train_valid = arrays["mask_train"]
     if not train_valid.any():
         raise SeqpipeError(f"{raw_dir}: no pixel of the train split is evaluated (every change mask pixel is "
-                           f"{NOT_EVALUATED} or its file's nodata, or flagged in the maps); nothing to learn from")
+                           f"{NOT_EVALUATED} or its file's nodata, or flagged in the maps); nothing "
+                           "to learn from")
     positives = float(arrays["y_train"][train_valid].mean())
-    return {"pairs": len(pairs), "pairs_per_split": counts, "dropped_across_splits": len(pairs) - sum(counts.values()),
+    return {"pairs": len(pairs), "pairs_per_split": counts,
+            "dropped_across_splits": len(pairs) - sum(counts.values()),
             "map_shape": list(pairs[0]["grid"].shape), "crs": pairs[0]["grid"].crs.to_string(),
             "change_fraction_train": positives,
             "pos_weight": float(np.sqrt((1 - positives) / max(positives, 1e-6))),   # softened class balance

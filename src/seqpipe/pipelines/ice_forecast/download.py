@@ -1,4 +1,5 @@
-"""Sources for ice_forecast: G02135 daily concentration GeoTIFFs, synthetic, local, from URLs or from NSIDC."""
+"""Sources for ice_forecast: G02135 daily concentration GeoTIFFs, synthetic, local, from URLs or from
+NSIDC."""
 
 from __future__ import annotations
 

@@ -41,15 +41,16 @@ def evaluate(ctx: EvalContext) -> dict:
         "model": np.clip(ctx.predictions, 0.0, 1.0),
         "persistence": np.repeat(baselines.persistence(test["x"][:, -1:]), horizon, axis=1),
         "climatology": baselines.day_of_year_climatology(
-            train["y"].reshape(-1, *truth.shape[2:]), train["doy"], train["mask"].reshape(-1, *truth.shape[2:]),
-            test["doy"]),
+            train["y"].reshape(-1, *truth.shape[2:]), train["doy"],
+            train["mask"].reshape(-1, *truth.shape[2:]), test["doy"]),
     }
     cell_km2 = cell_area_km2(ctx.stats)
     results = {name: scores(truth, pred, mask, p.edge_threshold, cell_km2, p.ssim_window)
                for name, pred in candidates.items()}
     _plots(ctx, truth, mask, candidates, results, min(p.plot_sample, len(truth) - 1))
     model = results.pop("model")
-    beats = {metric: {name: all(model[f"{metric}_lead_{k}"] < r[f"{metric}_lead_{k}"] for k in range(1, horizon + 1))
+    beats = {metric: {name: all(model[f"{metric}_lead_{k}"] < r[f"{metric}_lead_{k}"]
+                                for k in range(1, horizon + 1))
                       for name, r in results.items()} for metric in ("rmse", "iiee")}
     return {"test": model, "baselines": results, "beats_baselines_every_lead": beats,
             "n_test_windows": len(truth), "cell_area_km2": cell_km2,
@@ -78,7 +79,8 @@ def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: di
     edge = {metric: by_lead(metric) for metric, _ in EDGE_PLOTS}
     columns = {f"{name}_{m}": v for m, lines in edge.items() for name, v in lines.items()}
     plotting.write_csv(ctx.plots_dir / "edge_by_lead.csv", {"lead_day": leads, **columns})
-    plotting.line_panels(ctx.plots_dir / "edge_by_lead.png", leads, [(label, edge[m]) for m, label in EDGE_PLOTS],
+    plotting.line_panels(ctx.plots_dir / "edge_by_lead.png", leads,
+                         [(label, edge[m]) for m, label in EDGE_PLOTS],
                          xlabel="lead (days)", ylabel="score (panel title)",
                          title=f"{tag}: ice-edge scores by lead day (test split, valid cells)")
     ocean = mask[sample].any(axis=0) | mask.any(axis=(0, 1))
@@ -88,9 +90,11 @@ def _plots(ctx: EvalContext, truth: np.ndarray, mask: np.ndarray, candidates: di
     for k in sorted({0, len(leads) // 2, len(leads) - 1}):
         for name, maps in (("truth", truth), ("model", candidates["model"]),
                            ("persistence", candidates["persistence"])):
-            panels.append((f"{name}, lead {k + 1} d", 100 * np.where(ocean, maps[sample, k], np.nan), concentration))
+            panels.append((f"{name}, lead {k + 1} d", 100 * np.where(ocean, maps[sample, k], np.nan),
+                           concentration))
         panels.append((f"model - truth, lead {k + 1} d",
-                       100 * np.where(ocean, candidates["model"][sample, k] - truth[sample, k], np.nan), error))
+                       100 * np.where(ocean, candidates["model"][sample, k] - truth[sample, k], np.nan),
+                       error))
     plotting.map_panels(ctx.plots_dir / "forecast_vs_truth.png", panels, ncols=4,
                         title=f"{tag}: forecast vs truth, test window {sample}")
 
@@ -101,5 +105,6 @@ def quality_aim(m: dict) -> bool:
     a lower RMSE than both baselines and a lower IIEE than persistence."""
     rmse = [k for k in m["test"] if k.startswith("rmse_lead_")]
     iiee = [k for k in m["test"] if k.startswith("iiee_lead_")]
-    return (len(rmse) == len(iiee) == 7 and all(m["test"][k] < b[k] for b in m["baselines"].values() for k in rmse)
+    return (len(rmse) == len(iiee) == 7 and all(m["test"][k] < b[k] for b in m["baselines"].values()
+                                                for k in rmse)
             and all(m["test"][k] < m["baselines"]["persistence"][k] for k in iiee))

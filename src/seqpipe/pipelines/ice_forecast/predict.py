@@ -17,16 +17,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
 from seqpipe.stages.predict import PredictInputError, as_array, require_range
 
 INPUTS = ("maps: daily concentration maps [days, H, W] in percent (0..100), oldest first, NaN where there is "
           "no value (a missing day: all NaN); the last stats['history_days'] days are used, at least half of "
-          "them with values and at most stats['max_gap_days'] missing in a row; a pixel without a value on any "
-          "day is land (no forecast); give the pole hole as 100 (ice, as in training) -> [leads, H, W] percent "
-          "(stats['horizon_days'] leads), NaN on land")
+          "them with values and at most stats['max_gap_days'] missing in a row; a pixel without a "
+          "value on any day is land (no forecast); give the pole hole as 100 (ice, as in training) -> "
+          "[leads, H, W] percent (stats['horizon_days'] leads), NaN on land")
 
 
 def forecast(network: nn.Module, payload: dict, concentration: np.ndarray, ocean: np.ndarray) -> np.ndarray:
@@ -53,18 +53,20 @@ def forecast(network: nn.Module, payload: dict, concentration: np.ndarray, ocean
 def predict_array(network: nn.Module, payload: dict, maps: Any) -> np.ndarray:
     """Concentration forecast in percent for the days after the last map (see INPUTS)."""
     history = payload["stats"]["history_days"]
-    conc = as_array(maps, "maps", "daily concentration maps [days, H, W] in percent (0..100, NaN where no value)",
+    conc = as_array(maps, "maps", "daily concentration maps [days, H, W] in percent (0..100, NaN "
+                    "where no value)",
                     (3,))
     if len(conc) < history:
-        raise PredictInputError(f"maps: {len(conc)} days; the model reads the last {history} (shape {conc.shape})")
+        raise PredictInputError(f"maps: {len(conc)} days; the model reads the last {history} (shape "
+                                f"{conc.shape})")
     require_range(conc, "maps", 0.0, 100.0, nan_ok=True, unit=" percent")
     first = len(conc) - history   # the index in `maps` of the first day read
     conc = (conc[-history:] / 100.0).astype(np.float32)
     days_with_value = np.isfinite(conc).any(axis=(1, 2))
     present = int(days_with_value.sum())
     if present < (history + 1) // 2:
-        raise PredictInputError(f"maps: only {present} of the last {history} days hold a value; need at least "
-                                f"{(history + 1) // 2}")
+        raise PredictInputError(f"maps: only {present} of the last {history} days hold a value; "
+                                f"need at least {(history + 1) // 2}")
     _require_short_gaps(days_with_value, first, payload["stats"].get("max_gap_days"))
     ocean = np.isfinite(conc).any(axis=0)
     conc[:, ~ocean] = 0.0
@@ -83,9 +85,9 @@ def _require_short_gaps(days_with_value: np.ndarray, first: int, max_gap_days: i
             start = k
         elif has_value and start is not None:
             if k - start > max_gap_days:
-                raise PredictInputError(f"maps: days {first + start}..{first + k - 1} hold no value, {k - start} in a "
-                                        f"row; the model fills at most {max_gap_days} missing days in time "
-                                        "(stats['max_gap_days'])")
+                raise PredictInputError(f"maps: days {first + start}..{first + k - 1} hold no value, "
+                                        f"{k - start} in a row; the model fills at most {max_gap_days} "
+                                        "missing days in time (stats['max_gap_days'])")
             start = None
 
 
@@ -110,8 +112,10 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     reasons = [(int((flags == code).sum()), what) for code, what in
                ((seaice.LAND, "land"), (seaice.COAST, "coast"), (seaice.POLE_HOLE, "pole hole"))]
     why = ", ".join(f"{n} {what}" for n, what in reasons if n)
-    gaps = f"; {history - present} of the {history} input days had no file (filled in time)" if present < history else ""
+    gaps = (f"; {history - present} of the {history} input days had no file (filled in time)"
+            if present < history else "")
     return (f"wrote {output}: {len(bands)} lead days ({last + dt.timedelta(days=1)} to "
             f"{last + dt.timedelta(days=len(bands))}) on {flags.shape[1]}x{flags.shape[0]} pixels, "
-            f"{int((flags == 0).sum())} forecast, {int((flags != 0).sum())} nodata" + (f" ({why})" if why else "")
+            f"{int((flags == 0).sum())} forecast, {int((flags != 0).sum())} nodata"
+            + (f" ({why})" if why else "")
             + gaps)

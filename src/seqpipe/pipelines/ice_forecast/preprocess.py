@@ -1,4 +1,5 @@
-"""ice_forecast preprocess: daily maps -> (history_days of history, next horizon_days) windows, split by date."""
+"""ice_forecast preprocess: daily maps -> (history_days of history, next horizon_days) windows, split by
+date."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from typing import Annotated
 import numpy as np
 from rasterio.errors import CRSError
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data import seaice
 from seqpipe.data.rasters import Grid
 from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.errors import SeqpipeError
 from seqpipe.params import Range, SplitFraction, params_section
-
 
 GAP_KEY = "models.ice_forecast.preprocess.max_gap_days"
 
@@ -22,7 +22,8 @@ GAP_KEY = "models.ice_forecast.preprocess.max_gap_days"
 class PreprocessParams:
     history_days: Annotated[int, Range(2, 366)]
     horizon_days: Annotated[int, Range(1, 366)]
-    downsample: Annotated[int, Range(1, 64)]            # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
+    # block-mean factor applied to the 25 km grid (2 -> 50 km cells)
+    downsample: Annotated[int, Range(1, 64)]
     sample_stride_days: Annotated[int, Range(1, 366)]   # days between the starts of consecutive windows
     max_gap_days: Annotated[int, Range(0, 60)]          # missing days in a row filled in time; more: refused
     val_fraction: SplitFraction
@@ -45,7 +46,8 @@ def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
     try:
         _, metres = grid.crs.linear_units_factor
     except CRSError as err:   # a geographic CRS has no linear unit
-        raise SeqpipeError(f"{source}: CRS {grid.crs} is not projected; cell areas need a linear unit") from err
+        raise SeqpipeError(f"{source}: CRS {grid.crs} is not projected; cell areas need "
+                           "a linear unit") from err
     t = grid.transform
     return float(abs(t.a * t.e - t.b * t.d) * metres**2 * factor**2 / 1e6)
 
@@ -53,9 +55,9 @@ def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
     series = seaice.read_series(raw_dir, max_gap_days=p.max_gap_days, gap_key=GAP_KEY)
     if p.downsample > min(series.grid.shape):
-        raise SeqpipeError(f"models.ice_forecast.preprocess.downsample: {p.downsample} x {p.downsample} blocks leave "
-                           f"no cell of the {series.grid.height}x{series.grid.width} grid of {raw_dir}; use at most "
-                           f"{min(series.grid.shape)}")
+        raise SeqpipeError(f"models.ice_forecast.preprocess.downsample: {p.downsample} x {p.downsample} "
+                           f"blocks leave no cell of the {series.grid.height}x{series.grid.width} grid of "
+                           f"{raw_dir}; use at most {min(series.grid.shape)}")
     maps = coarse_maps(series, p.downsample)
     conc, observed = maps["concentration"], maps["observed"]
     span = p.history_days + p.horizon_days
@@ -65,8 +67,9 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     for split, days in ranges.items():
         starts = list(range(days.start, days.stop - span + 1, p.sample_stride_days))
         if len(starts) < 2:
-            raise SeqpipeError(f"{raw_dir}: the {split} split ({days.stop - days.start} days) holds fewer than "
-                               f"2 windows of {span} days; add days or lower history_days/horizon_days")
+            raise SeqpipeError(f"{raw_dir}: the {split} split ({days.stop - days.start} days) "
+                               f"holds fewer than 2 windows of {span} days; add days or lower "
+                               "history_days/horizon_days")
         target = [slice(s + p.history_days, s + span) for s in starts]
         arrays[f"x_{split}"] = np.stack([conc[s:s + p.history_days] for s in starts]).astype(np.float16)
         arrays[f"y_{split}"] = np.stack([conc[t] for t in target])

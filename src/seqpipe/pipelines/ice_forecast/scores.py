@@ -38,13 +38,14 @@ def edge_errors(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge:
 
 def masked_ssim(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, win_size: int) -> float:
     """SSIM of two (H, W) maps in [0, 1] over the valid pixels (see the module docstring); NaN if none."""
-    from skimage.metrics import structural_similarity   # here: check-params imports this module, needs no SSIM
+    from skimage.metrics import structural_similarity  # here: check-params imports this module, needs no SSIM
 
     height, width = truth.shape
     if win_size > min(height, width):
-        raise SeqpipeError(f"models.ice_forecast.evaluate.ssim_window: {win_size} exceeds the preprocessed map "
-                           f"size {height}x{width}; lower it (odd, >= 3)")
-    _, ssim_map = structural_similarity(truth.astype(np.float64), np.where(mask, forecast, truth).astype(np.float64),
+        raise SeqpipeError(f"models.ice_forecast.evaluate.ssim_window: {win_size} exceeds the "
+                           f"preprocessed map size {height}x{width}; lower it (odd, >= 3)")
+    _, ssim_map = structural_similarity(truth.astype(np.float64),
+                                        np.where(mask, forecast, truth).astype(np.float64),
                                         win_size=win_size, data_range=1.0, full=True)
     pad = (win_size - 1) // 2
     inner = np.zeros_like(mask)
@@ -60,7 +61,7 @@ def lead_scores(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge:
     reg = regression_metrics(100 * truth[mask], 100 * forecast[mask])
     extent = binary_metrics(truth[mask] >= edge, forecast[mask] >= edge)
     errors = edge_errors(truth, forecast, mask, edge, cell_km2)
-    ssim = [masked_ssim(t, f, m, ssim_window) for t, f, m in zip(truth, forecast, mask)]
+    ssim = [masked_ssim(t, f, m, ssim_window) for t, f, m in zip(truth, forecast, mask, strict=True)]
     ssim_mean = float(np.nanmean(ssim)) if not np.isnan(ssim).all() else float("nan")
     return {"rmse": reg["rmse"], "mae": reg["mae"], "iiee": float(errors["iiee"].mean()),
             "iiee_over": float(errors["over"].mean()), "iiee_under": float(errors["under"].mean()),
@@ -74,4 +75,5 @@ def scores(truth: np.ndarray, forecast: np.ndarray, mask: np.ndarray, edge: floa
     per_lead = [lead_scores(truth[:, k], forecast[:, k], mask[:, k], edge, cell_km2, ssim_window)
                 for k in range(truth.shape[1])]
     means = {name: float(np.mean([s[name] for s in per_lead])) for name in per_lead[0]}
-    return {**means, **{f"{name}_lead_{k + 1}": value for k, s in enumerate(per_lead) for name, value in s.items()}}
+    return {**means, **{f"{name}_lead_{k + 1}": value for k, s in enumerate(per_lead)
+                        for name, value in s.items()}}

@@ -19,9 +19,9 @@ SPEC = ModelSpec(
     network_module="resnet",
     model_params=ResNetParams,
     network=network,
-    predict_help=("one GeoTIFF patch or a folder of them (searched recursively for .tif/.tiff), each with the "
-                  "trained bands and square size (3 uint8 bands of 32x32 pixels with the default params.yaml; the "
-                  "model file holds the numbers). Writes a CSV: file, predicted class (open_water, thin_ice, "
-                  "thick_ice) and one p_<class> probability column per class."),
+    predict_help=("one GeoTIFF patch or a folder of them (searched recursively for .tif/.tiff), "
+                  "each with the trained bands and square size (3 uint8 bands of 32x32 pixels with the "
+                  "default params.yaml; the model file holds the numbers). Writes a CSV: file, predicted "
+                  "class (open_water, thin_ice, thick_ice) and one p_<class> probability column per class."),
     predict_example="seqpipe predict ice_type --input data/raw/ice_type/patches --output ice_types.csv",
 )

@@ -1,4 +1,5 @@
-"""ice_type downloads: sea-ice patches (GeoTIFF + labels.csv, see labels.py), synthetic, local or from URLs."""
+"""ice_type downloads: sea-ice patches (GeoTIFF + labels.csv, see labels.py), synthetic, local or from
+URLs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError
 from seqpipe.data.rasters import geotiff_writer
+from seqpipe.errors import SeqpipeError
 from seqpipe.io import atomic_path
 from seqpipe.params import Length, Range, check_size, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
@@ -32,7 +33,8 @@ class IceTypeSyntheticParams:
     patch_size: Annotated[int, Range(8, 1024)]     # pixels per side (the original used 256)
     bands: Annotated[int, Range(1, 16)]            # the original used RGB (3)
     # open_water, thin_ice, thick_ice (shares, normalised to sum 1)
-    class_fractions: Annotated[list[Annotated[float, Range(0, 1e6, low_open=True)]], Length(len(CLASSES), len(CLASSES))]
+    class_fractions: Annotated[list[Annotated[float, Range(0, 1e6, low_open=True)]],
+                               Length(len(CLASSES), len(CLASSES))]
     pixel_size_m: Annotated[float, Range(0, 10_000, low_open=True)]
     noise_std: Annotated[float, Range(0, 1)]       # per-pixel sensor noise, reflectance units (0..1)
 
@@ -62,13 +64,16 @@ def write_synthetic(p: IceTypeSyntheticParams, seed: int, out_dir: Path) -> dict
         origin = (-1_500_000.0 + (i % per_row) * span, 1_500_000.0 - (i // per_row) * span)
         write_patch(out_dir / PATCH_DIR / name, image, north_up(*origin, p.pixel_size_m), crs, atomic=False)
         files.append(name)
-    with atomic_path(out_dir / LABELS_FILE) as tmp:   # the bytes pandas' to_csv(index=False) writes, without pandas
-        tmp.write_text("file,label\n" + "".join(f"{name},{CLASSES[k]}\n" for name, k in zip(files, labels)),
+    # the bytes pandas' to_csv(index=False) writes, without pandas
+    with atomic_path(out_dir / LABELS_FILE) as tmp:
+        tmp.write_text("file,label\n" + "".join(f"{name},{CLASSES[k]}\n"
+                                                for name, k in zip(files, labels, strict=True)),
                        encoding="utf-8")
     return {"synthetic": True, "generator": "sea_ice_patches", "seed": seed, "crs": f"EPSG:{CRS_EPSG}"}
 
 
-def synthetic_patch(rng: np.random.Generator, label: int, size: int, bands: int, noise_std: float) -> np.ndarray:
+def synthetic_patch(rng: np.random.Generator, label: int, size: int, bands: int,
+                    noise_std: float) -> np.ndarray:
     """(bands, size, size) uint8. Brightness ranges overlap and every class has the same range of
     texture contrast; the texture's shape tells them apart: open water has wind waves (oriented,
     periodic), thin ice is smooth and grey (soft blobs), thick ice is brighter with sharp pressure
@@ -155,7 +160,8 @@ class DownloadParams:
     http: HttpParams    # labels.csv and patches/<file>.tif from URLs
 
 
-LOCAL_PATHS = ("local.patches", "local.labels")   # download keys naming the user's files: deps of the download stage
+# download keys naming the user's files: deps of the download stage
+LOCAL_PATHS = ("local.patches", "local.labels")
 SOURCES = {"synthetic": lambda p, seed, out: write_synthetic(p.synthetic, seed, out),
            "local": lambda p, seed, out: copy_local(p.local, out),
            "http": lambda p, seed, out: download_http(p.http, out,

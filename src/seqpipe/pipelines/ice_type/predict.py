@@ -16,9 +16,9 @@ from torch import nn
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.networks import predict_batches
-from seqpipe.plotting import write_csv
-from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
 from seqpipe.params import Params
+from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
+from seqpipe.plotting import write_csv
 from seqpipe.stages.predict import PredictInputError, as_array, require_finite_computed, require_range
 
 SUFFIXES = (".tif", ".tiff")
@@ -36,7 +36,8 @@ def predict_array(network: nn.Module, payload: dict, patches: Any) -> tuple[np.n
     single = x.ndim == 3
     x = x[None] if single else x
     if x.shape[1:] != shape:
-        raise PredictInputError(f"patches: shape {x.shape if not single else x.shape[1:]}; expected {expected}")
+        raise PredictInputError(f"patches: shape {x.shape if not single else x.shape[1:]}; "
+                                f"expected {expected}")
     require_range(x, "patches")
     with np.errstate(over="ignore", invalid="ignore"):
         scaled = standardize(x, stats)
@@ -65,4 +66,4 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
                             **{f"p_{c}": probs[:, k] for k, c in enumerate(classes)}}, float_format="%.4f")
     counts = np.bincount(index, minlength=len(classes))
     return (f"wrote {output_path}: {len(paths)} patch{'es' if len(paths) > 1 else ''} classified: "
-            f"{', '.join(f'{n} {c}' for c, n in zip(classes, counts))}; nothing masked")
+            f"{', '.join(f'{n} {c}' for c, n in zip(classes, counts, strict=True))}; nothing masked")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
 from seqpipe.data.series import SPLITS, save_splits
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import require_file
 from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
@@ -36,12 +36,13 @@ def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
     except (RasterioError, OSError) as exc:
         raise SeqpipeError(f"{path}: unreadable GeoTIFF ({first_line(exc)})") from None
     if nodata:
-        raise SeqpipeError(f"{path}: {nodata} nodata pixel(s) (the file's nodata value or mask); a patch needs "
-                           "data in every pixel of every band: crop it or leave it out")
+        raise SeqpipeError(f"{path}: {nodata} nodata pixel(s) (the file's nodata value or mask); a "
+                           "patch needs data in every pixel of every band: crop it or leave it out")
     with np.errstate(over="ignore"):
         image = raw.astype(np.float32)
     if not np.isfinite(image).all():
-        raise SeqpipeError(f"{path}: {int((~np.isfinite(image)).sum())} NaN/inf pixel(s) (or values beyond float32)")
+        raise SeqpipeError(f"{path}: {int((~np.isfinite(image)).sum())} NaN/inf pixel(s) (or values "
+                           "beyond float32)")
     return image, crs
 
 
@@ -61,7 +62,8 @@ def read_patches(paths: list[Path], shape: tuple[int, ...] | None = None) -> tup
     return np.stack(images), crs
 
 
-def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
+                     seed: int) -> dict[str, np.ndarray]:
     """Sorted indices per split; each class is split in the same proportions."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
@@ -97,7 +99,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     stats = {"classes": CLASSES, "bands": int(x.shape[1]), "patch_size": int(x.shape[2]), "crs": crs,
              "band_mean": train_x.mean(axis=(0, 2, 3)).tolist(),
              "band_std": np.where(band_std > 0, band_std, 1.0).tolist(),
-             "class_counts": {s: dict(zip(CLASSES, c)) for s, c in counts.items()},
+             "class_counts": {s: dict(zip(CLASSES, c, strict=True)) for s, c in counts.items()},
              # inverse class frequency on the train split (n / (k * n_k)); the loss weighs by these
              "class_weights": (len(splits["train"]) / (len(CLASSES) * np.asarray(counts["train"]))).tolist()}
     x = standardize(x, stats)
