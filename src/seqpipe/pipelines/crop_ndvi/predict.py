@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from seqpipe.errors import SeqpipeError
-from seqpipe.data.series import RangeCheck, Standardizer
+from seqpipe.data.series import RangeCheck, Standardizer, window_io
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
 from seqpipe.networks import predict_batches
+from seqpipe.pipelines.crop_ndvi import CropStats
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, to_grid
 from seqpipe.params import Params
+from seqpipe.spec import IODescription
 from seqpipe.stages.predict import (PredictInputError, as_array, range_check, require_range,
                                    warn_outside_training)
 from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes, read_scenes
@@ -42,7 +44,7 @@ def next_ndvi(network: nn.Module, payload: dict, series: np.ndarray, ranges: Ran
               ) -> np.ndarray:
     """(steps, ...) gridded NDVI, NaN where not observed -> (...) float32 forecast, NaN without a window.
     `ranges` (if given) counts the forecast pixels whose window leaves the training range."""
-    stats = payload["stats"]
+    stats: CropStats = payload["stats"]
     window, max_gap = stats["window"], stats["max_gap_steps"]
     filled = fill_short_gaps(series, max_gap)[-window:].reshape(window, -1)
     valid = ~np.isnan(filled).any(0) & ~np.isnan(series[-1].ravel())
@@ -85,7 +87,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     folder, output = Path(args.input), Path(args.output)
     if not folder.is_dir():
         raise SeqpipeError(f"{folder}: not a folder (crop_ndvi predicts from a folder of GeoTIFFs)")
-    stats = payload["stats"]
+    stats: CropStats = payload["stats"]
     layout = params.section("crop_ndvi", "download", DownloadParams).local
     preprocess = params.section("crop_ndvi", "preprocess", PreprocessParams)
     window, grid_days, max_gap = stats["window"], stats["grid_days"], stats["max_gap_steps"]
@@ -123,3 +125,8 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
         why_text = "; ".join(w for w in why if w)
     return (f"wrote {output}: {width}x{height} pixels, {forecast} forecast for {tags['FORECAST_DATE']}, "
             f"{width * height - forecast} nodata" + (f" ({why_text})" if why_text else ""))
+
+
+def describe_io(stats: CropStats, x: str, y: str) -> IODescription:
+    """What the exported network reads and returns (`seqpipe export`), `x` and `y` its shapes."""
+    return window_io(stats, [0], x, y, {"ndvi": "NDVI (unitless, -1..1)"})
