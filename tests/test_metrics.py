@@ -23,10 +23,26 @@ DETAIL = {"test": {"mean": {"rmse": 2.0, "mae": 1.0, "r2": 0.9}, "a": {"rmse": 3
     ("rmse", -1), ("mae", -1), ("mase", -1), ("baselines.drift.mase", -1), ("mse", -1), ("mape", -1), ("test.mean.rmse", -1), ("rmse_lead_7", -1),
     ("mse_1hz", -1), ("baselines.ridge.mae", -1),
     ("accuracy", 1), ("macro_f1", 1), ("f1", 1), ("iou", 1), ("r2", 1), ("correlation", 1),
-    ("edge_accuracy_lead_3", 1), ("test.precision", 1),
+    ("test.precision", 1), ("edge_accuracy_lead_3", None),
     ("mape_coverage", None), ("support", None), ("n_test", None), ("threshold", None)])
 def test_direction(key: str, expected: int | None) -> None:
     assert direction(key) == expected
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("edge_accuracy_lead_3", 1), ("baselines.persistence.iiee", -1), ("iiee_lead_1", -1), ("rmse", -1),
+    ("mape_coverage", None)])
+def test_a_models_own_metrics_take_their_direction_from_it(key: str, expected: int | None) -> None:
+    own = {"iiee": -1, "edge_accuracy": 1}   # as a ModelSpec's metric_directions
+    assert direction(key, own) == expected
+
+
+def test_a_headline_metric_of_no_known_direction_is_refused_unless_the_model_gives_one() -> None:
+    detail = {"test": {"iiee": 1.0}, "baselines": {"persistence": {"iiee": 2.0}}}
+    with pytest.raises(SeqpipeError, match="metric_directions"):
+        headline(detail, ("iiee",))
+    assert headline(detail, ("iiee",), {"iiee": -1}) == {"test": {"iiee": 1.0},
+                                                        "baselines": {"persistence": {"iiee": 2.0}}}
 
 
 def test_headline_keeps_the_same_keys_for_the_model_and_every_baseline() -> None:
@@ -55,7 +71,8 @@ def test_committed_metrics_are_the_headline_of_the_committed_detail() -> None:
     for name in pipelines.names():
         metrics = json.loads((REPO / "metrics" / f"{name}.json").read_text())
         detail = json.loads((REPO / detail_file(name)).read_text())
-        assert metrics == headline(detail, pipelines.get(name).stage("evaluate").HEADLINE), name
+        spec = pipelines.get(name)
+        assert metrics == headline(detail, spec.stage("evaluate").HEADLINE, spec.metric_directions), name
         assert pipelines.get(name).stage("evaluate").quality_aim(detail), name
         leaves += len(metrics["test"]) + sum(len(b) for b in metrics["baselines"].values())
     assert leaves <= 60  # 51: each model's two or three headline numbers, for it and each baseline

@@ -172,7 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(predict.run(spec, params, args))
     elif args.command == "export":
         from seqpipe.stages.export import export_onnx
-        report = export_onnx(spec.name, args.output, describe={"summary": spec.summary, "task": spec.task})
+        report = export_onnx(spec, args.output)
         print(f"wrote {report['path']} ({report['bytes']} bytes); onnxruntime vs torch max abs diff "
               f"{report['max_abs_diff']:.3g} over {report['checked_samples']} test samples; metadata_props:")
         for key, value in report["metadata"].items():

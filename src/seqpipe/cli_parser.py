@@ -38,13 +38,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"seqpipe: error: {message}\n")
 
 
-def epilog(specs: list[ModelSpec]) -> str:
+def epilog(specs: list[ModelSpec], model: str) -> str:
+    """The top-level help's examples (`model`: the one they name) and exit codes."""
     examples = [("seqpipe list", "registered models"),
-                ("seqpipe train bandwidth --validate-only", "check params, data and network; write nothing"),
-                ("seqpipe train bandwidth --fresh", "ignore checkpoints and start over"),
+                (f"seqpipe train {model} --validate-only", "check params, data and network; write nothing"),
+                (f"seqpipe train {model} --fresh", "ignore checkpoints and start over"),
                 *[(spec.predict_example, "") for spec in specs if spec.predict_example],
                 ("seqpipe predict MODEL --help", "the input a model's predict expects, with an example"),
-                ("seqpipe export bandwidth", "models/bandwidth/model.onnx with its metadata, checked "
+                (f"seqpipe export {model}", f"models/{model}/model.onnx with its metadata, checked "
                  "with onnxruntime"),
                 ("source <(seqpipe completion bash)", "tab completion of commands, models and "
                  "options (or zsh)")]
@@ -103,7 +104,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     names = pipelines.names()
     command = next((arg for arg in (sys.argv[1:] if argv is None else argv) if arg in COMMANDS), None)
     specs = [pipelines.get(name) for name in names] if command in (None, "predict", "completion") else []
-    parser = Parser(prog="seqpipe", description=DESCRIPTION, epilog=epilog(specs),
+    parser = Parser(prog="seqpipe", description=DESCRIPTION, epilog=epilog(specs, names[0]),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seqpipe {__version__}")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"),
@@ -159,7 +160,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
         epilog="examples:\n  seqpipe report                      the workspace -> report.html\n"
         "  seqpipe report HEAD                 HEAD vs the workspace (as `dvc plots diff HEAD`)\n"
         "  seqpipe report main my-branch       two revisions, with the change of each metric\n"
-        "  seqpipe report --model bandwidth --output /tmp/bandwidth.html")
+        f"  seqpipe report --model {names[0]} --output /tmp/{names[0]}.html")
     report.add_argument("revisions", nargs="*", metavar="REV", help="git revisions or "
                         "experiments: none = the workspace; one = REV vs the workspace; more = those "
                         "revisions, metrics diffed against the first")

@@ -31,7 +31,7 @@ COMMON = ("seqpipe.stages.entry", "seqpipe.pipelines", "seqpipe.params", "seqpip
 ORCHESTRATION = ("seqpipe.cli", "seqpipe.cli_parser", "seqpipe.live_runs")
 ENTRIES = {"download": ("seqpipe.stages.download", "{package}.download"),
            "preprocess": ("seqpipe.stages.preprocess", "{package}.preprocess"),
-           "train": ("seqpipe.stages.train", "seqpipe.networks.{network}"),
+           "train": ("seqpipe.stages.train", "{package}.train", "seqpipe.networks.{network}"),
            "evaluate": ("seqpipe.stages.evaluate", "{package}.evaluate", "seqpipe.networks.{network}")}
 STAGES = tuple(ENTRIES)
 CHECKED = CHECKED_FILE.as_posix()

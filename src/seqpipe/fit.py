@@ -87,11 +87,14 @@ def select_device(name: str) -> torch.device:
 def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
         tp: TrainParams, *, seed: int, device: torch.device, checkpoint_dir: Path,
         identity: dict[str, Any], resume: ResumeMode = "auto", name: str = "model",
-        on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+        augment: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None) -> FitResult:
     """Train `model` in place and leave it holding the best weights (lowest validation loss).
 
     `on_epoch` (rank 0 only) gets every epoch's history record in order, once per call of fit: first
-    those of the checkpoint it resumes from, then each new one when its checkpoint is on disk.
+    those of the checkpoint it resumes from, then each new one when its checkpoint is on disk. `augment`
+    maps each training batch (never a validation one) before its step, drawing from torch's global RNG,
+    which checkpoints save.
 
     `identity` is stored in every checkpoint (model name, network class and args, params,
     `fingerprint`); a checkpoint resumes only when its fingerprint matches. In a process group
@@ -145,8 +148,8 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                 while state.step < n_batches:
                     index = order[state.step * tp.batch_size:(state.step + 1) * tp.batch_size]
                     batch = {k: v[index] for k, v in train.items()}
-                    if hasattr(task, "augment"):  # training-only augmentation, from the checkpointed RNG
-                        batch = task.augment(batch)
+                    if augment is not None:  # training-only augmentation, from the checkpointed RNG
+                        batch = augment(batch)
                     loss = _train_step(net, task, batch, optimizer, scaler, tp, amp_dtype, device)
                     if isinstance(scheduler, optim.OneCycle):
                         scheduler.step()  # per batch

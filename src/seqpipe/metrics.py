@@ -3,7 +3,7 @@ better, and the split of an evaluation into its headline (metrics/<model>.json) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,28 +12,31 @@ import numpy as np
 from seqpipe import layout
 from seqpipe.errors import SeqpipeError
 
-# Which way each metric name is better: the one place the reports (seqpipe.report), the
-# evaluate log line and the tests read it from. A name matches itself or itself plus a suffix after
-# "_" (rmse_lead_3, mse_1hz, edge_accuracy_lead_2); NO_DIRECTION wins over both (mape_coverage is
-# a share of the data, not a score).
-HIGHER_IS_BETTER = frozenset({"accuracy", "balanced_accuracy", "correlation", "edge_accuracy", "f1", "iou",
-                              "macro_f1", "precision", "r2", "recall", "auc", "ssim"})
-LOWER_IS_BETTER = frozenset({"mae", "mape", "mase", "mse", "rmse", "loss", "error", "iiee"})
+# Which way each common metric is better: the one place the reports (seqpipe.report), the evaluate
+# log line and the tests read it from; a model's own metrics add theirs (its ModelSpec's
+# `metric_directions`). A name matches itself or itself plus a suffix after "_" (rmse_lead_3, mse_1hz,
+# accuracy_lead_2); NO_DIRECTION wins over both (mape_coverage is a share of the data, not a score).
+HIGHER_IS_BETTER = frozenset({"accuracy", "balanced_accuracy", "correlation", "f1", "iou",
+                              "macro_f1", "precision", "r2", "recall", "auc"})
+LOWER_IS_BETTER = frozenset({"mae", "mape", "mase", "mse", "rmse", "loss", "error"})
 NO_DIRECTION = frozenset({"mape_coverage", "support"})
 
 DETAIL_FILE = "metrics_detail.json"   # the whole evaluation, beside the model's plots
 
 
-def direction(key: str) -> int | None:
+def direction(key: str, own: Mapping[str, int] | None = None) -> int | None:
     """+1 when a larger value of metric `key` is better, -1 when a smaller one is, None when unknown.
 
-    `key` may be a dotted path (`baselines.ridge.rmse`): its last part is the metric name."""
+    `key` may be a dotted path (`baselines.ridge.rmse`): its last part is the metric name. `own` holds a
+    model's own metrics (name: +1 or -1), as its ModelSpec's `metric_directions`."""
     name = key.rsplit(".", 1)[-1]
     if name in NO_DIRECTION:
         return None
     parts = name.split("_")
     for end in range(len(parts), 0, -1):
         stem = "_".join(parts[:end])
+        if own and stem in own:
+            return own[stem]
         if stem in HIGHER_IS_BETTER:
             return 1
         if stem in LOWER_IS_BETTER:
@@ -47,11 +50,13 @@ def detail_file(name: str) -> Path:
     return layout.eval_plots_dir(name) / DETAIL_FILE
 
 
-def headline(detail: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+def headline(detail: dict[str, Any], keys: Sequence[str],
+             own: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The few numbers of an evaluation that `dvc exp show` and the PR report compare.
 
     `detail` is what a model's `evaluate` returns: the model's section under "test" and one section
-    per baseline under "baselines". `keys` (the model's HEADLINE) are paths inside a section, e.g.
+    per baseline under "baselines"; `own` the model's own metric directions. `keys` (the model's HEADLINE)
+    are paths inside a section, e.g.
     "rmse" or "mean.rmse"; each is kept under its last part, for the model and every baseline:
     {"test": {"rmse": ...}, "baselines": {"persistence": {"rmse": ...}, ...}}."""
     if not keys:
@@ -59,10 +64,11 @@ def headline(detail: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     names = [k.rsplit(".", 1)[-1] for k in keys]
     if len(set(names)) != len(names):
         raise SeqpipeError(f"HEADLINE {tuple(keys)}: two keys end in the same name")
-    unknown = [k for k in keys if direction(k) is None]
+    unknown = [k for k in keys if direction(k, own) is None]
     if unknown:
         raise SeqpipeError(f"HEADLINE key(s) {unknown}: not in seqpipe.metrics.HIGHER_IS_BETTER or "
-                           "LOWER_IS_BETTER, so no report can say whether a change is better")
+                           "LOWER_IS_BETTER nor the model's metric_directions, so no report can say "
+                           "whether a change is better")
 
     def pick(section: dict[str, Any], where: str) -> dict[str, float]:
         out = {}

@@ -192,7 +192,8 @@ class TrainParams:
     require_real_data: bool
 
 
-# The `model:` sections of the networks (plain data; the torch modules live in seqpipe.networks).
+# Each model's `model:` section is a params class in its folder (seqpipe.pipelines.<model>); the torch
+# modules live in seqpipe.networks.
 
 def check_lstm_size(p: Any) -> None:
     """Refuse an LSTM whose recurrent weights alone (4 gates x hidden^2 per layer and direction, a lower
@@ -200,64 +201,6 @@ def check_lstm_size(p: Any) -> None:
     directions = 2 if getattr(p, "bidirectional", False) else 1
     check_size("hidden_size", 4 * p.hidden_size**2 * p.num_layers * directions, MAX_PARAMETERS,
                "the LSTM's recurrent weights (4 x hidden_size^2 x num_layers x directions)")
-
-
-@params_section
-class LSTMParams:
-    """The `model:` section of the LSTM-based models."""
-
-    hidden_size: Width
-    num_layers: Layers
-    dropout: Dropout
-    bidirectional: bool   # reads each window both ways; for offline (non-causal) tasks
-
-    def __post_init__(self) -> None:
-        check_lstm_size(self)
-
-
-@params_section
-class ForecastLSTMParams(LSTMParams):
-    """The `model:` section of an LSTM next-step forecaster (crop_ndvi)."""
-
-    # how the network reads each window (seqpipe.networks.lstm): global = as the training scaler left
-    # it; difference = relative to its last step, forecasting the change; revin = per-window instance
-    # normalisation, inverted on the output. The last two follow a level outside the training range.
-    normalisation: Literal["global", "difference", "revin"]
-
-
-@params_section
-class ConvLSTMParams:
-    """The `model:` section of ice_forecast."""
-
-    hidden_channels: Annotated[int, Range(1, 1024)]
-    kernel_size: Annotated[int, Range(1, 15)]     # odd
-    # stride of the input embedding: the recurrent grid is `patch` x coarser
-    patch: Annotated[int, Range(1, 64)]
-
-    def __post_init__(self) -> None:
-        check(self.kernel_size % 2 == 1, "kernel_size", f"must be odd, got {self.kernel_size}")
-
-
-# depth -> BasicBlocks per stage (He et al. 2016, table 1); the widths double at each stage.
-DEPTHS: dict[int, list[int]] = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
-
-
-@params_section
-class ResNetParams:
-    """The `model:` section of the ResNet-based models."""
-
-    depth: Literal[10, 18, 34]                  # BasicBlock layouts of ResNet-10/18/34 (DEPTHS)
-    base_width: Annotated[int, Range(4, 512)]   # channels of the first stage (64 in the original ResNet)
-    dropout: Dropout                            # before the linear head
-
-
-@params_section
-class SiameseParams:
-    """The `model:` section of ice_change."""
-
-    base_channels: Annotated[int, Range(1, 1024)]   # width of the first encoder level; doubles at each level
-    # encoder levels (each after the first halves the resolution)
-    depth: Annotated[int, Range(1, 5)]
 
 
 SECTIONS = ("download", "preprocess", "model", "train", "evaluate")

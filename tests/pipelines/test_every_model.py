@@ -45,7 +45,7 @@ def test_model_folder_follows_the_conventions(name: str) -> None:
     assert all(callable(f) for f in (spec.stage("preprocess").preprocess, evaluate.evaluate, evaluate.quality_aim))
     # the headline (metrics/<model>.json): 1-3 metrics, each with a direction the PR report can judge
     assert isinstance(evaluate.HEADLINE, tuple) and 1 <= len(evaluate.HEADLINE) <= 3, evaluate.HEADLINE
-    assert all(direction(k) in (1, -1) for k in evaluate.HEADLINE), evaluate.HEADLINE
+    assert all(direction(k, spec.metric_directions) in (1, -1) for k in evaluate.HEADLINE), evaluate.HEADLINE
     if spec.has_stage("predict"):
         assert callable(spec.stage("predict").predict)
 

@@ -65,7 +65,8 @@ def test_repro_then_change_reruns_only_what_changed(repo_copy: Path, group: tupl
             assert set(baseline) == set(metrics["test"])
         # metrics/<model>.json is the headline of the detail the eval plots folder holds
         detail = json.loads((repo / detail_file(model)).read_text())
-        assert metrics == headline(detail, pipelines.get(model).stage("evaluate").HEADLINE)
+        assert metrics == headline(detail, pipelines.get(model).stage("evaluate").HEADLINE,
+                                   pipelines.get(model).metric_directions)
         assert (repo / "models" / model / "model.pt").exists()
         card = json.loads((repo / "models" / model / "model_card.json").read_text())
         assert card["parameters"] > 0 and card["data"]["provenance"]["source"] == "synthetic"
@@ -111,6 +112,12 @@ def test_repro_then_change_reruns_only_what_changed(repo_copy: Path, group: tupl
     for rel in ("src/seqpipe/cli.py", "src/seqpipe/cli_parser.py", "src/seqpipe/live_runs.py"):
         touch_source(repo, rel)
     assert group_status(repo, group) == {}
+    # what one model knows lives in its folder: its __init__ (SPEC, params and stats record, metric directions)
+    # marks its own four stages, and the shared fit loop the train stages of every model
+    touch_source(repo, f"src/seqpipe/pipelines/{raster_model}/__init__.py")
+    assert set(group_status(repo, group)) == {CHECK, *(f"{s}-{raster_model}" for s in STAGES)}
+    touch_source(repo, "src/seqpipe/fit.py")
+    assert set(group_status(repo, group)) == {CHECK, *(f"{s}-{raster_model}" for s in STAGES), f"train-{lstm_model}"}
 
     if once:
         shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)

@@ -10,6 +10,7 @@ import numpy as np
 
 from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy, save_npy, sha256_file
+from seqpipe.spec import IODescription, WindowStats
 
 log = logging.getLogger(__name__)
 
@@ -253,3 +254,17 @@ def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray]:
     suffix = f"_{split}.npy"
     return {p.name[: -len(suffix)]: load_npy(p) for p in sorted(data_dir.glob(f"*{suffix}"))}
 
+
+def window_io(stats: WindowStats, target_index: list[int], x: str, y: str,
+              units: dict[str, str]) -> IODescription:
+    """The IODescription of a next-step forecaster over windows of standardised feature columns (what
+    `sliding_windows` and a `Standardizer` fitted on the training rows give), its targets being features
+    `target_index` and its input and output shapes `x` and `y`; `units` of the columns where known."""
+    features, targets = stats["feature_columns"], stats["target_columns"]
+    return IODescription(
+        features, targets, stats["window"], {**stats["scaler"], "target_index": target_index},
+        x=f"{x} = (batch, window time steps oldest first, features); each feature standardised: "
+          "(raw - scaler.mean[i]) / scaler.std[i]",
+        y=f"{y} = (batch, targets) one step after the window, standardised: raw = "
+          "y[:, k] * scaler.std[target_index[k]] + scaler.mean[target_index[k]]",
+        units={c: units[c] for c in dict.fromkeys([*features, *targets]) if c in units})

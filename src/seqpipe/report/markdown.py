@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -70,13 +71,14 @@ def baseline_cell(old: Any, new: Any) -> str:
     return fmt(new) if same(old, new) else f"{fmt(old)} → {fmt(new)}"
 
 
-def beats_cell(row: Metric) -> str:
-    """'all', or which baselines the model does not beat in the PR, and what changed since BASE."""
+def beats_cell(row: Metric, own: Mapping[str, int]) -> str:
+    """'all', or which baselines the model does not beat in the PR, and what changed since BASE; `own`:
+    the model's own metric directions."""
     lost: list[str] = []
     won: list[str] = []
     behind: list[str] = []
     for b, (old_b, new_b) in sorted(row.baselines.items()):
-        now, before = beats(row.name, row.new, new_b), beats(row.name, row.old, old_b)
+        now, before = beats(row.name, row.new, new_b, own), beats(row.name, row.old, old_b, own)
         if now is None:
             continue
         if not now:
@@ -100,7 +102,7 @@ def file_table(f: MetricsFile, rows: list[Metric], verdicts: list[str]) -> list[
         cells = [f"`{row.name}`", fmt(row.old), fmt(row.new), shown, pct(row.old, row.new),
                  f"**{v}**" if v == "worse" else v]
         cells += [baseline_cell(*row.baselines.get(b, (None, None))) for b in names]
-        out.append("| " + " | ".join(cells + ([beats_cell(row)] if names else [])) + " |")
+        out.append("| " + " | ".join(cells + ([beats_cell(row, f.directions)] if names else [])) + " |")
     return out
 
 
@@ -123,7 +125,7 @@ def metrics_section(files: list[MetricsFile], noise: float) -> tuple[list[str], 
             quiet.append(f"- `{f.model}`: unchanged ({shown})" + (f"; {gone}" if f.dropped else ""))
         else:
             rows = sorted(f.rows.values(), key=lambda r: r.name)
-            verdicts = [verdict(r.name, r.old, r.new, noise) for r in rows]
+            verdicts = [verdict(r.name, r.old, r.new, noise, f.directions) for r in rows]
             said = overall(verdicts)
             moved = [f"{r.name} {pct(r.old, r.new)}" for r, v in zip(rows, verdicts, strict=True)
                      if v in ("better", "worse")]

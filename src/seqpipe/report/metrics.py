@@ -4,10 +4,12 @@ change (better / worse by the metric's direction, `seqpipe.metrics.direction`, b
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seqpipe import pipelines
 from seqpipe.errors import SeqpipeError
 from seqpipe.metrics import direction
 from seqpipe.report.dvc_json import WORKSPACE, dvc_json, dvc_run
@@ -97,6 +99,13 @@ def metrics_model(path: str) -> str:
     return p.stem if p.parent.name == "metrics" else path
 
 
+def own_directions(path: str) -> Mapping[str, int]:
+    """Which way the own metrics of the model whose metrics file is `path` are better (its ModelSpec's
+    `metric_directions`); none for another file or a model this checkout does not have."""
+    model = metrics_model(path)
+    return pipelines.get(model).metric_directions if model in pipelines.names() else {}
+
+
 # ---------------------------------------------------------------- numbers and verdicts
 
 
@@ -126,8 +135,9 @@ def pct(old: Any, new: Any) -> str:
     return f"{rel:+.2%}" if math.isfinite(rel) else ("+inf" if rel > 0 else "-inf")
 
 
-def verdict(key: str, old: Any, new: Any, noise: float = NOISE) -> str:
-    """better / worse / same (within `noise`, relative) / changed (no known direction) / new / removed."""
+def verdict(key: str, old: Any, new: Any, noise: float = NOISE, own: Mapping[str, int] | None = None) -> str:
+    """better / worse / same (within `noise`, relative) / changed (no known direction) / new / removed;
+    `own`: the model's own metric directions (own_directions)."""
     if old is None:
         return "new"
     if new is None:
@@ -138,15 +148,15 @@ def verdict(key: str, old: Any, new: Any, noise: float = NOISE) -> str:
         return "same" if math.isnan(old) and math.isnan(new) else "changed"
     if abs(relative(old, new)) <= noise:
         return "same"
-    sign = direction(key)
+    sign = direction(key, own)
     if sign is None:
         return "changed"
     return "better" if (new - old) * sign > 0 else "worse"
 
 
-def beats(key: str, model: Any, baseline: Any) -> bool | None:
+def beats(key: str, model: Any, baseline: Any, own: Mapping[str, int] | None = None) -> bool | None:
     """Whether the model's value of metric `key` is better than the baseline's (None: cannot tell)."""
-    sign = direction(key)
+    sign = direction(key, own)
     if sign is None or not (is_number(model) and is_number(baseline)):
         return None
     return (model - baseline) * sign > 0
@@ -184,6 +194,10 @@ class MetricsFile:
     @property
     def model(self) -> str:
         return metrics_model(self.path)
+
+    @property
+    def directions(self) -> Mapping[str, int]:
+        return own_directions(self.path)
 
     @property
     def baseline_names(self) -> list[str]:

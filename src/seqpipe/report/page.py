@@ -14,6 +14,7 @@ import datetime
 import html
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.io import atomic_path, output_target
 from seqpipe.report.collect import Collected, collect
 from seqpipe.report.dvc_json import WORKSPACE, describe
-from seqpipe.report.metrics import metrics_model, pct, verdict
+from seqpipe.report.metrics import metrics_model, own_directions, pct, verdict
 from seqpipe.report.plots import error_text, plot_title, vega_bundle
 
 DEFAULT_OUTPUT = Path("report.html")
@@ -35,24 +36,25 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _change(key: str, old: Any, new: Any) -> str:
+def _change(key: str, old: Any, new: Any, own: Mapping[str, int]) -> str:
     """The change of one metric: delta, relative delta and its verdict (better, worse, same ...)."""
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new)):
         return ""
     delta = new - old
     rel = f" ({pct(old, new)})" if old else ""
-    said = verdict(key, old, new)
+    said = verdict(key, old, new, own=own)
     shown = f"{delta:+.4g}{rel}" if delta else "0"
     return f'{shown} <span class="{said}">{said}</span>' if said in ("better", "worse") else shown
 
 
-def metrics_table(columns: list[str], rows: dict[str, list]) -> str:
+def metrics_table(columns: list[str], rows: dict[str, list], own: Mapping[str, int]) -> str:
+    """One metrics file's table; `own`: its model's own metric directions."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     head += "".join(f"<th>change {html.escape(c)}</th>" for c in columns[1:])
     body = []
     for key, values in sorted(rows.items()):
         cells = "".join(f"<td>{_fmt(v)}</td>" for v in values)
-        cells += "".join(f"<td>{_change(key, values[0], v)}</td>" for v in values[1:])
+        cells += "".join(f"<td>{_change(key, values[0], v, own)}</td>" for v in values[1:])
         body.append(f"<tr><th>{html.escape(key)}</th>{cells}</tr>")
     return f'<table class="metrics"><tr><th>metric</th>{head}</tr>{"".join(body)}</table>'
 
@@ -107,7 +109,8 @@ def render(c: Collected) -> tuple[str, dict[str, int]]:
         parts.append(f'<section class="model" id="model-{html.escape(model)}"><h2>{html.escape(model)}</h2>')
         for path, rows in c.metrics.files.items():
             if metrics_model(path) == model:
-                parts.append(f"<p class=meta>{html.escape(path)}</p>{metrics_table(c.columns, rows)}")
+                table = metrics_table(c.columns, rows, own_directions(path))
+                parts.append(f"<p class=meta>{html.escape(path)}</p>{table}")
         for plot_id in plot_ids:
             entries = c.plots[plot_id]
             title = html.escape(plot_title(plot_id, entries))

@@ -31,7 +31,7 @@ class EvalContext:
     name: str
     fingerprint: str
     params: Any               # the model's EvaluateParams
-    stats: dict[str, Any]
+    stats: Any          # the model's stats record (its SPEC's stats_record), checked when preprocess wrote it
     data_dir: Path
     network: nn.Module
     predictions: np.ndarray
@@ -72,7 +72,7 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
                           data_dir=data_dir, network=network, predictions=predictions, plots_dir=plots_tmp,
                           seed=params.seed)
         detail = module.evaluate(ctx)
-        head = metrics.headline(detail, keys)
+        head = metrics.headline(detail, keys, spec.metric_directions)
         write_json(plots_tmp / metrics.DETAIL_FILE, detail)
         write_json(layout.metrics_file(name), head)  # in the block: if it fails, no new plots either
     training_curves.publish(live, layout.train_plots_dir(name))

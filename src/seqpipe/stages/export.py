@@ -22,19 +22,17 @@ import torch
 from seqpipe import __version__, checkpoint, layout
 from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import atomic_path, load_npy, output_file, output_target, sha256_file
-
-# units of a column, by name or name suffix, where the column says
-UNITS = {"ndvi": "NDVI (unitless, -1..1)", "signal": "signal amplitude (unitless)"}
-SUFFIX_UNITS = {"_mbps": "Mbit/s", "_ms": "ms", "_hz": "Hz", "_s": "s", "_pct": "%"}
+from seqpipe.spec import IODescription, ModelSpec
 
 
-def export_onnx(name: str, output: str | Path | None = None, check_samples: int = 256,
-                describe: dict[str, str] | None = None) -> dict:
+def export_onnx(spec: ModelSpec, output: str | Path | None = None, check_samples: int = 256) -> dict:
     """Write model.onnx (dynamic batch axis) with its metadata and report the max |onnxruntime - torch|
-    on test data. `describe` adds plain entries (the CLI passes the model's summary and task)."""
+    on test data. The metadata's description of the input and output is the model's own (its predict
+    module's `describe_io`)."""
     import onnx
     import onnxruntime as ort
 
+    name = spec.name
     # 'out/': refused
     output = output_file(output) if output is not None else layout.model_dir(name) / "model.onnx"
     kind, target = output_target(output)   # a FIFO or a device is written into, never replaced
@@ -52,7 +50,7 @@ def export_onnx(name: str, output: str | Path | None = None, check_samples: int 
         torch.onnx.export(network, (x[:2],), str(tmp), input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
         graph = onnx.load(str(tmp))
-        metadata = describe_model(name, payload, sha256_file(model_file), shapes(graph), describe or {})
+        metadata = describe_model(spec, payload, sha256_file(model_file), shapes(graph))
         onnx.helper.set_model_props(graph, metadata)
         onnx.save(graph, str(tmp))
         onnx.checker.check_model(str(tmp))
@@ -90,20 +88,19 @@ def shapes(graph: Any) -> dict[str, str]:
     return out
 
 
-def describe_model(name: str, payload: dict[str, Any], model_sha256: str, io_shapes: dict[str, str],
-                   extra: dict[str, str]) -> dict[str, str]:
+def describe_model(spec: ModelSpec, payload: dict[str, Any], model_sha256: str,
+                   io_shapes: dict[str, str]) -> dict[str, str]:
     """The metadata_props of the exported model, every value a string (JSON for lists and dicts)."""
     stats = payload.get("stats") or {}
-    features, targets, window, scaler, io = _layout(stats, io_shapes)
-    units = {c: u for c in dict.fromkeys([*features, *targets]) if (u := _unit(c))}
+    io = describe_io(spec, stats, io_shapes.get("x", "?"), io_shapes.get("y", "?"))
     entries: dict[str, Any] = {
-        "model": name, **extra,
+        "model": spec.name, "summary": spec.summary, "task": spec.task,
         "network": {"class": payload.get("network"), "module": payload.get("network_module"),
                     "args": payload.get("network_args")},
-        "features": features, "targets": targets, "window": window, "scaler": scaler,
-        "input": io["x"], "output": io["y"], "units": units or None,
+        "features": io.features, "targets": io.targets, "window": io.window, "scaler": io.scaler,
+        "input": io.x, "output": io.y, "units": io.units or None,
         "fingerprint": payload.get("fingerprint", "unknown"),
-        "model_file": layout.model_file(name).as_posix(), "model_file_sha256": model_sha256,
+        "model_file": layout.model_file(spec.name).as_posix(), "model_file_sha256": model_sha256,
         "seqpipe_version": __version__, "git_commit": git_commit(),
         "stats": {k: v for k, v in stats.items() if k != "arrays"},
     }
@@ -111,53 +108,12 @@ def describe_model(name: str, payload: dict[str, Any], model_sha256: str, io_sha
             if v is not None}
 
 
-def _unit(column: str) -> str | None:
-    if column in UNITS:
-        return UNITS[column]
-    return next((unit for suffix, unit in SUFFIX_UNITS.items() if column.endswith(suffix)), None)
-
-
-def _layout(stats: dict[str, Any], io_shapes: dict[str, str]) -> tuple[list, list, int | None, Any, dict]:
-    """(features, targets, window, scaler, {'x': input description, 'y': output description}) from the
-    preprocessing stats; the kinds of model are told apart by the keys their stats hold."""
-    x, y = io_shapes.get("x", "?"), io_shapes.get("y", "?")
-    if "scaler" in stats and "feature_columns" in stats:          # windows of standardised columns
-        features, targets = stats["feature_columns"], stats["target_columns"]
-        index = stats.get("target_index", [features.index(t) for t in targets])
-        scaler = {**stats["scaler"], "target_index": index}
-        return features, targets, stats.get("window"), scaler, {
-            "x": f"{x} = (batch, window time steps oldest first, features); each feature standardised: "
-                 "(raw - scaler.mean[i]) / scaler.std[i]",
-            "y": f"{y} = (batch, targets) one step after the window, standardised: raw = "
-                 "y[:, k] * scaler.std[target_index[k]] + scaler.mean[target_index[k]]"}
-    if "band_mean" in stats and "classes" in stats:                # standardised raster patches -> classes
-        features = [f"band_{i + 1}" for i in range(stats["bands"])]
-        scaler = {"mean": stats["band_mean"], "std": stats["band_std"], "axis": 1}
-        return features, stats["classes"], None, scaler, {
-            "x": f"{x} = (batch, bands, patch rows, patch columns); each band standardised: "
-                 "(raw - scaler.mean[band]) / scaler.std[band]",
-            "y": f"{y} = (batch, classes) logits; softmax gives the class probabilities"}
-    if "frequencies_hz" in stats:                                   # a signal and a one-hot frequency choice
-        freqs = [f"{f:g}hz" for f in stats["frequencies_hz"]]
-        return ["signal", *[f"select_{f}" for f in freqs]], freqs, stats.get("seq_len"), None, {
-            "x": f"{x} = (batch, time steps, 1 + frequencies): the raw signal sampled at "
-                 f"{stats.get('sample_rate_hz')} Hz, then a one-hot choice of the frequency to extract",
-            "y": f"{y} = (batch, time steps, 1): the chosen frequency's component of the signal"}
-    if "history_days" in stats:                                    # sea-ice concentration maps -> lead days
-        return ["sea_ice_concentration"], \
-            [f"lead_day_{k + 1}" for k in range(stats.get("horizon_days", 0))], \
-            stats["history_days"], None, {
-                "x": f"{x} = (batch, past days oldest first, rows, columns) sea-ice concentration, "
-                     f"fraction 0..1 on the training grid ({stats.get('crs')}, downsampled "
-                     f"x{stats.get('downsample')})",
-                "y": f"{y} = (batch, lead days, rows, columns) forecast concentration, fraction 0..1"}
-    if "pos_weight" in stats:                                      # two dates -> change logits
-        return ["concentration_before", "concentration_after"], ["change"], None, None, {
-            "x": f"{x} = (batch, 2 dates [before, after], rows, columns) sea-ice concentration, "
-                 "fraction 0..1",
-            "y": f"{y} = (batch, rows, columns) change logits; sigmoid > threshold "
-                 "(evaluate.threshold) = changed"}
-    return [], [], None, None, {"x": x, "y": y}
+def describe_io(spec: ModelSpec, stats: dict[str, Any], x: str, y: str) -> IODescription:
+    """The model's own description of its network's input and output (shapes `x`, `y`); names only the
+    shapes for a model whose folder has no predict module."""
+    if not spec.has_stage("predict"):
+        return IODescription([], [], None, None, x, y)
+    return spec.stage("predict").describe_io(stats, x, y)
 
 
 PIPELINE_OUTPUTS = ("data", "models", "metrics", "plots", "dvc.lock")

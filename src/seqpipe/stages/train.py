@@ -83,6 +83,7 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
     if prepare is not None:  # a part fitted in closed form on the training split before training
         prepare(train_data["x"], train_data["y"])
     task = build_task(spec.task, stats)
+    augment = spec.stage("train").augmentation(stats) if spec.has_stage("train") else None
     sections = {"model": as_dict(model_params), "train": as_dict(train)}
     identity: dict[str, Any] = {
         "model": name, "network_module": spec.network_module, "network": network_class,
@@ -103,7 +104,7 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
             curves = training_curves.LiveCurves(layout.live_dir(name)) if distributed.rank() == 0 else None
             result = fit(model, task, train_data, val_data, train, seed=params.seed, device=device,
                          checkpoint_dir=folder, identity=identity, resume=resume, name=name,
-                         on_epoch=curves.log if curves else None)
+                         on_epoch=curves.log if curves else None, augment=augment)
             if curves:
                 curves.end()
         if distributed.rank() != 0:

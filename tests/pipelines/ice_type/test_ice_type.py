@@ -25,9 +25,11 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.io import read_json
 from seqpipe.metrics import detail_file
 from seqpipe.networks import build_network
-from seqpipe.params import DEPTHS, ParamsError, ResNetParams, load_params, set_dotted
+from seqpipe.params import ParamsError, load_params, set_dotted
+from seqpipe.pipelines.ice_type import DEPTHS, ResNetParams
 from seqpipe.pipelines.ice_type.download import IceTypeLocalParams, copy_local, north_up
 from seqpipe.pipelines.ice_type.labels import CLASSES
+from seqpipe.pipelines.ice_type.train import augmentation
 from seqpipe.stages import download, evaluate, preprocess, train
 from seqpipe.tasks import build_task
 from tests.conftest import REPO
@@ -170,22 +172,22 @@ def test_resnet_depth_param_is_checked() -> None:
 
 def test_augment_keeps_shapes_labels_and_pixel_values() -> None:
     stats = {"class_weights": [1.0, 2.0, 1.5], "band_mean": [100.0, 110.0, 120.0], "band_std": [20.0, 20.0, 25.0]}
-    task = build_task("classification", stats)
+    augment = augmentation(stats)
     x = torch.randn(32, 3, 16, 16)
     y = torch.randint(0, 3, (32,))
     torch.manual_seed(1)
-    out = task.augment({"x": x, "y": y})
+    out = augment({"x": x, "y": y})
     torch.manual_seed(1)
-    again = task.augment({"x": x, "y": y})
+    again = augment({"x": x, "y": y})
     assert out["x"].shape == x.shape and torch.equal(out["y"], y) and torch.equal(out["x"], again["x"])
     assert not torch.equal(out["x"], x)
-    task.brightness = 0.0                      # flips and rotations only: each patch keeps its pixels
-    moved = task.augment({"x": x, "y": y})["x"]
+    augment.brightness = 0.0                      # flips and rotations only: each patch keeps its pixels
+    moved = augment({"x": x, "y": y})["x"]
     torch.testing.assert_close(moved.flatten(1).sort(dim=1).values, x.flatten(1).sort(dim=1).values)
-    task.brightness = 0.3                      # brightness scales physical values by one factor per patch
+    augment.brightness = 0.3                      # brightness scales physical values by one factor per patch
     mean, std = torch.tensor(stats["band_mean"])[:, None, None], torch.tensor(stats["band_std"])[:, None, None]
     flat = torch.full((8, 3, 4, 4), 0.5)
-    bright = task.augment({"x": flat, "y": y[:8]})["x"]
+    bright = augment({"x": flat, "y": y[:8]})["x"]
     ratio = (bright * std + mean) / (flat * std + mean)
     assert torch.allclose(ratio, ratio[:, :1, :1, :1].expand_as(ratio), rtol=1e-4)
     assert ((ratio > 0.7 - 1e-4) & (ratio < 1.3 + 1e-4)).all()

@@ -30,6 +30,7 @@ from seqpipe.data.series import Standardizer
 from seqpipe.errors import SeqpipeError
 from seqpipe.metrics import baseline_goal, mase_scale, mean_of, regression_metrics
 from seqpipe.params import AUTO, BatchSize, Penalty, Range, check, params_section
+from seqpipe.pipelines.bandwidth import BandwidthStats, unit
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.networks.forecaster import LinearResidualLSTM
@@ -65,7 +66,7 @@ class EvaluateParams:
 
 def evaluate(ctx: EvalContext) -> dict:
     p: EvaluateParams = ctx.params
-    stats = ctx.stats
+    stats: BandwidthStats = ctx.stats
     scaler = Standardizer.from_dict(stats["scaler"])
     targets, index = stats["target_columns"], stats["target_index"]
     splits = {s: ctx.split(s) for s in ("train", "val", "test")}
@@ -196,7 +197,7 @@ def _intervals(ctx: EvalContext, physical: Callable[[np.ndarray], np.ndarray], a
                          **{name: conformal.coverage(actual, b, levels) for name, b in bounds.items()}}}
 
 
-def season_steps(p: EvaluateParams, stats: dict, train_rows: int) -> int:
+def season_steps(p: EvaluateParams, stats: BandwidthStats, train_rows: int) -> int:
     """The seasonal naive's season: `season_steps`, or (auto) the one preprocess found in the data; it must
     leave training rows to scale MASE with."""
     season = stats["season_steps"] if p.season_steps == "auto" else p.season_steps
@@ -206,9 +207,6 @@ def season_steps(p: EvaluateParams, stats: dict, train_rows: int) -> int:
         raise SeqpipeError(f"{where}: a season of {season} steps needs more than the {train_rows} "
                            "training rows; use a shorter season or more data")
     return season
-
-
-UNITS = {"throughput_mbps": "Mbit/s", "rtt_ms": "ms", "packet_loss": "%", "jitter_ms": "ms"}
 
 
 def window_columns(targets: list[str], actual: np.ndarray, candidates: dict[str, np.ndarray],
@@ -241,7 +239,7 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
     first = int(columns["step"][0])
     plotting.band_panels(
         ctx.plots_dir / "forecast_intervals.png", columns["step"],
-        [(f"{t} ({UNITS.get(t, 'units')})", actual[first:, k], candidates["model"][first:, k],
+        [(f"{t} ({unit(t) or 'units'})", actual[first:, k], candidates["model"][first:, k],
           [(f"{level:.0%}", bounds[i, 0, first:, k], bounds[i, 1, first:, k])
            for i, level in enumerate(levels)])
          for k, t in enumerate(targets)],
@@ -250,7 +248,7 @@ def _plots(ctx: EvalContext, targets: list[str], actual: np.ndarray, candidates:
         f"{len(columns['step'])} test steps")
     plotting.scatter_panels(
         ctx.plots_dir / "predicted_vs_actual.png",
-        [(t, actual[:, k], candidates["model"][:, k], UNITS.get(t, "units")) for k, t in enumerate(targets)],
+        [(t, actual[:, k], candidates["model"][:, k], unit(t) or "units") for k, t in enumerate(targets)],
         title=f"{tag}: predicted vs actual, all {len(actual)} test steps ({cadence_s:g} s apart)")
 
 

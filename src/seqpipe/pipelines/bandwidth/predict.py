@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 
 from seqpipe.conformal import interval_bounds, level_label
-from seqpipe.data.series import Standardizer, cadence_text, off_cadence, sliding_windows
+from seqpipe.data.series import Standardizer, cadence_text, off_cadence, sliding_windows, window_io
 from seqpipe.data.tables import read_timeseries_csv
 from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.networks import predict_batches
 from seqpipe.params import Params
-from seqpipe.pipelines.bandwidth import OUTSIDE_TRAINING
+from seqpipe.pipelines.bandwidth import OUTSIDE_TRAINING, BandwidthStats, unit
 from seqpipe.plotting import write_csv
+from seqpipe.spec import IODescription
 from seqpipe.stages.predict import (
     PredictInputError,
     range_check,
@@ -48,7 +49,7 @@ def predict_array(network: LinearResidualLSTM, payload: dict, data: Any,
     """(forecast, {level: (lower, upper)}): row i forecasts the step after input rows [i, i + window), in
     the target units, with its prediction intervals. Logs a warning per column with rows beyond the
     training range (`source` names the input there)."""
-    stats = payload["stats"]
+    stats: BandwidthStats = payload["stats"]
     window = stats["window"]
     if isinstance(data, pd.DataFrame) and stats["timestamp_column"] in data.columns:
         _check_stamps(data[stats["timestamp_column"]], stats)
@@ -68,7 +69,7 @@ def predict_array(network: LinearResidualLSTM, payload: dict, data: Any,
     return forecast, {level: (bounds[i, 0], bounds[i, 1]) for i, level in enumerate(network.interval_levels)}
 
 
-def _check_stamps(column: pd.Series, stats: dict) -> None:
+def _check_stamps(column: pd.Series, stats: BandwidthStats) -> None:
     """A DataFrame's timestamp column: parseable and at the trained cadence without gaps, or a
     PredictInputError."""
     name = stats["timestamp_column"]
@@ -85,13 +86,13 @@ def _check_stamps(column: pd.Series, stats: dict) -> None:
                                 f"{_trained_cadence(stats)}")
 
 
-def _off_trained_cadence(stamps: pd.Series, stats: dict) -> tuple[int, str] | None:
+def _off_trained_cadence(stamps: pd.Series, stats: BandwidthStats) -> tuple[int, str] | None:
     """The first of the UTC `stamps` off the cadence the model was trained at (see series.off_cadence)."""
     return off_cadence(stamps.dt.tz_localize(None).to_numpy(), stats["cadence_s"],
                        stats.get("business_days", False))
 
 
-def _trained_cadence(stats: dict) -> str:
+def _trained_cadence(stats: BandwidthStats) -> str:
     cadence = cadence_text(stats["cadence_s"], stats.get("business_days", False))
     return (f"the model was trained at a cadence of {cadence} and reads each window as consecutive "
             "steps of it: give rows at that cadence without gaps (resample, or cut the input at that row)")
@@ -100,7 +101,7 @@ def _trained_cadence(stats: dict) -> str:
 def predict(network: LinearResidualLSTM, payload: dict, args: Namespace, params: Params) -> str:
     """Read the CSV, forecast every full window, write timestamp + one column per target."""
     input_path, output_path = Path(args.input), args.output
-    stats = payload["stats"]
+    stats: BandwidthStats = payload["stats"]
     window, features, targets = stats["window"], stats["feature_columns"], stats["target_columns"]
     frame = read_timeseries_csv(input_path, stats["timestamp_column"], features, window)
     if (problem := _off_trained_cadence(frame[stats["timestamp_column"]], stats)) is not None:
@@ -120,3 +121,9 @@ def predict(network: LinearResidualLSTM, payload: dict, args: Namespace, params:
     return (f"wrote {output_path}: {len(forecast)} forecast rows ({text[0]} to {text[-1]}), one per "
             f"{window}-row window of the {len(frame)} input rows, {len(targets)} targets with {levels} "
             "prediction intervals; nothing masked")
+
+
+def describe_io(stats: BandwidthStats, x: str, y: str) -> IODescription:
+    """What the exported network reads and returns (`seqpipe export`), `x` and `y` its shapes."""
+    units = {c: u for c in stats["feature_columns"] if (u := unit(c))}
+    return window_io(stats, stats["target_index"], x, y, units)

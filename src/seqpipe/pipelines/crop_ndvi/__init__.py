@@ -3,19 +3,52 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from seqpipe.params import ForecastLSTMParams, Length, Width, params_section
-from seqpipe.spec import ModelSpec
+from seqpipe.params import Dropout, Layers, Length, Width, check_lstm_size, params_section
+from seqpipe.spec import ModelSpec, WindowStats
+
+
+class CropStats(WindowStats):
+    """crop_ndvi's stats.json (its preprocess's record)."""
+
+    grid_days: int
+    max_gap_steps: int
+    mask_scl: list[int]
+    dates: list[str]
+    date_steps: list[int]
+    grid_start: str
+    n_steps: int
+    masked_fraction: list[float]
+    crs: str
+    transform: list[float]
+    shape: list[int]
+    pixel_fraction: float
+    ndvi_train_range: list[float]
+    map_target_date: str
+    map_last_date: str
 
 
 @params_section
-class CropModelParams(ForecastLSTMParams):
+class CropModelParams:
+    """crop_ndvi's `model:` section: a (Bi)LSTM over each pixel's window, then a dense head."""
+
+    hidden_size: Width
+    num_layers: Layers
+    dropout: Dropout
+    bidirectional: bool   # reads each window both ways
+    # how the network reads each window (seqpipe.networks.lstm): global = as the training scaler left
+    # it; difference = relative to its last step, forecasting the change; revin = per-window instance
+    # normalisation, inverted on the output. The last two follow a level outside the training range.
+    normalisation: Literal["global", "difference", "revin"]
     # hidden widths of the FC head after the (Bi)LSTM: [64] = 256 -> 64 -> 1
     head_hidden: Annotated[list[Width], Length(0, 8)]
 
+    def __post_init__(self) -> None:
+        check_lstm_size(self)
 
-def network(p: CropModelParams, stats: dict) -> tuple[str, dict]:
+
+def network(p: CropModelParams, stats: CropStats) -> tuple[str, dict]:
     return "LSTMRegressor", {"input_size": len(stats["feature_columns"]), "hidden_size": p.hidden_size,
                              "num_layers": p.num_layers, "dropout": p.dropout,
                              "bidirectional": p.bidirectional,
@@ -31,6 +64,7 @@ SPEC = ModelSpec(
     network_module="lstm",
     model_params=CropModelParams,
     network=network,
+    stats_record=CropStats,
     predict_help=("a folder of Sentinel-2 L2A GeoTIFFs, red (B04), NIR (B08) and SCL for each date "
                   "on one grid: the scenes.json a download wrote, or else file names matching params.yaml's "
                   "download.local.pattern (T..._YYYYMMDD_B04.tif by default). DN scale from the files' "

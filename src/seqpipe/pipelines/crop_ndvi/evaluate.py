@@ -24,6 +24,7 @@ from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy
 from seqpipe.metrics import baseline_goal, mase_scale, regression_metrics
 from seqpipe.params import BatchSize, Penalty, Range, params_section
+from seqpipe.pipelines.crop_ndvi import CropStats
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.stages.evaluate import EvalContext
@@ -108,7 +109,7 @@ def evaluate(ctx: EvalContext) -> dict:
     return metrics
 
 
-def season_steps(p: EvaluateParams, stats: dict) -> int:
+def season_steps(p: EvaluateParams, stats: CropStats) -> int:
     """The seasonal naive's season: `season_steps`, or (0) one from the date grid's step; at most the
     window."""
     season = p.season_steps or baselines.season_from_cadence(stats["grid_days"] * baselines.DAY_S)
@@ -177,7 +178,7 @@ def _maps(ctx: EvalContext, scaler: Standardizer, batch_size: int, tag: str) -> 
         forecast[valid] = scaler.inverse(ctx.predict(np.ascontiguousarray(load["x"][valid]),
                                                      batch_size)[:, 0])
     forecast = forecast.reshape(load["valid"].shape)
-    stats = ctx.stats
+    stats: CropStats = ctx.stats
     ndvi = plotting.MapScale("NDVI (unitless)", -0.2, 1.0, "RdYlGn", location="bottom")
     error = plotting.MapScale("forecast - observed (NDVI)", -0.3, 0.3, "RdBu_r", location="bottom")
     plotting.map_panels(ctx.plots_dir / "ndvi_maps.png",

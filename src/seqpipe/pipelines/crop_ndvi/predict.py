@@ -22,12 +22,14 @@ from torch import nn
 
 from seqpipe.data.rasters import geotiff_profile, geotiff_writer, iter_windows
 from seqpipe.data.sentinel2 import INDEX, StackLayout, find_scenes, read_scenes
-from seqpipe.data.series import RangeCheck, Standardizer
+from seqpipe.data.series import RangeCheck, Standardizer, window_io
 from seqpipe.errors import SeqpipeError
 from seqpipe.networks import predict_batches
 from seqpipe.params import Params
+from seqpipe.pipelines.crop_ndvi import CropStats
 from seqpipe.pipelines.crop_ndvi.download import DownloadParams
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, fill_short_gaps, to_grid
+from seqpipe.spec import IODescription
 from seqpipe.stages.predict import (
     PredictInputError,
     as_array,
@@ -47,7 +49,7 @@ def next_ndvi(network: nn.Module, payload: dict, series: np.ndarray, ranges: Ran
               ) -> np.ndarray:
     """(steps, ...) gridded NDVI, NaN where not observed -> (...) float32 forecast, NaN without a window.
     `ranges` (if given) counts the forecast pixels whose window leaves the training range."""
-    stats = payload["stats"]
+    stats: CropStats = payload["stats"]
     window, max_gap = stats["window"], stats["max_gap_steps"]
     filled = fill_short_gaps(series, max_gap)[-window:].reshape(window, -1)
     valid = ~np.isnan(filled).any(0) & ~np.isnan(series[-1].ravel())
@@ -92,7 +94,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     folder, output = Path(args.input), Path(args.output)
     if not folder.is_dir():
         raise SeqpipeError(f"{folder}: not a folder (crop_ndvi predicts from a folder of GeoTIFFs)")
-    stats = payload["stats"]
+    stats: CropStats = payload["stats"]
     layout = params.section("crop_ndvi", "download", DownloadParams).local
     preprocess = params.section("crop_ndvi", "preprocess", PreprocessParams)
     window, grid_days, max_gap = stats["window"], stats["grid_days"], stats["max_gap_steps"]
@@ -132,3 +134,8 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
         why_text = "; ".join(w for w in why if w)
     return (f"wrote {output}: {width}x{height} pixels, {forecast} forecast for {tags['FORECAST_DATE']}, "
             f"{width * height - forecast} nodata" + (f" ({why_text})" if why_text else ""))
+
+
+def describe_io(stats: CropStats, x: str, y: str) -> IODescription:
+    """What the exported network reads and returns (`seqpipe export`), `x` and `y` its shapes."""
+    return window_io(stats, [0], x, y, {"ndvi": "NDVI (unitless, -1..1)"})

@@ -19,8 +19,10 @@ from seqpipe.data.series import off_cadence
 from seqpipe.data.tables import numeric_column, read_csv_with_columns
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
+from seqpipe.pipelines.freq_filter import FreqFilterStats
 from seqpipe.pipelines.freq_filter.preprocess import make_inputs
 from seqpipe.plotting import write_csv
+from seqpipe.spec import IODescription
 from seqpipe.stages.predict import PredictInputError, table_values
 
 INPUTS = ("signal: a DataFrame with a `signal` column or an array [samples] (or [samples, 1]), sampled at "
@@ -87,3 +89,14 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     at = f" at {rate:g} Hz" if rate else ""
     return (f"wrote {output_path}: {len(signal)} samples{at}, the signal and {len(names)} filtered columns "
             f"({', '.join(names)}); nothing masked")
+
+
+def describe_io(stats: FreqFilterStats, x: str, y: str) -> IODescription:
+    """What the exported network reads and returns (`seqpipe export`), `x` and `y` its shapes."""
+    freqs = [f"{f:g}hz" for f in stats["frequencies_hz"]]
+    return IODescription(
+        ["signal", *[f"select_{f}" for f in freqs]], freqs, stats.get("seq_len"), None,
+        x=f"{x} = (batch, time steps, 1 + frequencies): the raw signal sampled at "
+          f"{stats.get('sample_rate_hz')} Hz, then a one-hot choice of the frequency to extract",
+        y=f"{y} = (batch, time steps, 1): the chosen frequency's component of the signal",
+        units={"signal": "signal amplitude (unitless)", **{f: "signal amplitude (unitless)" for f in freqs}})

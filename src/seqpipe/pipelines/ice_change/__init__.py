@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from seqpipe.params import SiameseParams
-from seqpipe.spec import ModelSpec
+from typing import Annotated
+
+from seqpipe.params import Range, params_section
+from seqpipe.spec import ModelSpec, Stats
 
 
-def network(p: SiameseParams, stats: dict) -> tuple[str, dict]:
+class IceChangeStats(Stats):
+    """ice_change's stats.json (its preprocess's record)."""
+
+    pairs: int
+    pairs_per_split: dict[str, int]
+    dropped_across_splits: int
+    map_shape: list[int]
+    crs: str
+    change_fraction_train: float
+    pos_weight: float
+
+
+@params_section
+class SiameseParams:
+    """ice_change's `model:` section: a Siamese encoder-decoder on the feature difference."""
+
+    base_channels: Annotated[int, Range(1, 1024)]   # width of the first encoder level; doubles at each level
+    # encoder levels (each after the first halves the resolution)
+    depth: Annotated[int, Range(1, 5)]
+
+
+def network(p: SiameseParams, stats: IceChangeStats) -> tuple[str, dict]:
     return "SiameseChangeNet", {"in_channels": 1, "base_channels": p.base_channels, "depth": p.depth}
 
 
@@ -17,6 +40,7 @@ SPEC = ModelSpec(
     network_module="siamese",
     model_params=SiameseParams,
     network=network,
+    stats_record=IceChangeStats,
     predict_inputs=("before", "after"),
     predict_help=("--before and --after: two NSIDC G02135 concentration GeoTIFFs (uint16 x10 with the G02135 "
                   "flags) on the same grid, the earlier date first (with G02135 names, --after's "

@@ -17,9 +17,11 @@ from torch import nn
 from seqpipe.data import seaice
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
+from seqpipe.pipelines.ice_change import IceChangeStats
 from seqpipe.pipelines.ice_change.evaluate import EvaluateParams
 from seqpipe.pipelines.ice_change.pairs import NOT_EVALUATED
 from seqpipe.pipelines.ice_change.preprocess import pair_inputs
+from seqpipe.spec import IODescription
 from seqpipe.stages.predict import PredictInputError, as_array, check_real, require_range
 
 INPUTS = ("before, after: two concentration maps [H, W] of one grid, in percent (0..100), NaN where there is "
@@ -92,3 +94,12 @@ def change_summary(out: np.ndarray, before: np.ndarray, after: np.ndarray, thres
     why = ", ".join(f"{n} {what}" for n, what in reasons if n)
     return (f"{out.shape[1]}x{out.shape[0]} pixels, {int((out == 1).sum())} changed, {int((out == 0).sum())} "
             f"unchanged (threshold {threshold:g}), {int(nodata.sum())} nodata" + (f" ({why})" if why else ""))
+
+
+def describe_io(stats: IceChangeStats, x: str, y: str) -> IODescription:
+    """What the exported network reads and returns (`seqpipe export`), `x` and `y` its shapes."""
+    return IODescription(
+        ["concentration_before", "concentration_after"], ["change"], None, None,
+        x=f"{x} = (batch, 2 dates [before, after], rows, columns) sea-ice concentration, fraction 0..1",
+        y=f"{y} = (batch, rows, columns) change logits; sigmoid > threshold (evaluate.threshold) = changed",
+        units={"concentration_before": "fraction 0..1", "concentration_after": "fraction 0..1"})

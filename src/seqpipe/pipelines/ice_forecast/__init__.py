@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from seqpipe.errors import SeqpipeError
-from seqpipe.params import ConvLSTMParams
-from seqpipe.spec import ModelSpec
+from seqpipe.params import Range, check, params_section
+from seqpipe.spec import ModelSpec, Stats
 
 
-def network(p: ConvLSTMParams, stats: dict) -> tuple[str, dict]:
+class IceForecastStats(Stats):
+    """ice_forecast's stats.json (its preprocess's record)."""
+
+    history_days: int
+    horizon_days: int
+    downsample: int
+    max_gap_days: int
+    map_shape: list[int]
+    native_shape: list[int]
+    crs: str
+    transform: list[float]
+    cell_area_km2: float
+    days: int
+    files: int
+    missing_days: int
+    first_day: str
+    ocean_fraction: float
+    split_dates: dict[str, list[str]]
+
+
+@params_section
+class ConvLSTMParams:
+    """ice_forecast's `model:` section: a ConvLSTM encoder-forecaster."""
+
+    hidden_channels: Annotated[int, Range(1, 1024)]
+    kernel_size: Annotated[int, Range(1, 15)]     # odd
+    # stride of the input embedding: the recurrent grid is `patch` x coarser
+    patch: Annotated[int, Range(1, 64)]
+
+    def __post_init__(self) -> None:
+        check(self.kernel_size % 2 == 1, "kernel_size", f"must be odd, got {self.kernel_size}")
+
+
+def network(p: ConvLSTMParams, stats: IceForecastStats) -> tuple[str, dict]:
     height, width = stats["map_shape"]
     if height % p.patch or width % p.patch:
         raise SeqpipeError(f"models.ice_forecast.model.patch: {p.patch} does not divide the preprocessed "
@@ -24,6 +59,9 @@ SPEC = ModelSpec(
     network_module="convlstm",
     model_params=ConvLSTMParams,
     network=network,
+    stats_record=IceForecastStats,
+    # integrated ice-edge error (km², Goessling et al. 2016), the ice-edge's accuracy, structural similarity
+    metric_directions={"iiee": -1, "edge_accuracy": 1, "ssim": 1},
     predict_help=("a folder of daily NSIDC G02135 concentration GeoTIFFs (N_YYYYMMDD_concentration_vX.Y.tif, "
                   "uint16 x10 with the G02135 flags) on one grid; the last preprocess.history_days "
                   "calendar days are read (20 by default), at least half of them present and at most "

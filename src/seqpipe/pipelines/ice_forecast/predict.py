@@ -20,6 +20,8 @@ from torch.nn import functional as F
 from seqpipe.data import seaice
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Params
+from seqpipe.pipelines.ice_forecast import IceForecastStats
+from seqpipe.spec import IODescription
 from seqpipe.stages.predict import PredictInputError, as_array, require_range
 
 INPUTS = ("maps: daily concentration maps [days, H, W] in percent (0..100), oldest first, NaN where there is "
@@ -119,3 +121,14 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
             f"{int((flags == 0).sum())} forecast, {int((flags != 0).sum())} nodata"
             + (f" ({why})" if why else "")
             + gaps)
+
+
+def describe_io(stats: IceForecastStats, x: str, y: str) -> IODescription:
+    """What the exported network reads and returns (`seqpipe export`), `x` and `y` its shapes."""
+    leads = [f"lead_day_{k + 1}" for k in range(stats["horizon_days"])]
+    return IODescription(
+        ["sea_ice_concentration"], leads, stats["history_days"], None,
+        x=f"{x} = (batch, past days oldest first, rows, columns) sea-ice concentration, fraction 0..1 "
+          f"on the training grid ({stats.get('crs')}, downsampled x{stats.get('downsample')})",
+        y=f"{y} = (batch, lead days, rows, columns) forecast concentration, fraction 0..1",
+        units={c: "fraction 0..1" for c in ["sea_ice_concentration", *leads]})

@@ -17,8 +17,10 @@ from torch import nn
 from seqpipe.errors import SeqpipeError
 from seqpipe.networks import predict_batches
 from seqpipe.params import Params
+from seqpipe.pipelines.ice_type import IceTypeStats
 from seqpipe.pipelines.ice_type.preprocess import read_patches, standardize
 from seqpipe.plotting import write_csv
+from seqpipe.spec import IODescription
 from seqpipe.stages.predict import PredictInputError, as_array, require_finite_computed, require_range
 
 SUFFIXES = (".tif", ".tiff")
@@ -29,7 +31,7 @@ INPUTS = ("patches: one patch [bands, size, size] or a batch [n, bands, size, si
 
 def predict_array(network: nn.Module, payload: dict, patches: Any) -> tuple[np.ndarray, np.ndarray]:
     """(index of the most probable class, softmax probabilities per class) for each patch."""
-    stats = payload["stats"]
+    stats: IceTypeStats = payload["stats"]
     shape = (stats["bands"], stats["patch_size"], stats["patch_size"])
     expected = f"one patch {list(shape)} (bands, size, size) or a batch [n, {', '.join(map(str, shape))}]"
     x = as_array(patches, "patches", expected, (3, 4), None)
@@ -51,7 +53,7 @@ def predict_array(network: nn.Module, payload: dict, patches: Any) -> tuple[np.n
 def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) -> str:
     """Output columns: file, predicted, then p_<class> (softmax) for every class."""
     input_path, output_path = Path(args.input), args.output
-    stats = payload["stats"]
+    stats: IceTypeStats = payload["stats"]
     if input_path.is_dir():
         paths = sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
         if not paths:
@@ -67,3 +69,13 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     counts = np.bincount(index, minlength=len(classes))
     return (f"wrote {output_path}: {len(paths)} patch{'es' if len(paths) > 1 else ''} classified: "
             f"{', '.join(f'{n} {c}' for c, n in zip(classes, counts, strict=True))}; nothing masked")
+
+
+def describe_io(stats: IceTypeStats, x: str, y: str) -> IODescription:
+    """What the exported network reads and returns (`seqpipe export`), `x` and `y` its shapes."""
+    return IODescription(
+        [f"band_{i + 1}" for i in range(stats["bands"])], stats["classes"], None,
+        {"mean": stats["band_mean"], "std": stats["band_std"], "axis": 1},
+        x=f"{x} = (batch, bands, patch rows, patch columns); each band standardised: "
+          "(raw - scaler.mean[band]) / scaler.std[band]",
+        y=f"{y} = (batch, classes) logits; softmax gives the class probabilities")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +78,7 @@ def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
     return {s: np.sort(np.concatenate(p)) for s, p in parts.items()}
 
 
-def standardize(x: np.ndarray, stats: dict) -> np.ndarray:
+def standardize(x: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
     """Raw patches (n, bands, h, w) -> per-band standardised float32 with the train split's mean/std."""
     mean = np.asarray(stats["band_mean"], np.float32)[None, :, None, None]
     std = np.asarray(stats["band_std"], np.float32)[None, :, None, None]
