@@ -66,7 +66,7 @@ class ModelSpec:
     INPUTS: the array core `seqpipe.load` calls; predict: the files of `seqpipe predict`; describe_io:
     the IODescription `seqpipe export` writes)."""
 
-    package: str                      # e.g. "seqpipe.pipelines.bandwidth" (pass __name__)
+    package: str                      # "seqpipe.pipelines.<model>" (pass __name__)
     summary: str
     task: str                         # key of seqpipe.tasks.TASKS
     network_module: str               # file under seqpipe/networks/ that the train stage builds from
@@ -78,7 +78,7 @@ class ModelSpec:
     predict_help: str = ""            # what those inputs must hold (shown by `seqpipe predict MODEL --help`)
     predict_example: str = ""         # a command that runs on a fresh clone after `make repro`
     # which way the model's own metrics are better (name: +1 higher, -1 lower), beside the common ones
-    # of seqpipe.metrics; a name also matches itself plus a suffix after "_" (iiee_lead_3)
+    # of seqpipe.metrics; a name also matches itself plus a suffix after "_" (<name>_lead_3)
     metric_directions: Mapping[str, int] = field(default_factory=dict)
 
     @property

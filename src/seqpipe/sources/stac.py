@@ -182,7 +182,7 @@ def scene_of(item: Any, p: StacParams) -> Scene:
     if when is None:
         raise SeqpipeError(f"STAC item {item.id}: no datetime")
     tile = str(props.get("grid:code") or props.get("s2:mgrs_tile") or "AOI").removeprefix("MGRS-")
-    if not re.fullmatch(r"[A-Za-z0-9]{1,16}", tile):   # it names the files in data/raw/crop_ndvi/
+    if not re.fullmatch(r"[A-Za-z0-9]{1,16}", tile):   # it names the files in data/raw/<model>/
         raise SeqpipeError(f"STAC item {item.id}: tile {tile!r} (grid:code or s2:mgrs_tile) is "
                            "not like 33UVP")
     return Scene(id=item.id, date=when.strftime("%Y%m%d"), tile=f"T{tile.removeprefix('T')}",
