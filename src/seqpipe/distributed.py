@@ -1,9 +1,12 @@
 """Multi-process training (DDP): the torchrun launch, the process group and the per-rank helpers.
 
-`seqpipe train` with `train.nproc_per_node: N > 1` re-runs itself as N torchrun workers (`launch`).
-Each worker joins the group (`process_group`: gloo on CPU, NCCL on CUDA with one GPU per local
-rank); the fit loop then asks `Ranks.current()` for its rank and uses the few hooks below. With one
-process nothing here creates a process group or communicates.
+`seqpipe train` with `train.nproc_per_node: N > 1`, or on several machines (`Rendezvous`: `--nnodes`
+and a c10d rendezvous endpoint), re-runs itself as N torchrun workers per node (`launch`). Each worker
+joins the group (`process_group`: gloo on CPU, NCCL on CUDA with one GPU per local rank); the fit loop
+then asks `Ranks.current()` for its global rank and uses the few hooks below. Global ranks (RANK,
+WORLD_SIZE) decide the data shard and which process writes (rank 0); local ranks (LOCAL_RANK,
+LOCAL_WORLD_SIZE) decide the GPU and the share of this machine's threads. With one process nothing
+here creates a process group or communicates.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import functools
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +47,48 @@ def rank() -> int:
 
 
 def world_size() -> int:
-    """The number of processes torchrun started (1 when not launched by torchrun)."""
+    """The number of processes torchrun started on all nodes together (1 when not launched by torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def nodes() -> int:
+    """The number of nodes (torchrun agents) in the rendezvous (1 when not launched by torchrun)."""
+    return int(os.environ.get("GROUP_WORLD_SIZE", "1"))
+
+
+def launched() -> bool:
+    """Whether this process is a torchrun worker."""
+    return "RANK" in os.environ
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Where the processes of a run meet: on this machine alone (torchrun --standalone), or on `nnodes`
+    machines through a c10d rendezvous at `endpoint` (HOST:PORT), which node 0 hosts. Global ranks
+    are the rendezvous's to assign (torchrun orders the nodes by host name and process id, not by
+    node rank). `max_restarts`: how often torchrun restarts every worker after one fails; the
+    restarted workers resume from last.pt."""
+
+    nnodes: int = 1
+    node_rank: int = 0
+    endpoint: str | None = None
+    run_id: str | None = None
+    max_restarts: int = 0
+
+    def torchrun_args(self) -> list[str]:
+        restarts = [f"--max-restarts={self.max_restarts}"]
+        if self.nnodes == 1:
+            return ["--standalone", *restarts]
+        # is_host: node 0 hosts the rendezvous store, whatever the endpoint's name resolves to
+        return [f"--nnodes={self.nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={self.endpoint}",
+                f"--rdzv-id={self.run_id}", f"--rdzv-conf=is_host={str(self.node_rank == 0).lower()}",
+                *restarts]
+
+    def describe(self, nproc: int) -> str:
+        if self.nnodes == 1:
+            return f"{nproc} processes"
+        return (f"{nproc} of the {nproc * self.nnodes} processes (node {self.node_rank} of {self.nnodes}, "
+                f"rendezvous {self.endpoint}, id {self.run_id})")
 
 
 def check_launch(name: str, nproc: int, device: torch.device) -> None:
@@ -61,8 +106,9 @@ def check_launch(name: str, nproc: int, device: torch.device) -> None:
                                "visible (NCCL needs one per process)")
 
 
-def launch(args: list[str], nproc: int) -> int:
-    """Run `python -m seqpipe.cli ARGS` as `nproc` torchrun workers; return their exit code.
+def launch(args: list[str], nproc: int, rendezvous: Rendezvous = Rendezvous()) -> int:
+    """Run `python -m seqpipe.cli ARGS` as `nproc` torchrun workers on this node of `rendezvous`;
+    return their exit code.
 
     torchrun runs in its own session, so a terminal's Ctrl-C reaches only this process, which
     forwards SIGINT/SIGTERM/SIGHUP to torchrun; torchrun passes it on to every worker, which saves the
@@ -70,10 +116,10 @@ def launch(args: list[str], nproc: int) -> int:
     num_threads (seqpipe.numerics). torchrun gets SIGTERM if this process dies
     without forwarding anything (kill -9), and stops its workers as for any signal.
     """
-    cmd = [sys.executable, "-m", "seqpipe.distributed", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "seqpipe.cli", *args]
+    cmd = [sys.executable, "-m", "seqpipe.distributed", *rendezvous.torchrun_args(),
+           f"--nproc_per_node={nproc}", "-m", "seqpipe.cli", *args]
     env = dict(os.environ)
-    log.info("launching %d processes: %s", nproc, " ".join(cmd[1:]))
+    log.info("launching %s: %s", rendezvous.describe(nproc), " ".join(cmd[1:]))
     proc: subprocess.Popen | None = None
     pending: list[int] = []  # a signal that comes before torchrun has started
 
@@ -182,10 +228,11 @@ def _lock_holder(fd: int) -> int | None:
 def process_group(name: str, nproc: int, device: torch.device) -> Iterator[torch.device]:
     """Join torchrun's process group for the duration (yielding this rank's device), or do nothing
     (yielding `device`) in a one-process run."""
-    world = world_size()
-    if world != nproc:
-        raise SeqpipeError(f"models.{name}.train.nproc_per_node is {nproc} but {world} processes were "
-                           "started; `seqpipe train` launches torchrun itself")
+    world, local = world_size(), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local != nproc or world != nproc * nodes():
+        raise SeqpipeError(f"models.{name}.train.nproc_per_node is {nproc} but {local} processes were "
+                           f"started on this node ({world} on {nodes()} nodes); `seqpipe train` launches "
+                           "torchrun itself")
     if world == 1:
         yield device
         return
@@ -206,6 +253,48 @@ def process_group(name: str, nproc: int, device: torch.device) -> Iterator[torch
         raise
     finally:
         dist.destroy_process_group()
+
+
+class RanksDisagree(SeqpipeError):
+    """The ranks of one run do not see the same inputs or the same checkpoint folder; every rank
+    finds it, rank 0 reports it."""
+
+    rank0_reports = True
+
+
+def check_same_run(folder: Path, fingerprint: str) -> None:
+    """In a process group, before training: every rank computed the same training fingerprint (params,
+    data and code alike on every node), and sees the checkpoint folder rank 0 writes (the nodes share
+    one file system: a rank that read another node's stale last.pt would silently diverge). Refuses in
+    one line naming the first rank and host that differ."""
+    if not dist.is_initialized():
+        return
+    me = (socket.gethostname(), fingerprint)
+    table: list[tuple[str, str]] = [("", "")] * dist.get_world_size()
+    dist.all_gather_object(table, me)
+    for r, (host, theirs) in enumerate(table):
+        if theirs != table[0][1]:
+            raise RanksDisagree(f"rank {r} on {host} trains another params set, data or code than rank 0 on "
+                                f"{table[0][0]} (training fingerprint {theirs} != {table[0][1]}); every node "
+                                "needs the same params.yaml, data/processed and seqpipe code")
+    probe = [""]
+    fd = -1
+    if dist.get_rank() == 0:  # a name no earlier run used: a stale copy of the folder cannot pass
+        fd, path = tempfile.mkstemp(prefix=".ranks.", suffix=".tmp", dir=folder)
+        probe = [Path(path).name]
+    try:
+        dist.broadcast_object_list(probe, src=0)
+        seen = [False] * dist.get_world_size()
+        dist.all_gather_object(seen, (folder / probe[0]).is_file())
+    finally:
+        if fd >= 0:
+            os.close(fd)
+            (folder / probe[0]).unlink(missing_ok=True)
+    blind = [r for r, ok in enumerate(seen) if not ok]
+    if blind:
+        raise RanksDisagree(f"{folder}: rank {blind[0]} on {table[blind[0]][0]} does not see the checkpoint "
+                            f"folder that rank 0 on {table[0][0]} writes; run every node in the same "
+                            "folder on a shared file system (docs/scale-out.md#several-machines)")
 
 
 @dataclass(frozen=True)
