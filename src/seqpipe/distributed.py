@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,12 +32,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
-from seqpipe.errors import SeqpipeError
+from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.numerics import usable_cores
 
 log = logging.getLogger(__name__)
 
 AGENT_PID = "SEQPIPE_TORCHRUN_PID"  # set by `torchrun` below, read by its workers
+LAUNCH_ID = "SEQPIPE_LAUNCH_ID"  # set by `launch`: one id per launch, the same in workers torchrun restarts
 _PR_SET_PDEATHSIG = 1
 TEARDOWN_S = 20  # the longest a stopped or failed worker may take to exit
 
@@ -59,6 +61,12 @@ def nodes() -> int:
 def launched() -> bool:
     """Whether this process is a torchrun worker."""
     return "RANK" in os.environ
+
+
+def launch_id() -> str | None:
+    """The id of the `seqpipe train` launch this worker belongs to; a worker that torchrun restarts
+    after a failure (`--max-restarts`) has the same one. None outside `launch`."""
+    return os.environ.get(LAUNCH_ID)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,11 @@ def launch(args: list[str], nproc: int, rendezvous: Rendezvous = Rendezvous()) -
     """
     cmd = [sys.executable, "-m", "seqpipe.distributed", *rendezvous.torchrun_args(),
            f"--nproc_per_node={nproc}", "-m", "seqpipe.cli", *args]
-    env = dict(os.environ)
+    # TORCH_DISABLE_SHARE_RDZV_TCP_STORE: each rendezvous round gets a store of its own (rank 0's worker
+    # hosts it), as before torch 2.4. The store the agents share by default outlives a restart with the
+    # old round's keys in it, so a restarted worker can read the address of a worker that is gone and
+    # fail to connect, leaving the others waiting (pytorch/pytorch#135712; seen here with --max-restarts).
+    env = {**os.environ, LAUNCH_ID: uuid.uuid4().hex, "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     log.info("launching %s: %s", rendezvous.describe(nproc), " ".join(cmd[1:]))
     proc: subprocess.Popen | None = None
     pending: list[int] = []  # a signal that comes before torchrun has started
@@ -244,15 +256,32 @@ def process_group(name: str, nproc: int, device: torch.device) -> Iterator[torch
     log.info("DDP: %d processes, backend %s", world, backend)
     try:
         yield device
-    except BaseException:
+    except BaseException as exc:
         # Freeing the DDP module after a stopped or failed step can deadlock in torch (the main
         # thread joins gloo's worker thread while holding the GIL that thread waits for; seen
         # about 1 exit in 8). SIGALRM's default action ends the process whatever it is stuck in:
         # nothing is left to write by then (last.pt is saved before the stop is raised).
         signal.alarm(TEARDOWN_S)
+        if _lost_peer(exc):
+            raise PeerLost(f"rank {dist.get_rank()} on {socket.gethostname()}: lost the other ranks "
+                           f"({first_line(exc)}): another worker or node has failed; torchrun restarts "
+                           "the workers with --max-restarts, or rerun to resume from last.pt") from exc
         raise
     finally:
         dist.destroy_process_group()
+
+
+class PeerLost(SeqpipeError):
+    """A collective failed because another rank has gone (killed, crashed, its node down): said by
+    each surviving rank, as it may be rank 0 that has gone."""
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """Whether `exc` is a failed collective: torch's DistError, or the RuntimeError that gloo and NCCL
+    raise inside DDP's gradient all-reduce."""
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or (
+        type(exc) is RuntimeError and ("gloo" in text or "NCCL" in text) and dist.is_initialized())
 
 
 class RanksDisagree(SeqpipeError):

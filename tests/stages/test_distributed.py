@@ -4,6 +4,8 @@ through torchrun's c10d rendezvous on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import shutil
 import signal
@@ -193,6 +195,59 @@ def test_two_nodes_of_one_process_train_the_weights_of_one_node_of_two(
     log = (work / "models/bandwidth/train.log").read_text()
     assert "launching 1 of the 2 processes (node 0 of 2" in log and "(node 1 of 2" not in log  # node 0's launcher
     assert all(len(re.findall(rf"bandwidth: epoch {e}/{EPOCHS} ", log)) == 1 for e in range(1, EPOCHS + 1))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_epoch_is_restarted_and_ends_with_the_uninterrupted_weights(
+        runs: dict[int, tuple[Path, str]], tmp_path: Path) -> None:
+    work = _prepared(runs, tmp_path / "shared", PER_NODE)
+    # --fresh too: a restarted worker resumes what its own launch wrote rather than starting over again
+    procs = _start_nodes([work, work], "--max-restarts", "1", "--fresh")
+    deadline = time.monotonic() + NODE_TIMEOUT_S
+    while not glob.glob(str(work / "models/bandwidth/checkpoints/*/last.pt")):  # the first epoch is saved
+        assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, _wait(procs, [work, work])
+        time.sleep(0.02)
+    writer = _worker(procs, rank=0)  # the worker that writes the checkpoints, killed during a later epoch
+    os.kill(writer, signal.SIGKILL)
+    codes, output = _wait(procs, [work, work])
+    assert codes == [0, 0], output
+    log = (work / "models/bandwidth/train.log").read_text()
+    # the kill came after epoch `done` was saved and before epoch `done` + 1 was: in the middle of it
+    resumed = re.findall(r"resuming from \S+/last\.pt at epoch (\d+) batch 0", log)
+    assert len(resumed) == 1, log
+    done = int(resumed[0]) - 1
+    assert 1 <= done < EPOCHS, log
+    assert "written by this launch before its workers were restarted" in log
+    assert all(len(re.findall(rf"bandwidth: epoch {e}/{EPOCHS} ", log)) == 1 for e in range(done + 1, EPOCHS + 1))
+    assert "lost the other ranks" in output and "internal error" not in output  # said by the survivor
+    straight = _weights(runs[2][0])
+    weights = _weights(work)
+    assert all(torch.equal(weights[k], straight[k]) for k in straight)  # = the uninterrupted run, bit for bit
+    history = checkpoint.load(work / "models/bandwidth/model.pt")["history"]
+    assert history == checkpoint.load(runs[2][0] / "models/bandwidth/model.pt")["history"]
+
+
+def _worker(procs: list[subprocess.Popen], rank: int) -> int:
+    """The pid of the torchrun worker with global rank `rank` among the processes under `procs`."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        children.setdefault(int(text[text.rindex(")") + 2:].split()[1]), []).append(int(stat.parent.name))
+    todo, found = [p.pid for p in procs], []
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            found.append(pid)
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_nodes_that_do_not_share_the_folder_are_refused(runs: dict[int, tuple[Path, str]], tmp_path: Path) -> None:
