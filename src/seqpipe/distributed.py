@@ -11,6 +11,7 @@ here creates a process group or communicates.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import functools
@@ -93,10 +94,11 @@ class Rendezvous:
                 *restarts]
 
     def describe(self, nproc: int) -> str:
+        restarts = f", up to {self.max_restarts} restarts" if self.max_restarts else ""
         if self.nnodes == 1:
-            return f"{nproc} processes"
+            return f"{nproc} processes{restarts}"
         return (f"{nproc} of the {nproc * self.nnodes} processes (node {self.node_rank} of {self.nnodes}, "
-                f"rendezvous {self.endpoint}, id {self.run_id})")
+                f"rendezvous {self.endpoint}, id {self.run_id}{restarts})")
 
 
 def check_launch(name: str, nproc: int, device: torch.device) -> None:
@@ -162,6 +164,7 @@ def torchrun(argv: list[str]) -> int:
     worker's code, or 128 + signal when torchrun itself was signalled (no launcher traceback)."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.run import parse_args, run
 
     os.environ[AGENT_PID] = str(os.getpid())
@@ -174,6 +177,11 @@ def torchrun(argv: list[str]) -> int:
     except ChildFailedError as exc:
         code = exc.get_first_failure()[1].exitcode
         return code if code > 0 else 128 - code
+    except RendezvousError as exc:  # another node never came, or node 0's rendezvous cannot be reached
+        reason = first_line(exc.__cause__ if exc.__cause__ is not None else exc)  # the socket's words, if any
+        print(f"seqpipe: error: rendezvous: {reason} (node 0 hosts it: start it first, then the others with "
+              "the same --nnodes, --rdzv-endpoint and --rdzv-id)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -262,6 +270,8 @@ def process_group(name: str, nproc: int, device: torch.device) -> Iterator[torch
         # about 1 exit in 8). SIGALRM's default action ends the process whatever it is stuck in:
         # nothing is left to write by then (last.pt is saved before the stop is raised).
         signal.alarm(TEARDOWN_S)
+        if getattr(exc, "relayed", False):
+            _stop_agent(exc.signum)
         if _lost_peer(exc):
             raise PeerLost(f"rank {dist.get_rank()} on {socket.gethostname()}: lost the other ranks "
                            f"({first_line(exc)}): another worker or node has failed; torchrun restarts "
@@ -269,6 +279,21 @@ def process_group(name: str, nproc: int, device: torch.device) -> Iterator[torch
         raise
     finally:
         dist.destroy_process_group()
+
+
+def _stop_agent(signum: int) -> None:
+    """Pass a stop that another rank was signalled for on to this node's torchrun, before this worker
+    exits 128 + signal: torchrun would take that exit for a failure and, under --max-restarts, restart
+    the workers, which would then wait at the rendezvous for a node that has stopped. So every node
+    stops, as the one signalled does. torchrun passes the signal back to its workers: ignored here,
+    this worker is on its way out (last.pt is saved)."""
+    agent = os.environ.get(AGENT_PID)
+    if agent is None:
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.kill(int(agent), signum)
 
 
 class PeerLost(SeqpipeError):

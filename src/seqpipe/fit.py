@@ -44,9 +44,11 @@ class TrainingInterrupted(SeqpipeError):
 
     rank0_reports = True
 
-    def __init__(self, message: str, signum: int) -> None:
+    def __init__(self, message: str, signum: int, relayed: bool = False) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
+        self.signum = signum
+        self.relayed = relayed  # the signal reached another rank, not this one (see distributed.process_group)
 
 
 @dataclass
@@ -171,7 +173,7 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                         raise TrainingInterrupted(
                             f"{name}: {signal.Signals(signum).name} at epoch {state.epoch + 1} batch "
                             f"{state.step}/{n_batches}; checkpoint saved to {checkpoint_dir / 'last.pt'}; "
-                            "run again to resume", signum)
+                            "run again to resume", signum, relayed=stop.signum is None)
                     if not interactive and time.monotonic() - last_log > LOG_EVERY_S:
                         last_log = time.monotonic()
                         log.info("%s: epoch %d batch %d/%d train_loss %.5g", name, state.epoch + 1,

@@ -227,6 +227,30 @@ def test_a_worker_killed_mid_epoch_is_restarted_and_ends_with_the_uninterrupted_
     assert history == checkpoint.load(runs[2][0] / "models/bandwidth/model.pt")["history"]
 
 
+@pytest.mark.slow
+def test_sigterm_to_one_node_stops_every_node_and_the_rerun_resumes_exactly(
+        runs: dict[int, tuple[Path, str]], tmp_path: Path) -> None:
+    work = _prepared(runs, tmp_path / "shared", PER_NODE)
+    procs = _start_nodes([work, work], "--max-restarts", "1")
+    deadline = time.monotonic() + NODE_TIMEOUT_S
+    while not glob.glob(str(work / "models/bandwidth/checkpoints/*/last.pt")):
+        assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, _wait(procs, [work, work])
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGTERM)  # node 1 alone, as a machine being shut down
+    # every rank stops after the same batch and the other node's torchrun stops too, rather than
+    # restarting its workers to wait at the rendezvous for a node that has gone
+    codes, output = _wait(procs, [work, work])
+    assert codes == [128 + signal.SIGTERM] * 2, output
+    assert output.count("SIGTERM at epoch") == 1 and "run again to resume" in output
+    assert not (work / "models/bandwidth/model.pt").exists()
+    codes, output = _wait(_start_nodes([work, work]), [work, work])
+    assert codes == [0, 0], output
+    assert "resuming from" in output
+    straight = _weights(runs[2][0])
+    weights = _weights(work)
+    assert all(torch.equal(weights[k], straight[k]) for k in straight)  # = the uninterrupted run, bit for bit
+
+
 def _worker(procs: list[subprocess.Popen], rank: int) -> int:
     """The pid of the torchrun worker with global rank `rank` among the processes under `procs`."""
     children: dict[int, list[int]] = {}
