@@ -94,9 +94,9 @@ class Rendezvous:
                 *restarts]
 
     def describe(self, nproc: int) -> str:
-        restarts = f", up to {self.max_restarts} restarts" if self.max_restarts else ""
+        restarts = f", up to {self.max_restarts} restart{'s' * (self.max_restarts > 1)}" if self.max_restarts else ""
         if self.nnodes == 1:
-            return f"{nproc} processes{restarts}"
+            return f"{nproc} process{'es' * (nproc > 1)}{restarts}"
         return (f"{nproc} of the {nproc * self.nnodes} processes (node {self.node_rank} of {self.nnodes}, "
                 f"rendezvous {self.endpoint}, id {self.run_id}{restarts})")
 
