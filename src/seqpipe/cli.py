@@ -10,8 +10,9 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from seqpipe import __version__, layout, process
 from seqpipe.cli_parser import build_parser
@@ -140,6 +141,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                          load_params(args.params, pipelines.names()))
         return 0
     spec = pipelines.get(args.model)
+    if args.command == "train":  # the launcher's options, checked before any wait for cores
+        args.rendezvous = None if args.validate_only or "RANK" in os.environ else _rendezvous(args, spec.name)
     missing = [f"--{option}" for option in spec.predict_inputs if args.command == "predict" and
                getattr(args, option) is None]   # before params, torch and the model file are read
     if missing:
@@ -180,8 +183,46 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rendezvous(args: argparse.Namespace, name: str) -> dict[str, int | str | None]:
+    """`seqpipe train`'s launch options, each from the command line or else its SEQPIPE_ variable,
+    checked together (one line naming the option or variable): distributed.Rendezvous's fields (a
+    plain dict: torch, which seqpipe.distributed imports, must not load before the numerics are set)."""
+    from seqpipe.cli_parser import LAUNCH_ENV, at_least, endpoint
+
+    parse: dict[str, Callable[[str], Any]] = {
+        "nnodes": at_least(1), "node_rank": at_least(0), "rdzv_endpoint": endpoint, "rdzv_id": str,
+        "max_restarts": at_least(0)}
+    value, source = {}, {}
+    for key, variable in LAUNCH_ENV.items():
+        value[key], source[key] = getattr(args, key), "--" + key.replace("_", "-")
+        if value[key] is None and os.environ.get(variable):
+            source[key] = variable
+            try:
+                value[key] = parse[key](os.environ[variable])
+            except argparse.ArgumentTypeError as exc:
+                raise SeqpipeError(f"{variable}: {exc}") from None
+    nnodes = value["nnodes"] or 1
+    if nnodes > 1:
+        missing = [f"{source[key]} (or {LAUNCH_ENV[key]})" for key in ("node_rank", "rdzv_endpoint")
+                   if value[key] is None]
+        if missing:
+            raise SeqpipeError(f"{source['nnodes']} is {nnodes}: give {' and '.join(missing)} too "
+                               "(docs/scale-out.md#several-machines)")
+        if value["node_rank"] >= nnodes:
+            raise SeqpipeError(f"{source['node_rank']} is {value['node_rank']} but {source['nnodes']} is "
+                               f"{nnodes}: the nodes are 0 to {nnodes - 1}")
+    else:
+        stray = [source[key] for key in ("node_rank", "rdzv_endpoint", "rdzv_id") if value[key] is not None]
+        if stray:
+            raise SeqpipeError(f"{' and '.join(stray)}: only for a run on several machines "
+                               "(--nnodes above 1)")
+    return {"nnodes": nnodes, "node_rank": value["node_rank"] or 0, "endpoint": value["rdzv_endpoint"],
+            "run_id": value["rdzv_id"] or f"seqpipe-{name}", "max_restarts": value["max_restarts"] or 0}
+
+
 def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
-    """The train stage, launched under torchrun when nproc_per_node > 1; logs to models/MODEL/train.log."""
+    """The train stage, launched under torchrun when nproc_per_node > 1, on several nodes or with restarts;
+    logs to models/MODEL/train.log."""
     from seqpipe import distributed
     from seqpipe.stages import entry
 
@@ -189,19 +230,20 @@ def _train(spec: ModelSpec, params: Params, args: argparse.Namespace) -> int:
     # (no train.log)
     params.section(spec.name, "model", spec.model_params)
     nproc = params.train(spec.name).nproc_per_node
+    rendezvous = None if args.rendezvous is None else distributed.Rendezvous(**args.rendezvous)
     if not args.validate_only:
         entry.check_output_folders("train", spec)
         if distributed.rank() != 0:  # under DDP, rank 0 alone logs
             logging.getLogger().setLevel(logging.WARNING)
-        else:
+        elif rendezvous is None or rendezvous.node_rank == 0:  # one launcher's lines: node 0's
             _log_to_file(layout.model_dir(spec.name) / "train.log")
-        if nproc > 1 and distributed.world_size() == 1:
+        if rendezvous is not None and (nproc > 1 or rendezvous.nnodes > 1 or rendezvous.max_restarts):
             from seqpipe.fit import select_device
             distributed.check_launch(spec.name, nproc, select_device(params.device))
             flags = ["--resume"] if args.resume else ["--fresh"] if args.fresh else []
             debug = ["--debug"] if args.debug else []
             return distributed.launch([*debug, "--params", str(args.params), "train", spec.name, *flags],
-                                      nproc)
+                                      nproc, rendezvous)
     mode: ResumeMode = "resume" if args.resume else "fresh" if args.fresh else "auto"
     entry.run_stage("train", spec, params, resume=mode, validate_only=args.validate_only)
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -119,7 +120,8 @@ def build_parser(argv: list[str] | None = None) -> Parser:
                         ("preprocess", "raw data -> train/val/test arrays in data/processed/MODEL/")):
         _model_argument(sub.add_parser(stage, help=text), names)
     train = sub.add_parser("train", help="train MODEL -> models/MODEL/model.pt (resumes a "
-                           "matching checkpoint)")
+                           "matching checkpoint)",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRAIN_EPILOG)
     _model_argument(train, names)
     mode = train.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="require and resume this params set's checkpoint "
@@ -129,6 +131,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     mode.add_argument("--validate-only", action="store_true",
                       help="check params, data and network with one batch and a validation pass; "
                       "write nothing")
+    _launch_options(train)
     _model_argument(sub.add_parser("evaluate", help="test metrics and baselines -> metrics/MODEL.json, "
                                    "plots/MODEL/eval/"), names)
     if specs:
@@ -170,6 +173,61 @@ def build_parser(argv: list[str] | None = None) -> Parser:
                         help="only this model's plots and metrics (repeatable; default: all)")
     _pr_report_parser(sub)
     return parser
+
+
+TRAIN_EPILOG = """examples:
+  seqpipe train MODEL --nnodes 2 --node-rank 0 --rdzv-endpoint node0:29400   on node0, which hosts the
+                                                                              rendezvous
+  seqpipe train MODEL --nnodes 2 --node-rank 1 --rdzv-endpoint node0:29400   on the other machine, in the
+                                                                              same folder
+  seqpipe train MODEL --max-restarts 1             restart the workers once if one fails; they resume
+
+Where a run happens is no param: the same params train the same weights on any split of the
+world size (nproc_per_node x nodes) over machines. Every node runs in the same folder on a shared
+file system (docs/scale-out.md#several-machines)."""
+# `seqpipe train`'s launch options and their environment fallbacks (for `dvc repro`, whose cmd is fixed)
+LAUNCH_ENV = {"nnodes": "SEQPIPE_NNODES", "node_rank": "SEQPIPE_NODE_RANK",
+              "rdzv_endpoint": "SEQPIPE_RDZV_ENDPOINT", "rdzv_id": "SEQPIPE_RDZV_ID",
+              "max_restarts": "SEQPIPE_MAX_RESTARTS"}
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argument type: a whole number >= `low`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number >= {low}")
+        return value
+    return parse
+
+
+def endpoint(text: str) -> str:
+    """--rdzv-endpoint: HOST:PORT (an IPv6 address in brackets: [::1]:29400)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"'{text}' is not HOST:PORT (e.g. node0:29400 or 10.0.0.1:29400)")
+    return text
+
+
+def _launch_options(train: argparse.ArgumentParser) -> None:
+    where = train.add_argument_group(
+        "launch (torchrun; each option falls back to its SEQPIPE_ environment variable)")
+    where.add_argument("--nnodes", type=at_least(1), metavar="N",
+                       help="machines training together, each running this command with its own --node-rank "
+                       "(default 1; SEQPIPE_NNODES)")
+    where.add_argument("--node-rank", type=at_least(0), metavar="R",
+                       help="this machine, 0 to N-1; node 0 hosts the rendezvous (SEQPIPE_NODE_RANK)")
+    where.add_argument("--rdzv-endpoint", type=endpoint, metavar="HOST:PORT",
+                       help="node 0's address and a free port, the same on every node "
+                       "(SEQPIPE_RDZV_ENDPOINT)")
+    where.add_argument("--rdzv-id", metavar="ID", help="the run's name in the rendezvous, the same on every "
+                       "node (default seqpipe-MODEL; SEQPIPE_RDZV_ID)")
+    where.add_argument("--max-restarts", type=at_least(0), metavar="K",
+                       help="when a worker fails, restart every worker up to K times; they resume from "
+                       "last.pt (default 0; SEQPIPE_MAX_RESTARTS)")
 
 
 def fraction(text: str) -> float:

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from seqpipe import checkpoint, optim
-from seqpipe.distributed import Ranks
+from seqpipe.distributed import Ranks, launch_id
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import TrainParams
 from seqpipe.tasks import Task, step
@@ -45,9 +45,12 @@ class TrainingInterrupted(SeqpipeError):
 
     rank0_reports = True
 
-    def __init__(self, message: str, signum: int) -> None:
+    def __init__(self, message: str, signum: int, relayed: bool = False) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
+        self.signum = signum
+        # the signal reached another rank, not this one (see distributed.process_group)
+        self.relayed = relayed
 
 
 @dataclass
@@ -114,7 +117,14 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     torch.manual_seed(seed)
     state = _State()
+    launch = launch_id()
+    if launch is not None:  # checkpoints say which launch wrote them (not model.pt: its bytes stay the run's)
+        identity = {**identity, "launch": launch}
     if ranks.is_main:  # may delete a stale folder; the other ranks then load what it kept
+        if resume == "fresh" and launch is not None and _written_by(checkpoint_dir / "last.pt", launch):
+            # torchrun restarted the workers of this very launch (--max-restarts): --fresh has been done
+            log.info("%s: written by this launch before its workers were restarted; resuming it", name)
+            resume = "auto"
         resumed = _restore(checkpoint_dir, identity, resume, model, optimizer, scheduler, scaler, state)
     ranks.barrier()
     if not ranks.is_main:
@@ -170,7 +180,7 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
                         raise TrainingInterrupted(
                             f"{name}: {signal.Signals(signum).name} at epoch {state.epoch + 1} batch "
                             f"{state.step}/{n_batches}; checkpoint saved to {checkpoint_dir / 'last.pt'}; "
-                            "run again to resume", signum)
+                            "run again to resume", signum, relayed=stop.signum is None)
                     if not interactive and time.monotonic() - last_log > LOG_EVERY_S:
                         last_log = time.monotonic()
                         log.info("%s: epoch %d batch %d/%d train_loss %.5g", name, state.epoch + 1,
@@ -345,6 +355,16 @@ def _restore(folder: Path, identity: dict[str, Any], mode: ResumeMode, model: nn
         setattr(state, key, payload[key])
     log.info("resuming from %s at epoch %d batch %d", last, state.epoch + 1, state.step)
     return state.epoch
+
+
+def _written_by(last: Path, launch: str) -> bool:
+    """Whether `last` is a whole checkpoint that the launch `launch` wrote."""
+    if not last.exists():
+        return False
+    try:
+        return checkpoint.load(last).get("launch") == launch
+    except checkpoint.CheckpointError:
+        return False
 
 
 def _clear(folder: Path) -> None:

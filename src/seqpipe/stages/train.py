@@ -34,9 +34,10 @@ def code_digests() -> dict[str, str]:
 
 
 def training_fingerprint(seed: int, numerics_mode: str, model_params: Any, train: TrainParams, stats: dict,
-                         code: dict[str, str]) -> str:
+                         code: dict[str, str], nodes: int = 1) -> str:
     """What a checkpoint must match to be resumed: seed, numerics, model and train params (thread
-    count included: it changes the bytes), data and code hashes.
+    count included: it changes the bytes), data and code hashes, and with it the world size: the
+    processes per node (a train param) and, on several machines, the number of `nodes`.
 
     `epochs` is left out (so a run can be extended) unless the schedule depends on it (cosine, onecycle);
     `keep_checkpoints` does not change the result and is left out too.
@@ -44,6 +45,8 @@ def training_fingerprint(seed: int, numerics_mode: str, model_params: Any, train
     kept = {k: v for k, v in as_dict(train).items() if k != "keep_checkpoints"}
     if train.scheduler not in ("cosine", "onecycle"):
         kept.pop("epochs")
+    if nodes > 1:  # one node keeps the fingerprint it always had
+        kept["nodes"] = nodes
     data = {k: v["sha256"] for k, v in stats["arrays"].items()}
     return fingerprint(seed, numerics_mode, model_params, kept, data, code)
 
@@ -70,11 +73,13 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
     device = select_device(params.device)
     network_class, network_args = spec.network(model_params, stats)
     train_data, val_data = load_split_tensors(data_dir, "train"), load_split_tensors(data_dir, "val")
+    # the global world size (all nodes) shards the data; --validate-only runs on this node alone
+    world = distributed.world_size() if distributed.launched() else train.nproc_per_node
     if train.batch_size == "auto":
-        train = replace(train, batch_size=auto_batch_size(-(-len(train_data["x"]) // train.nproc_per_node)))
+        train = replace(train, batch_size=auto_batch_size(-(-len(train_data["x"]) // world)))
         log.info("models.%s.train.batch_size auto: %d (from %d training samples)", name, train.batch_size,
                  len(train_data["x"]))
-    check_fits(name, spec.network_module, network_class, network_args, train_data["x"], train, device)
+    check_fits(name, spec.network_module, network_class, network_args, train_data["x"], train, device, world)
     log.info("train %s on %s (torch %s, %s)", name, _describe(device), torch.__version__,
              numerics.describe(params.numerics, torch.get_num_threads()))
     torch.manual_seed(params.seed)
@@ -89,7 +94,7 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
         "model": name, "network_module": spec.network_module, "network": network_class,
         "network_args": network_args,
         "fingerprint": training_fingerprint(params.seed, params.numerics, model_params, train, stats,
-                                           code_digests()),
+                                           code_digests(), distributed.nodes()),
         "params": sections}
     if validate_only:
         return _validate_only(name, model, task, train_data, val_data, train, device, identity)
@@ -101,6 +106,7 @@ def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_o
                 log.info("removed %s, left by an interrupted run", stale)
             checkpoint.prune_runs(folder.parent, keep=KEEP_RUNS, current=folder)
         with distributed.process_group(name, train.nproc_per_node, device) as device:
+            distributed.check_same_run(folder, identity["fingerprint"])
             curves = training_curves.LiveCurves(layout.live_dir(name)) if distributed.rank() == 0 else None
             result = fit(model, task, train_data, val_data, train, seed=params.seed, device=device,
                          checkpoint_dir=folder, identity=identity, resume=resume, name=name,
@@ -124,6 +130,8 @@ def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, 
     model_path = layout.model_file(name)
     summary = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
+    if distributed.nodes() > 1:  # nproc_per_node (in the params) x nodes is the world size that trained it
+        summary["nodes"] = distributed.nodes()
     model.cpu()
     calibrate = getattr(model, "calibrate", None)
     if calibrate is not None:
@@ -163,13 +171,14 @@ BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and Adam's two moments
 
 
 def check_fits(name: str, network_module: str, network_class: str, network_args: dict, x: torch.Tensor,
-               train: TrainParams, device: torch.device) -> None:
+               train: TrainParams, device: torch.device, world: int) -> None:
     """Refuse, before anything is allocated or written, a batch larger than a process's share of the
-    train split and a network over the parameter or memory budget."""
+    train split (`world` processes on all nodes) and a network over the parameter or memory budget
+    (`nproc_per_node` copies on a CPU: this machine's processes share its memory)."""
     assert isinstance(train.batch_size, int), "batch_size auto is resolved first (run)"
     nproc = train.nproc_per_node
-    per_rank = -(-len(x) // nproc)
-    share = f" ({per_rank} per process)" if nproc > 1 else ""
+    per_rank = -(-len(x) // world)
+    share = f" ({per_rank} per process)" if world > 1 else ""
     if train.batch_size > per_rank:
         raise TrainRefused(f"models.{name}.train.batch_size is {train.batch_size} but the train split has "
                            f"{len(x)} samples{share}; set it to at most {per_rank}")
