@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `seqpipe`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test lint test-slow bench venv clean-venv dvc.yaml docs report browser
+.PHONY: repro test lint test-slow bench bench-scale venv clean-venv dvc.yaml docs report browser
 
 venv: $(STAMP)
 
@@ -65,3 +65,10 @@ clean-venv:
 BEFORE ?= HEAD~1
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --before $(BEFORE)
+
+# Every stage of every model at 1x, 10x and 100x its default data -> benchmarks/results/scale.{md,png}
+# (hours at 100x on 2 cores; SCALES="1 10" or MODELS="bandwidth freq_filter" for less).
+SCALES ?= 1 10 100
+MODELS ?= bandwidth freq_filter crop_ndvi ice_type ice_forecast ice_change
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale --models $(MODELS) --scales $(SCALES)
