@@ -246,7 +246,8 @@ class Ranks:
         """Every world-th sample, starting at this rank (for validation)."""
         if self.world == 1:
             return data
-        return {k: v[self.rank::self.world] for k, v in data.items()}
+        every = slice(self.rank, None, self.world)   # windows cut on demand stay so (their `subset`)
+        return {k: v.subset(every) if hasattr(v, "subset") else v[every] for k, v in data.items()}
 
     def totals(self, loss_sum: float, count: int, signum: int = 0) -> tuple[float, int, int]:
         """(sum of loss_sum, sum of count, highest signal number) over all ranks."""

@@ -12,13 +12,14 @@ from typing import Any
 import torch
 
 from seqpipe import checkpoint, distributed, layout, numerics, training_curves
-from seqpipe.data.series import auto_batch_size, load_split
+from seqpipe.data.series import auto_batch_size
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
 from seqpipe.io import format_bytes, read_json, remove_stale_temps, sha256_file, write_json
 from seqpipe.networks import activation_bytes, build_network, count_parameters, meta_parameter_count
 from seqpipe.params import MAX_PARAMETERS, Params, TrainParams, as_dict, fingerprint, replace
 from seqpipe.spec import ModelSpec
+from seqpipe.stages.splits import load_split_tensors, whole
 from seqpipe.tasks import build_task
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,9 @@ def training_fingerprint(seed: int, numerics_mode: str, model_params: Any, train
     if train.scheduler not in ("cosine", "onecycle"):
         kept.pop("epochs")
     data = {k: v["sha256"] for k, v in stats["arrays"].items()}
+    if stats.get("windows"):   # how the samples are cut from the stored arrays is data too
+        data["windows"] = stats["windows"]
     return fingerprint(seed, numerics_mode, model_params, kept, data, code)
-
-
-def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v) for k, v in load_split(data_dir, split).items()}
 
 
 def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_only: bool = False) -> dict:
@@ -124,6 +123,7 @@ def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, 
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
     model.cpu()
     if hasattr(model, "calibrate"):
+        val_data = whole(val_data)
         summary["calibration"] = model.calibrate(val_data["x"], val_data["y"])
         log.info("train %s: calibrated on %d validation windows: %s", name, len(val_data["x"]),
                  _describe_calibration(summary["calibration"]))
