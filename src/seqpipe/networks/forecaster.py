@@ -21,6 +21,9 @@ intervals (`interval_levels`) from the validation residuals.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -28,6 +31,7 @@ from torch import nn
 from seqpipe.conformal import conformal_halfwidths
 
 
+PREPARE_CHUNK = 1 << 15   # training windows the linear part is fitted on at once (more: in chunks of this)
 SIGNIFICANCE = 2.0   # standard errors by which the correction must improve the validation error to be kept
 
 
@@ -103,13 +107,28 @@ class LinearResidualLSTM(nn.Module):
         return self.head(out[:, -1])
 
     @torch.no_grad()
-    def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Fit and freeze the linear part on training windows `x` and next values `y`: the training
-        range for the level's clip, then ridge regression of the change y - last on the design."""
-        self.low.copy_(x[:, -1, :].amin(dim=0))
-        self.high.copy_(x[:, -1, :].amax(dim=0))
-        design, last = self.design(x)
-        fit = ridge(design.double(), y.double() - last.double(), self.linear_alpha)
+    def prepare(self, x: Any, y: Any) -> None:
+        """Fit and freeze the linear part on training windows `x` and next values `y` (tensors, or
+        anything sliced into tensors: windows cut on demand): the training range for the level's clip,
+        then ridge regression of the change y - last on the design. Up to PREPARE_CHUNK windows are
+        fitted in one piece; more are read PREPARE_CHUNK at a time (`ridge_in_chunks`)."""
+        if len(x) <= PREPARE_CHUNK:
+            x, y = x[:], y[:]
+            self.low.copy_(x[:, -1, :].amin(dim=0))
+            self.high.copy_(x[:, -1, :].amax(dim=0))
+            design, last = self.design(x)
+            fit = ridge(design.double(), y.double() - last.double(), self.linear_alpha)
+        else:
+            spans = [slice(s, s + PREPARE_CHUNK) for s in range(0, len(x), PREPARE_CHUNK)]
+            self.low.copy_(torch.stack([x[s][:, -1, :].amin(dim=0) for s in spans]).amin(dim=0))
+            self.high.copy_(torch.stack([x[s][:, -1, :].amax(dim=0) for s in spans]).amax(dim=0))
+
+            def pieces() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                for s in spans:
+                    design, last = self.design(x[s])
+                    yield design.double(), y[s].double() - last.double()
+
+            fit = ridge_in_chunks(pieces, self.linear_alpha)
         for buffer, value in zip(self.linear_fit, fit):
             buffer.copy_(value)
 
@@ -151,6 +170,25 @@ def ridge(design: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[tor
     scaled = (design - mean_x) / std_x
     gram = scaled.T @ scaled + alpha * torch.eye(design.shape[1], dtype=design.dtype)
     return mean_x, std_x, torch.linalg.solve(gram, scaled.T @ (target - mean_y)), mean_y
+
+
+def ridge_in_chunks(pieces: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+                    alpha: float) -> tuple[torch.Tensor, ...]:
+    """`ridge` of the rows that `pieces()` yields as (design, target) chunks, each call yielding them all
+    again: column sums (pass 1), then the centred cross-products (pass 2), so that memory holds one chunk,
+    never the design. The same fit as `ridge` on the stacked rows, up to float64 rounding."""
+    n, sum_x, sum_y = 0, 0.0, 0.0
+    for design, target in pieces():
+        n, sum_x, sum_y = n + len(design), sum_x + design.sum(dim=0), sum_y + target.sum(dim=0)
+    mean_x, mean_y = sum_x / n, sum_y / n
+    xx, xy = 0.0, 0.0
+    for design, target in pieces():
+        centred = design - mean_x
+        xx, xy = xx + centred.T @ centred, xy + centred.T @ (target - mean_y)
+    std_x = (torch.diagonal(xx) / n).sqrt()
+    std_x = torch.where(std_x > 1e-6 * (1 + mean_x.abs()), std_x, torch.ones_like(std_x))
+    gram = xx / (std_x[:, None] * std_x[None, :]) + alpha * torch.eye(len(std_x), dtype=xx.dtype)
+    return mean_x, std_x, torch.linalg.solve(gram, xy / std_x[:, None]), mean_y
 
 
 def apply_ridge(design: torch.Tensor, fit: tuple[torch.Tensor, ...]) -> torch.Tensor:
