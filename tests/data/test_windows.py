@@ -21,7 +21,8 @@ def _folder(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     starts = np.arange(0, 45, 3)
     cuts = {"x": cut("series", 0, 10, dtype="float16"), "y": cut("series", 10, 5),
             "last": cut("series", 9, None, columns=[1])}
-    stats = {"windows": cuts, "arrays": save_splits(tmp_path, stored_arrays({"series": series}, {"train": starts}))}
+    arrays = save_splits(tmp_path, stored_arrays({"series": series}, {"train": starts}))
+    stats = {"windows": cuts, "arrays": arrays}
     (tmp_path / "stats.json").write_text(json.dumps(stats))
     return tmp_path, series, starts
 
@@ -74,3 +75,23 @@ def test_tensor_windows_index_like_a_tensor(tmp_path: Path) -> None:
     index = torch.tensor([4, 1])
     expected = torch.from_numpy(np.stack([series[s:s + 10] for s in starts[[4, 1]]]).astype(np.float16))
     assert torch.equal(x[index], expected) and torch.equal(x.to("cpu")[index], expected)
+
+
+def test_a_picked_row_and_a_one_hot_selector_equal_the_materialised_samples(tmp_path: Path) -> None:
+    """freq_filter's samples: x = (signal, one-hot of the selected frequency), y = the selected component."""
+    rng = np.random.default_rng(1)
+    signal, components = rng.normal(size=(6, 8, 1)).astype(np.float32), rng.normal(size=(6, 3, 8, 1))
+    rows, selector = np.repeat([4, 1, 5], 3), np.tile(np.arange(3), 3)
+    cuts = {"x": cut("signal", index="selector", onehot=3),
+            "y": cut("components", dtype="float32", index="selector", pick=True)}
+    stats = {"windows": cuts, "arrays": save_splits(tmp_path, stored_arrays(
+        {"signal": signal, "components": components}, {"test": rows}, {"selector": {"test": selector}}))}
+    (tmp_path / "stats.json").write_text(json.dumps(stats))
+    split = load_split(tmp_path, "test")
+    hot = np.broadcast_to(np.eye(3, dtype=np.float32)[selector][:, None, :], (9, 8, 3))
+    np.testing.assert_array_equal(split["x"][:], np.concatenate([signal[rows], hot], axis=2))
+    expected_y = components[rows, selector].astype(np.float32)
+    np.testing.assert_array_equal(split["y"][np.array([7, 2])], expected_y[[7, 2]])
+    assert split["x"].shape == (9, 8, 4) and split["y"].shape == (9, 8, 1) and split["y"][3].shape == (8, 1)
+    np.testing.assert_array_equal(split["selector"], selector)
+    np.testing.assert_array_equal(split["x"].subset(slice(2, 5))[:], split["x"][2:5])

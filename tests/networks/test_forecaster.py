@@ -117,7 +117,8 @@ def test_prepare_over_more_windows_than_one_chunk_fits_the_same_linear_part(monk
     monkeypatch.setattr(forecaster, "PREPARE_CHUNK", 64)
     chunked = network()
     chunked.prepare(x, y)
-    for a, b in zip(whole.linear_fit + (whole.low, whole.high), chunked.linear_fit + (chunked.low, chunked.high)):
+    fitted = [(*net.linear_fit, net.low, net.high) for net in (whole, chunked)]
+    for a, b in zip(*fitted):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
