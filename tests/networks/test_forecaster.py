@@ -122,6 +122,21 @@ def test_prepare_over_more_windows_than_one_chunk_fits_the_same_linear_part(monk
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
+def test_calibrating_in_chunks_sets_the_same_gate_and_intervals(monkeypatch) -> None:
+    x, y = series(300)
+    results = []
+    for chunk in (forecaster.PREPARE_CHUNK, 70):
+        monkeypatch.setattr(forecaster, "PREPARE_CHUNK", chunk)
+        net = network()
+        net.prepare(x[:200], y[:200])
+        with torch.no_grad():
+            net.head[-1].weight.normal_(std=0.1)
+        results.append(net.calibrate(x[200:], y[200:]))
+    assert results[0]["calibration_windows"] == results[1]["calibration_windows"] == 100
+    for key in ("gate", "halfwidth"):
+        np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-6)
+
+
 def test_onnx_export_matches_torch_with_a_free_batch_axis(tmp_path) -> None:
     import onnxruntime as ort
 

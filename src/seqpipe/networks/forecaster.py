@@ -31,7 +31,7 @@ from torch import nn
 from seqpipe.conformal import conformal_halfwidths
 
 
-PREPARE_CHUNK = 1 << 15   # training windows the linear part is fitted on at once (more: in chunks of this)
+PREPARE_CHUNK = 1 << 15   # windows that prepare and calibrate read at once (more: in chunks of this many)
 SIGNIFICANCE = 2.0   # standard errors by which the correction must improve the validation error to be kept
 
 
@@ -133,12 +133,15 @@ class LinearResidualLSTM(nn.Module):
             buffer.copy_(value)
 
     @torch.no_grad()
-    def calibrate(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        """On validation windows: each target's gate (the least-squares weight of the correction, in
-        [0, 1]), then the conformal half-widths of the intervals. Returns what it set, for model.pt."""
+    def calibrate(self, x: Any, y: Any) -> dict:
+        """On validation windows `x` (tensors, or windows cut on demand, read PREPARE_CHUNK at a time)
+        and next values `y`: each target's gate (the least-squares weight of the correction, in [0, 1]),
+        then the conformal half-widths of the intervals. Returns what it set, for model.pt."""
         self.eval()
-        linear = self.linear_forecast(x).double()
-        correction = self._correction(*self._inputs(x)[1:]).double()
+        spans = [slice(s, s + PREPARE_CHUNK) for s in range(0, len(x), PREPARE_CHUNK)]
+        linear = torch.cat([self.linear_forecast(x[s]) for s in spans]).double()
+        correction = torch.cat([self._correction(*self._inputs(x[s])[1:]) for s in spans]).double()
+        y = y[:]
         residual = y.double() - linear
         fitted = ((residual * correction).sum(0) / (correction ** 2).sum(0).clamp(min=1e-12)).clamp(0.0, 1.0)
         # keep the correction only where it lowers the validation squared error by more than two standard
@@ -146,7 +149,7 @@ class LinearResidualLSTM(nn.Module):
         gain = residual ** 2 - (residual - fitted * correction) ** 2
         standard_error = gain.std(0, correction=1) / len(gain) ** 0.5
         self.gate.copy_(torch.where(gain.mean(0) > SIGNIFICANCE * standard_error, fitted, torch.zeros_like(fitted)))
-        errors = (y.double() - self(x).double()).abs().numpy()
+        errors = (y.double() - torch.cat([self(x[s]) for s in spans]).double()).abs().numpy()
         self.halfwidth.copy_(torch.from_numpy(conformal_halfwidths(errors, self.interval_levels)))
         return {"gate": self.gate.tolist(), "calibration_windows": len(x),
                 "interval_levels": self.interval_levels, "halfwidth": self.halfwidth.tolist()}

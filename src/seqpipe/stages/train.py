@@ -19,7 +19,7 @@ from seqpipe.io import format_bytes, read_json, remove_stale_temps, sha256_file,
 from seqpipe.networks import activation_bytes, build_network, count_parameters, meta_parameter_count
 from seqpipe.params import MAX_PARAMETERS, Params, TrainParams, as_dict, fingerprint, replace
 from seqpipe.spec import ModelSpec
-from seqpipe.stages.splits import load_split_tensors, whole
+from seqpipe.stages.splits import load_split_tensors
 from seqpipe.tasks import build_task
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,6 @@ def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, 
                "epochs_run": len(result.history), "stopped_early": result.stopped_early}
     model.cpu()
     if hasattr(model, "calibrate"):
-        val_data = whole(val_data)
         summary["calibration"] = model.calibrate(val_data["x"], val_data["y"])
         log.info("train %s: calibrated on %d validation windows: %s", name, len(val_data["x"]),
                  _describe_calibration(summary["calibration"]))
