@@ -19,7 +19,7 @@ from seqpipe.fit import fit
 from seqpipe.io import read_json
 from seqpipe.networks import build_network
 from seqpipe.params import Params, load_params
-from seqpipe.stages.train import load_split_tensors
+from seqpipe.stages.splits import load_split_tensors
 from seqpipe.tasks import Regression
 
 

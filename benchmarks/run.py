@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from benchmarks import convnets, inference, ndvi_tile, profile_trainer, repro  # noqa: E402
 from benchmarks.common import REPO, env, machine, sh  # noqa: E402
 from seqpipe import pipelines  # noqa: E402
+from seqpipe.data.series import load_split  # noqa: E402
 from seqpipe.io import read_json, write_json  # noqa: E402
 
 numerics.configure_torch(_DEFAULTS.numerics, _THREADS)
@@ -71,7 +72,7 @@ def main() -> None:
 
     print("6. bandwidth inference latency", flush=True)
     sh(["seqpipe", "export", "bandwidth"], repo)
-    x_test = np.load(repo / "data/processed/bandwidth/x_test.npy")
+    x_test = np.asarray(load_split(repo / "data/processed/bandwidth", "test")["x"])   # windows cut from rows
     results["inference"] = inference.run(repo / "models/bandwidth/model.pt", repo / "models/bandwidth/model.onnx",
                                          x_test)
 

@@ -73,7 +73,7 @@ def run(data_dir: Path, max_epochs: int) -> dict:
     from seqpipe.fit import fit
     from seqpipe.io import read_json
     from seqpipe.networks import build_network
-    from seqpipe.stages.train import load_split_tensors
+    from seqpipe.stages.splits import load_split_tensors, whole
     from seqpipe.tasks import Regression
 
     params = load_params(data_dir.parents[2] / "params.yaml")
@@ -93,7 +93,8 @@ def run(data_dir: Path, max_epochs: int) -> dict:
         ours_s = time.perf_counter() - start
     target = result.best_val_loss
     torch.manual_seed(params.seed)
-    reference = reference_loop(build_network("lstm", class_name, args), train, val, params.seed, target, max_epochs)
+    network = build_network("lstm", class_name, args)   # the seed scripts' TensorDataset holds whole tensors
+    reference = reference_loop(network, whole(train), whole(val), params.seed, target, max_epochs)
     reached = reference[-1]["val_loss"] <= target
     n = len(train["x"])
     return {"target_val_loss": target, "ours_s": ours_s, "ours_epochs": len(result.history),

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
 from seqpipe.errors import SeqpipeError, first_line
+from seqpipe.networks import Samples
 from seqpipe.numerics import usable_cores
 
 log = logging.getLogger(__name__)
@@ -388,11 +389,12 @@ class Ranks:
         sampler.set_epoch(epoch)
         return torch.tensor(list(sampler), dtype=torch.long, device=self.device)
 
-    def shard(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def shard(self, data: Mapping[str, Samples]) -> dict[str, Samples]:
         """Every world-th sample, starting at this rank (for validation)."""
         if self.world == 1:
-            return data
-        return {k: v[self.rank::self.world] for k, v in data.items()}
+            return dict(data)
+        every = slice(self.rank, None, self.world)   # windows cut on demand stay so (their `subset`)
+        return {k: v.subset(every) if hasattr(v, "subset") else v[every] for k, v in data.items()}
 
     def totals(self, loss_sum: float, count: int, signum: int = 0) -> tuple[float, int, int]:
         """(sum of loss_sum, sum of count, highest signal number) over all ranks."""

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from tqdm import tqdm
 from seqpipe import checkpoint, optim
 from seqpipe.distributed import Ranks, launch_id
 from seqpipe.errors import SeqpipeError
+from seqpipe.networks import Samples
 from seqpipe.params import TrainParams
 from seqpipe.tasks import Task, step
 
@@ -87,7 +88,7 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
+def fit(model: nn.Module, task: Task, train: Mapping[str, Samples], val: Mapping[str, Samples],
         tp: TrainParams, *, seed: int, device: torch.device, checkpoint_dir: Path,
         identity: dict[str, Any], resume: ResumeMode = "auto", name: str = "model",
         on_epoch: Callable[[dict[str, float]], None] | None = None,
@@ -219,7 +220,7 @@ def fit(model: nn.Module, task: Task, train: dict[str, torch.Tensor], val: dict[
 
 
 @torch.inference_mode()
-def evaluate_loss(model: nn.Module, task: Task, data: dict[str, torch.Tensor], batch_size: int,
+def evaluate_loss(model: nn.Module, task: Task, data: Mapping[str, Samples], batch_size: int,
                   amp_dtype: torch.dtype | None, device: torch.device) -> float:
     """Mean per-sample loss over `data` in eval mode."""
     model.eval()

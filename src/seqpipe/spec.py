@@ -18,7 +18,13 @@ class ArrayRecord(TypedDict):
     shape: list[int]
 
 
-class Stats(TypedDict):
+class OptionalStats(TypedDict, total=False):
+    """The optional key of every stats.json: a windowed model's cuts (seqpipe.data.windows), key -> Cut."""
+
+    windows: dict[str, Any]
+
+
+class Stats(OptionalStats):
     """stats.json, the record preprocess writes beside the arrays and every later stage reads: what every
     model's holds (`arrays`, from the model's preprocess; `provenance`, added by the preprocess stage from
     the download's manifest). Each model's folder subclasses it with its own keys (its SPEC's

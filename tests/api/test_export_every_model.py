@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
 from seqpipe import pipelines
+from seqpipe.data.series import load_split
 from tests.conftest import run
 
 
@@ -25,5 +25,5 @@ def test_every_model_exports_a_self_describing_onnx_file(trained_repo: Path, tmp
     meta = {p.key: p.value for p in onnx.load(str(output)).metadata_props}
     assert meta["seqpipe.model"] == model and len(meta["seqpipe.fingerprint"]) == 16, meta
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-    x = np.load(trained_repo / "data" / "processed" / model / "x_test.npy")[:5]
+    x = load_split(trained_repo / "data" / "processed" / model, "test")["x"][:5]   # windowed or stored
     assert len(session.run(None, {"x": x})[0]) == 5

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from seqpipe.conformal import conformal_halfwidths
-from seqpipe.networks.forecaster import LinearResidualLSTM, apply_ridge, ridge
+from seqpipe.networks import forecaster
+from seqpipe.networks.forecaster import LinearResidualLSTM, apply_ridge, ridge, ridge_in_chunks
 
 FEATURES, WINDOW, TARGETS = 3, 6, [0, 2]
 
@@ -97,6 +98,43 @@ def test_ridge_matches_the_closed_form_on_standardised_columns() -> None:
     coef = np.linalg.solve(scaled.T @ scaled + 2.0 * np.eye(4), scaled.T @ (target - target.mean(0)))
     np.testing.assert_allclose(apply_ridge(torch.from_numpy(design), fit).numpy(), scaled @ coef + target.mean(0),
                                atol=1e-10)
+
+
+def test_ridge_in_chunks_is_the_ridge_of_the_stacked_rows() -> None:
+    rng = np.random.default_rng(2)
+    design = torch.from_numpy(rng.normal(size=(103, 4)) * [1.0, 100.0, 0.01, 5.0])
+    design[:, 2] = 3.0   # a constant column keeps std 1 in both
+    target = torch.from_numpy(rng.normal(size=(103, 2)))
+    pieces = lambda: ((design[s:s + 10], target[s:s + 10]) for s in range(0, 103, 10))  # noqa: E731
+    for whole, chunked in zip(ridge(design, target, 2.0), ridge_in_chunks(pieces, 2.0)):
+        torch.testing.assert_close(chunked, whole, rtol=1e-9, atol=1e-9)
+
+
+def test_prepare_over_more_windows_than_one_chunk_fits_the_same_linear_part(monkeypatch) -> None:
+    x, y = series(300)
+    whole = network()
+    whole.prepare(x, y)
+    monkeypatch.setattr(forecaster, "PREPARE_CHUNK", 64)
+    chunked = network()
+    chunked.prepare(x, y)
+    fitted = [(*net.linear_fit, net.low, net.high) for net in (whole, chunked)]
+    for a, b in zip(*fitted):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_calibrating_in_chunks_sets_the_same_gate_and_intervals(monkeypatch) -> None:
+    x, y = series(300)
+    results = []
+    for chunk in (forecaster.PREPARE_CHUNK, 70):
+        monkeypatch.setattr(forecaster, "PREPARE_CHUNK", chunk)
+        net = network()
+        net.prepare(x[:200], y[:200])
+        with torch.no_grad():
+            net.head[-1].weight.normal_(std=0.1)
+        results.append(net.calibrate(x[200:], y[200:]))
+    assert results[0]["calibration_windows"] == results[1]["calibration_windows"] == 100
+    for key in ("gate", "halfwidth"):
+        np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-6)
 
 
 def test_onnx_export_matches_torch_with_a_free_batch_axis(tmp_path) -> None:

@@ -15,7 +15,7 @@ from seqpipe.metrics import direction
 from seqpipe.networks import build_network, count_parameters
 from seqpipe.params import Params, load_params
 from seqpipe.stages import download, preprocess
-from seqpipe.stages.train import load_split_tensors
+from seqpipe.stages.splits import load_split_tensors
 from seqpipe.tasks import TASKS, build_task, step
 from tests.conftest import REPO, TINY
 

@@ -21,7 +21,7 @@ from seqpipe import checkpoint, distributed
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import evaluate_loss
 from seqpipe.params import ParamsError, load_params
-from seqpipe.stages.train import load_split_tensors
+from seqpipe.stages.splits import load_split_tensors, whole
 from seqpipe.tasks import Regression
 from tests.conftest import error_lines, run, run_env, run_folder, signal_when_exists, tiny_overrides, write_params
 
@@ -53,7 +53,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, str]
 
 def test_two_processes_reach_the_quality_of_one(runs: dict[int, tuple[Path, str]]) -> None:
     data = runs[1][0] / "data/processed/bandwidth"
-    test, train = load_split_tensors(data, "test"), load_split_tensors(data, "train")
+    test, train = whole(load_split_tensors(data, "test")), whole(load_split_tensors(data, "train"))
     mean_baseline = float(((test["y"] - train["y"].mean(0)) ** 2).mean())
     test_loss = {}
     for n, (folder, _) in runs.items():

@@ -188,3 +188,32 @@ def test_activation_bytes_extrapolate_closely(module: str, class_name: str, args
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(x)
     assert saved > 0 and 0.95 * saved <= extrapolated <= 1.2 * saved, (extrapolated, saved)
+
+
+def test_windows_cut_on_demand_train_to_the_same_weights_as_the_materialised_tensors(tmp_path: Path) -> None:
+    """The toy series stored once and cut per batch (seqpipe.data.windows): fit's batches, validation and
+    weights are those of the materialised windows, bit for bit."""
+    import json
+
+    import numpy as np
+
+    from seqpipe.data.series import save_splits
+    from seqpipe.data.windows import cut, stored_arrays
+    from seqpipe.stages.splits import TensorWindows, load_split_tensors
+
+    train_data, val_data = toy_data()
+    series = torch.cat([train_data["x"][0, :, 0], train_data["y"][:, 0], val_data["y"][:, 0]])[:, None]
+    series = series.numpy()
+    starts = {"train": np.arange(300), "val": np.arange(300, len(series) - 12)}
+    arrays = save_splits(tmp_path, stored_arrays({"series": series}, starts))
+    cuts = {"x": cut("series", 0, 12), "y": cut("series", 12)}
+    (tmp_path / "stats.json").write_text(json.dumps({"windows": cuts, "arrays": arrays}))
+    lazy = {split: load_split_tensors(tmp_path, split) for split in ("train", "val")}
+    assert isinstance(lazy["train"]["x"], TensorWindows) and torch.equal(lazy["val"]["x"][:], val_data["x"])
+    tp = dataclasses.replace(BASE, epochs=2)
+    models = []
+    for data, folder in (((train_data, val_data), "eager"), ((lazy["train"], lazy["val"]), "lazy")):
+        models.append(new_model())
+        fit(models[-1], Regression(), *data, tp, seed=7, device=torch.device("cpu"),
+            checkpoint_dir=tmp_path / folder, identity=IDENTITY)
+    assert same_weights(*models)

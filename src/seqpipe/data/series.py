@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from seqpipe.data.windows import Windows, load_windows
 from seqpipe.errors import SeqpipeError
-from seqpipe.io import load_npy, save_npy, sha256_file
+from seqpipe.io import load_npy, read_json, save_npy, sha256_file
 from seqpipe.spec import IODescription, WindowStats
 
 log = logging.getLogger(__name__)
@@ -249,8 +250,14 @@ def save_splits(out_dir: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]
     return described
 
 
-def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray]:
-    """Every `<key>_<split>.npy` of a processed folder, keyed without the suffix: {'x': ..., 'y': ...}."""
+def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray | Windows]:
+    """Every key of one split of a processed folder: {'x': ..., 'y': ...}. A windowed folder (stats.json
+    has `windows`) gives Windows cut on demand from its memory-mapped stored arrays; any other gives
+    each `<key>_<split>.npy`, keyed without the suffix."""
+    stats = data_dir / "stats.json"
+    cuts = read_json(stats).get("windows") if stats.exists() else None
+    if cuts:
+        return load_windows(data_dir, split, cuts)
     suffix = f"_{split}.npy"
     return {p.name[: -len(suffix)]: load_npy(p) for p in sorted(data_dir.glob(f"*{suffix}"))}
 

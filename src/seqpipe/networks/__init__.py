@@ -4,10 +4,25 @@ so evaluation and predict import only that file (and DVC reruns only the models 
 from __future__ import annotations
 
 import importlib
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
+
+
+class Samples(Protocol):
+    """A split's samples as the fit loop and predict_batches read them: a tensor, or windows cut from the
+    stored data on demand (seqpipe.stages.splits.TensorWindows); `x[index]` is a tensor either way."""
+
+    @property
+    def shape(self) -> torch.Size: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: Any) -> torch.Tensor: ...
+
+    def to(self, device: torch.device) -> Samples: ...
 
 
 def build_network(module: str, class_name: str, args: dict) -> nn.Module:
@@ -30,7 +45,7 @@ def meta_parameter_count(module: str, class_name: str, args: dict) -> int:
         return count_parameters(build_network(module, class_name, args))
 
 
-def activation_bytes(module: str, class_name: str, args: dict, x: torch.Tensor, batch_size: int) -> int:
+def activation_bytes(module: str, class_name: str, args: dict, x: Samples, batch_size: int) -> int:
     """About the bytes that one training batch of `batch_size` samples like `x`'s saves for backward,
     measured on a throwaway CPU copy of the network: a real forward pass of 4 and of 8 samples,
     extrapolated linearly (activations grow with the batch; kernel workspaces in steps, which this
@@ -63,7 +78,7 @@ def activation_bytes(module: str, class_name: str, args: dict, x: torch.Tensor, 
 
 
 @torch.inference_mode()
-def predict_batches(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
+def predict_batches(model: nn.Module, x: Samples, batch_size: int) -> np.ndarray:
     """`model(x)` in eval mode, `batch_size` samples at a time, as a float32 numpy array."""
     model.eval()
     outputs = [model(x[i:i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]

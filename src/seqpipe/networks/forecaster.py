@@ -21,12 +21,16 @@ intervals (`interval_levels`) from the validation residuals.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
 from seqpipe.conformal import conformal_halfwidths
 
+PREPARE_CHUNK = 1 << 15   # windows that prepare and calibrate read at once (more: in chunks of this many)
 SIGNIFICANCE = 2.0   # standard errors by which the correction must improve the validation error to be kept
 
 
@@ -113,23 +117,41 @@ class LinearResidualLSTM(nn.Module):
         return self.head(out[:, -1])
 
     @torch.no_grad()
-    def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Fit and freeze the linear part on training windows `x` and next values `y`: the training
-        range for the level's clip, then ridge regression of the change y - last on the design."""
-        self.low.copy_(x[:, -1, :].amin(dim=0))
-        self.high.copy_(x[:, -1, :].amax(dim=0))
-        design, last = self.design(x)
-        fit = ridge(design.double(), y.double() - last.double(), self.linear_alpha)
+    def prepare(self, x: Any, y: Any) -> None:
+        """Fit and freeze the linear part on training windows `x` and next values `y` (tensors, or
+        anything sliced into tensors: windows cut on demand): the training range for the level's clip,
+        then ridge regression of the change y - last on the design. Up to PREPARE_CHUNK windows are
+        fitted in one piece; more are read PREPARE_CHUNK at a time (`ridge_in_chunks`)."""
+        if len(x) <= PREPARE_CHUNK:
+            x, y = x[:], y[:]
+            self.low.copy_(x[:, -1, :].amin(dim=0))
+            self.high.copy_(x[:, -1, :].amax(dim=0))
+            design, last = self.design(x)
+            fit = ridge(design.double(), y.double() - last.double(), self.linear_alpha)
+        else:
+            spans = [slice(s, s + PREPARE_CHUNK) for s in range(0, len(x), PREPARE_CHUNK)]
+            self.low.copy_(torch.stack([x[s][:, -1, :].amin(dim=0) for s in spans]).amin(dim=0))
+            self.high.copy_(torch.stack([x[s][:, -1, :].amax(dim=0) for s in spans]).amax(dim=0))
+
+            def pieces() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                for s in spans:
+                    design, last = self.design(x[s])
+                    yield design.double(), y[s].double() - last.double()
+
+            fit = ridge_in_chunks(pieces, self.linear_alpha)
         for buffer, value in zip(self.linear_fit, fit, strict=True):
             buffer.copy_(value)
 
     @torch.no_grad()
-    def calibrate(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        """On validation windows: each target's gate (the least-squares weight of the correction, in
-        [0, 1]), then the conformal half-widths of the intervals. Returns what it set, for model.pt."""
+    def calibrate(self, x: Any, y: Any) -> dict:
+        """On validation windows `x` (tensors, or windows cut on demand, read PREPARE_CHUNK at a time)
+        and next values `y`: each target's gate (the least-squares weight of the correction, in [0, 1]),
+        then the conformal half-widths of the intervals. Returns what it set, for model.pt."""
         self.eval()
-        linear = self.linear_forecast(x).double()
-        correction = self._correction(*self._inputs(x)[1:]).double()
+        spans = [slice(s, s + PREPARE_CHUNK) for s in range(0, len(x), PREPARE_CHUNK)]
+        linear = torch.cat([self.linear_forecast(x[s]) for s in spans]).double()
+        correction = torch.cat([self._correction(*self._inputs(x[s])[1:]) for s in spans]).double()
+        y = y[:]
         residual = y.double() - linear
         fitted = ((residual * correction).sum(0) / (correction ** 2).sum(0).clamp(min=1e-12)).clamp(0.0, 1.0)
         # keep the correction only where it lowers the validation squared error by more than two standard
@@ -138,7 +160,7 @@ class LinearResidualLSTM(nn.Module):
         standard_error = gain.std(0, correction=1) / len(gain) ** 0.5
         self.gate.copy_(torch.where(gain.mean(0) > SIGNIFICANCE * standard_error, fitted,
                                     torch.zeros_like(fitted)))
-        errors = (y.double() - self(x).double()).abs().numpy()
+        errors = (y.double() - torch.cat([self(x[s]) for s in spans]).double()).abs().numpy()
         self.halfwidth.copy_(torch.from_numpy(conformal_halfwidths(errors, self.interval_levels)))
         return {"gate": self.gate.tolist(), "calibration_windows": len(x),
                 "interval_levels": self.interval_levels, "halfwidth": self.halfwidth.tolist()}
@@ -162,6 +184,26 @@ def ridge(design: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[tor
     scaled = (design - mean_x) / std_x
     gram = scaled.T @ scaled + alpha * torch.eye(design.shape[1], dtype=design.dtype)
     return mean_x, std_x, torch.linalg.solve(gram, scaled.T @ (target - mean_y)), mean_y
+
+
+def ridge_in_chunks(pieces: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+                    alpha: float) -> tuple[torch.Tensor, ...]:
+    """`ridge` of the rows that `pieces()` yields as (design, target) chunks, each call yielding them all
+    again: column sums (pass 1), then the centred cross-products (pass 2), so that memory holds one chunk,
+    never the design. The same fit as `ridge` on the stacked rows, up to float64 rounding."""
+    zero = torch.zeros((), dtype=torch.float64)
+    n, sum_x, sum_y = 0, zero, zero
+    for design, target in pieces():
+        n, sum_x, sum_y = n + len(design), sum_x + design.sum(dim=0), sum_y + target.sum(dim=0)
+    mean_x, mean_y = sum_x / n, sum_y / n
+    xx, xy = zero, zero
+    for design, target in pieces():
+        centred = design - mean_x
+        xx, xy = xx + centred.T @ centred, xy + centred.T @ (target - mean_y)
+    std_x = (torch.diagonal(xx) / n).sqrt()
+    std_x = torch.where(std_x > 1e-6 * (1 + mean_x.abs()), std_x, torch.ones_like(std_x))
+    gram = xx / (std_x[:, None] * std_x[None, :]) + alpha * torch.eye(len(std_x), dtype=xx.dtype)
+    return mean_x, std_x, torch.linalg.solve(gram, xy / std_x[:, None]), mean_y
 
 
 def apply_ridge(design: torch.Tensor, fit: tuple[torch.Tensor, ...]) -> torch.Tensor:

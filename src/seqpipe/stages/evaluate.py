@@ -15,10 +15,11 @@ from torch import nn
 from seqpipe import checkpoint, layout, metrics, training_curves
 from seqpipe.data.series import load_split
 from seqpipe.errors import SeqpipeError
-from seqpipe.io import atomic_dir, load_npy, read_json, write_json
+from seqpipe.io import atomic_dir, read_json, write_json
 from seqpipe.networks import predict_batches
 from seqpipe.params import Params
 from seqpipe.spec import ModelSpec
+from seqpipe.stages.splits import load_split_tensors
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,12 @@ class EvalContext:
     seed: int
 
     def split(self, split: str) -> dict[str, np.ndarray]:
-        """Every array of one split, keyed without the suffix: {'x': ..., 'y': ..., ...}."""
+        """Every array of one split, keyed without the suffix: {'x': ..., 'y': ..., ...}, materialised
+        (the scores read whole splits; `windows` indexes a windowed split without reading it all)."""
+        return {k: np.asarray(v) for k, v in load_split(self.data_dir, split).items()}
+
+    def windows(self, split: str) -> dict[str, Any]:
+        """One split as load_split gives it: a windowed folder's keys cut on demand (data.windows)."""
         return load_split(self.data_dir, split)
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -65,7 +71,7 @@ def run(spec: ModelSpec, params: Params) -> dict[str, Any]:
                            f"seqpipe train {name}")
     data_dir = layout.processed_dir(name)
     stats = read_json(data_dir / "stats.json")
-    x_test = torch.from_numpy(load_npy(data_dir / "x_test.npy"))
+    x_test = load_split_tensors(data_dir, "test")["x"]   # windows are cut batch by batch
     predictions = predict_batches(network, x_test, evaluate.batch_size)
     with atomic_dir(layout.eval_plots_dir(name)) as plots_tmp:
         ctx = EvalContext(name=name, fingerprint=payload["fingerprint"], params=evaluate, stats=stats,

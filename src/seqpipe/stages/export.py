@@ -21,8 +21,9 @@ import torch
 
 from seqpipe import __version__, checkpoint, layout
 from seqpipe.errors import SeqpipeError, first_line
-from seqpipe.io import atomic_path, load_npy, output_file, output_target, sha256_file
+from seqpipe.io import atomic_path, output_file, output_target, sha256_file
 from seqpipe.spec import IODescription, ModelSpec
+from seqpipe.stages.splits import load_split_tensors
 
 
 def export_onnx(spec: ModelSpec, output: str | Path | None = None, check_samples: int = 256) -> dict:
@@ -41,10 +42,10 @@ def export_onnx(spec: ModelSpec, output: str | Path | None = None, check_samples
         raise SeqpipeError(f"{output}: exists and is not an .onnx file; export overwrites only .onnx files")
     model_file = layout.model_file(name)
     network, payload = checkpoint.load_model(model_file, expected_model=name)
-    x_path = layout.processed_dir(name) / "x_test.npy"
-    if not x_path.exists():
-        raise SeqpipeError(f"{x_path}: missing; run the preprocess stage first")
-    x = torch.from_numpy(load_npy(x_path, mmap_mode="r")[:check_samples].copy())
+    data_dir = layout.processed_dir(name)
+    if not (data_dir / "stats.json").exists():
+        raise SeqpipeError(f"{data_dir / 'stats.json'}: missing; run the preprocess stage first")
+    x = load_split_tensors(data_dir, "test")["x"][:check_samples]   # only these windows are read
     with atomic_path(output) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(network, (x[:2],), str(tmp), input_names=["x"], output_names=["y"],

@@ -6,19 +6,21 @@ import contextlib
 import logging
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from seqpipe import checkpoint, distributed, layout, numerics, training_curves
-from seqpipe.data.series import auto_batch_size, load_split
+from seqpipe.data.series import auto_batch_size
 from seqpipe.errors import SeqpipeError
 from seqpipe.fit import ResumeMode, evaluate_loss, fit, select_device
 from seqpipe.io import format_bytes, read_json, remove_stale_temps, sha256_file, write_json
-from seqpipe.networks import activation_bytes, build_network, count_parameters, meta_parameter_count
+from seqpipe.networks import Samples, activation_bytes, build_network, count_parameters, meta_parameter_count
 from seqpipe.params import MAX_PARAMETERS, Params, TrainParams, as_dict, fingerprint, replace
 from seqpipe.spec import ModelSpec
+from seqpipe.stages.splits import load_split_tensors
 from seqpipe.tasks import build_task
 
 log = logging.getLogger(__name__)
@@ -48,11 +50,9 @@ def training_fingerprint(seed: int, numerics_mode: str, model_params: Any, train
     if nodes > 1:  # one node keeps the fingerprint it always had
         kept["nodes"] = nodes
     data = {k: v["sha256"] for k, v in stats["arrays"].items()}
+    if stats.get("windows"):   # how the samples are cut from the stored arrays is data too
+        data["windows"] = stats["windows"]
     return fingerprint(seed, numerics_mode, model_params, kept, data, code)
-
-
-def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v) for k, v in load_split(data_dir, split).items()}
 
 
 def run(spec: ModelSpec, params: Params, resume: ResumeMode = "auto", validate_only: bool = False) -> dict:
@@ -122,7 +122,7 @@ KEEP_RUNS = 3  # checkpoint folders (one per fingerprint) kept per model, the ne
 
 
 def _save(spec: ModelSpec, model: torch.nn.Module, identity: dict, stats: dict, seed: int, result: Any,
-          device: torch.device, val_data: dict[str, torch.Tensor], checkpoint_dir: Path) -> dict:
+          device: torch.device, val_data: Mapping[str, Samples], checkpoint_dir: Path) -> dict:
     """Calibrate the trained network on the validation split where it has a `calibrate` step (best.pt gets
     the calibrated state too, so that it stays model.pt's weights), then write model.pt and
     model_card.json; return the card."""
@@ -170,7 +170,7 @@ class TrainRefused(SeqpipeError):
 BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and Adam's two moments
 
 
-def check_fits(name: str, network_module: str, network_class: str, network_args: dict, x: torch.Tensor,
+def check_fits(name: str, network_module: str, network_class: str, network_args: dict, x: Samples,
                train: TrainParams, device: torch.device, world: int) -> None:
     """Refuse, before anything is allocated or written, a batch larger than a process's share of the
     train split (`world` processes on all nodes) and a network over the parameter or memory budget

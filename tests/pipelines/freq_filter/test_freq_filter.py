@@ -9,6 +9,7 @@ import pandas as pd
 
 from seqpipe import pipelines
 from seqpipe.baselines import bandpass
+from seqpipe.data.series import load_split
 from seqpipe.params import Params
 from seqpipe.pipelines.freq_filter.download import DownloadParams
 from seqpipe.stages import download, preprocess
@@ -34,10 +35,10 @@ def test_split_keeps_each_series_in_one_split(tiny_params: Params, workdir: Path
     download.run(SPEC, tiny_params)
     stats = preprocess.run(SPEC, tiny_params)
     processed = workdir / "data/processed/freq_filter"
-    signals = {s: np.load(processed / f"x_{s}.npy")[:, :, 0] for s in ("train", "val", "test")}
+    signals = {s: load_split(processed, s)["x"][:, :, 0] for s in ("train", "val", "test")}
     keys = {s: {row.tobytes() for row in v} for s, v in signals.items()}
     assert not (keys["train"] & keys["test"]) and not (keys["train"] & keys["val"])
-    x = np.load(processed / "x_train.npy")
+    x = load_split(processed, "train")["x"][:]
     assert x.shape[2] == stats["input_size"] == 5
     assert np.array_equal(x[:, 0, 1:].sum(axis=1), np.ones(len(x)))  # exactly one selector bit
 

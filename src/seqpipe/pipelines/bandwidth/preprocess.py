@@ -1,4 +1,5 @@
-"""bandwidth preprocess: windows of past metrics -> next-step targets, chronological split."""
+"""bandwidth preprocess: the standardised metrics stored once; windows of past metrics -> next-step targets
+cut from them on demand (seqpipe.data.windows), their starts split in time order."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ from seqpipe.data.series import (
     detect_cadence,
     off_cadence,
     save_splits,
-    sliding_windows,
     training_range,
 )
 from seqpipe.data.tables import read_timeseries_csv
+from seqpipe.data.windows import cut, stored_arrays
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import AUTO, Length, Range, SplitFraction, check, check_size, params_section
 from seqpipe.pipelines.bandwidth import FILE_NAME, OUTSIDE_TRAINING
@@ -112,14 +113,10 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     splits = chronological_split(n_windows, r.val_fraction, r.test_fraction)
     train_rows = splits["train"].stop + r.window          # rows seen by train windows and targets
     scaler = Standardizer.fit(features[:train_rows], str(path), p.feature_columns)  # data row = array row + 1
-    scaled = scaler.transform(features)
-    windows = np.ascontiguousarray(sliding_windows(scaled, r.window))[:n_windows]
+    scaled = scaler.transform(features)   # float32: stored once, window i being rows i .. i + window - 1
     target_index = [p.feature_columns.index(c) for c in p.target_columns]
-    targets = scaled[r.window:, target_index]
-    arrays = {}
-    for split, rows in splits.items():
-        arrays[f"x_{split}"] = windows[rows].astype(np.float32)
-        arrays[f"y_{split}"] = targets[rows].astype(np.float32)
+    windows = {"x": cut("features", 0, r.window), "y": cut("features", r.window, None, columns=target_index)}
+    starts = {split: np.arange(rows.start, rows.stop) for split, rows in splits.items()}
     train_range = training_range(features[:train_rows], p.feature_columns)
     ranges = RangeCheck(p.feature_columns, train_range, p.range_margin)
     for split in ("val", "test"):
@@ -139,5 +136,5 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             "scaler": scaler.to_dict(), "train_range": train_range, "range_margin": p.range_margin,
             "out_of_range": outside, "cadence_s": r.cadence_s, "business_days": r.business_days,
             "season_steps": r.season_steps, "resolved": resolved, "rows": len(frame),
-            "split_rows": {k: [v.start, v.stop] for k, v in splits.items()},
-            "arrays": save_splits(out_dir, arrays)}
+            "split_rows": {k: [v.start, v.stop] for k, v in splits.items()}, "windows": windows,
+            "arrays": save_splits(out_dir, stored_arrays({"features": scaled}, starts))}

@@ -1,4 +1,5 @@
-"""freq_filter preprocess: series split, then one sample per (series, selected frequency)."""
+"""freq_filter preprocess: series split, then one sample per (series, selected frequency), cut on demand from
+the signals and components stored once (seqpipe.data.windows): the selector is an index, not a copy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from seqpipe.data.series import save_splits
+from seqpipe.data.windows import cut, stored_arrays
 from seqpipe.errors import SeqpipeError
 from seqpipe.io import load_npy, read_json
 from seqpipe.params import SplitFraction, params_section
@@ -49,15 +51,16 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     order = np.random.default_rng(seed).permutation(n)
     n_test, n_val = int(round(n * p.test_fraction)), int(round(n * p.val_fraction))
     series = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
-    arrays = {}
-    for split, ids in series.items():
-        ids = np.sort(ids)
-        rows = np.repeat(ids, n_freq)
-        selector = np.tile(np.arange(n_freq), len(ids))
-        arrays[f"x_{split}"] = make_inputs(signals[rows], selector, n_freq).astype(np.float32)
-        arrays[f"y_{split}"] = components[rows, selector][:, :, None].astype(np.float32)
-        arrays[f"selector_{split}"] = selector.astype(np.int64)
+    starts, selectors = {}, {}
+    for split, ids in series.items():   # one sample per (series, selected frequency), in series order
+        starts[split] = np.repeat(np.sort(ids), n_freq)
+        selectors[split] = np.tile(np.arange(n_freq), len(ids))
+    # each series once; x (signal, one-hot selector) and y (the selected component) cut per batch
+    stored = {"signal": signals[:, :, None].astype(np.float32),
+              "components": components[:, :, :, None].astype(np.float32)}
+    windows = {"x": cut("signal", dtype="float32", index="selector", onehot=n_freq),
+               "y": cut("components", dtype="float32", index="selector", pick=True)}
     return {"frequencies_hz": meta["frequencies_hz"], "sample_rate_hz": meta["sample_rate_hz"],
             "seq_len": int(signals.shape[1]), "input_size": 1 + n_freq,
-            "series_per_split": {k: len(v) for k, v in series.items()},
-            "arrays": save_splits(out_dir, arrays)}
+            "series_per_split": {k: len(v) for k, v in series.items()}, "windows": windows,
+            "arrays": save_splits(out_dir, stored_arrays(stored, starts, {"selector": selectors}))}

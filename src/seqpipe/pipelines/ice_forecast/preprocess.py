@@ -1,5 +1,5 @@
-"""ice_forecast preprocess: daily maps -> (history_days of history, next horizon_days) windows, split by
-date."""
+"""ice_forecast preprocess: daily maps stored once; (history_days of history, next horizon_days) windows cut
+from them on demand (seqpipe.data.windows), their starts split by date."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rasterio.errors import CRSError
 from seqpipe.data import seaice
 from seqpipe.data.rasters import Grid
 from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.data.windows import cut, stored_arrays
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Range, SplitFraction, params_section
 
@@ -63,19 +64,19 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
     span = p.history_days + p.horizon_days
     ranges = chronological_split(len(conc), p.val_fraction, p.test_fraction)
     doy = np.array([d.timetuple().tm_yday for d in series.dates], dtype=np.int16)
-    arrays, split_dates = {}, {}
+    starts, split_dates = {}, {}
     for split, days in ranges.items():
-        starts = list(range(days.start, days.stop - span + 1, p.sample_stride_days))
-        if len(starts) < 2:
-            raise SeqpipeError(f"{raw_dir}: the {split} split ({days.stop - days.start} days) "
-                               f"holds fewer than 2 windows of {span} days; add days or lower "
-                               "history_days/horizon_days")
-        target = [slice(s + p.history_days, s + span) for s in starts]
-        arrays[f"x_{split}"] = np.stack([conc[s:s + p.history_days] for s in starts]).astype(np.float16)
-        arrays[f"y_{split}"] = np.stack([conc[t] for t in target])
-        arrays[f"mask_{split}"] = np.stack([observed[t] for t in target])
-        arrays[f"doy_{split}"] = np.stack([doy[t] for t in target])
+        starts[split] = np.arange(days.start, days.stop - span + 1, p.sample_stride_days, dtype=np.int64)
+        if len(starts[split]) < 2:
+            raise SeqpipeError(f"{raw_dir}: the {split} split ({days.stop - days.start} days) holds fewer "
+                               f"than 2 windows of {span} days; add days or lower history_days/horizon_days")
         split_dates[split] = [series.dates[days.start].isoformat(), series.dates[days.stop - 1].isoformat()]
+    # each day stored once; a window is history_days maps from its start, then the horizon_days after them
+    stored = {"concentration": conc, "observed": observed, "day_of_year": doy}
+    after, horizon = p.history_days, p.horizon_days
+    windows = {"x": cut("concentration", 0, p.history_days, dtype="float16"),
+               "y": cut("concentration", after, horizon), "mask": cut("observed", after, horizon),
+               "doy": cut("day_of_year", after, horizon)}
     present = sum(d is not None for d in series.days)
     return {"history_days": p.history_days, "horizon_days": p.horizon_days, "downsample": p.downsample,
             "max_gap_days": p.max_gap_days,
@@ -84,4 +85,5 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             "cell_area_km2": cell_area_km2(series.grid, p.downsample, raw_dir),
             "days": len(series.days), "files": present, "missing_days": len(series.days) - present,
             "first_day": series.dates[0].isoformat(), "ocean_fraction": float(maps["ocean"].mean()),
-            "split_dates": split_dates, "arrays": save_splits(out_dir, arrays)}
+            "split_dates": split_dates, "windows": windows,
+            "arrays": save_splits(out_dir, stored_arrays(stored, starts))}
