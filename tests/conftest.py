@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -148,3 +149,18 @@ def copy_repo(dest: Path, overrides: dict) -> Path:
 def repo_copy(tmp_path: Path) -> Path:
     """The repository's tracked and new files copied to a temp folder, as a fresh git repo with tiny params."""
     return copy_repo(tmp_path / "repo", tiny_overrides())
+
+
+def exp_show(repo: Path) -> dict[str, dict]:
+    """`dvc exp show --json` flattened to {name: {"params": ..., "metrics": {path: data}}}."""
+    out = {}
+    for baseline in json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout):
+        for exp in baseline.get("experiments") or []:
+            for rev in exp["revs"]:
+                data = rev["data"]
+                out[rev["name"]] = {
+                    "rev": rev["rev"],
+                    "params": data["params"]["params.yaml"]["data"],
+                    "metrics": {path: m["data"] for path, m in data["metrics"].items()},
+                }
+    return out

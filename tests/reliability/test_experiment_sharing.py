@@ -29,7 +29,7 @@ import yaml
 from seqpipe.io import sha256_file
 from seqpipe.metrics import direction
 from seqpipe.pipelines.bandwidth.evaluate import HEADLINE
-from tests.conftest import copy_repo, run, tiny_overrides
+from tests.conftest import copy_repo, exp_show, run, tiny_overrides
 
 LR = "models.bandwidth.train.lr"
 MACHINES = {"lr-a": 0.003, "lr-b": 0.0003}   # experiment name: its lr (tiny_params.yaml trains at 0.01)
@@ -55,15 +55,9 @@ def run_experiment(bare: Path, storage: Path, name: str) -> Path:
 
 def experiments(repo: Path) -> dict[str, dict]:
     """`dvc exp show --json` as {name: {"lr": ..., "metric": the headline metric}}."""
-    out = {}
-    for baseline in json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout):
-        for exp in baseline.get("experiments") or []:
-            for rev in exp["revs"]:
-                data = rev["data"]
-                params = data["params"]["params.yaml"]["data"]["models"]["bandwidth"]
-                metrics = data["metrics"]["metrics/bandwidth.json"]["data"]
-                out[rev["name"]] = {"lr": params["train"]["lr"], "metric": metrics["test"][METRIC]}
-    return out
+    return {name: {"lr": exp["params"]["models"]["bandwidth"]["train"]["lr"],
+                   "metric": exp["metrics"]["metrics/bandwidth.json"]["test"][METRIC]}
+            for name, exp in exp_show(repo).items()}
 
 
 def trained_here(repo: Path) -> list[str]:

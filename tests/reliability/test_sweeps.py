@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run, run_env, tiny_overrides, write_params
+from tests.conftest import exp_show, run, run_env, tiny_overrides, write_params
 
 MODELS = ("bandwidth", "freq_filter")
 SWEEP, SIZES = "models.bandwidth.model.hidden_size=range(8,17,8)", (8, 16)
@@ -46,21 +46,6 @@ def wait_for_queue(repo: Path, timeout: float) -> tuple[dict[str, str], int]:
         time.sleep(2)
 
 
-def experiments(repo: Path) -> dict[str, dict]:
-    """`dvc exp show --json` flattened to {name: {"params": ..., "metrics": {path: data}}}."""
-    out = {}
-    for baseline in json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout):
-        for exp in baseline.get("experiments") or []:
-            for rev in exp["revs"]:
-                data = rev["data"]
-                out[rev["name"]] = {
-                    "rev": rev["rev"],
-                    "params": data["params"]["params.yaml"]["data"],
-                    "metrics": {path: m["data"] for path, m in data["metrics"].items()},
-                }
-    return out
-
-
 @pytest.mark.slow  # 80 s on a quiet 2-core machine, 3.5 min on a busy one: three queued experiments, one run alone
 def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     repo = repo_copy
@@ -84,7 +69,7 @@ def test_queued_sweep_of_two_models_on_two_workers(repo_copy: Path) -> None:
     assert tasks == {n: "Success" for n in names}, tasks
     assert most_running == 2, "the two workers never ran experiments side by side"
 
-    exps = experiments(repo)
+    exps = exp_show(repo)
     assert set(names) <= set(exps), exps.keys()
     for name in names:  # each experiment changed its own model's metrics and left the other's alone
         own = "freq_filter" if name == "ff" else "bandwidth"
