@@ -3,13 +3,14 @@
     python -m benchmarks.scale [--models bandwidth freq_filter] [--scales 1 10 100] [--epochs 1]
 
 Each model's synthetic generator is scaled through its own params (SCALE_KEYS: rows, series, days,
-patches, pairs, or the raster's sides), everything else at params.yaml's defaults but `train.epochs`
-(one epoch by default: the time per sample of training is per epoch). Each stage runs as its own
-`seqpipe` process in a temp folder holding only that params.yaml, alone, one after the other; for each
-it records the wall time, the time per sample and the peak RSS of the process (os.wait4's ru_maxrss),
-and after preprocess the bytes of data/raw/<model> and data/processed/<model>. The aims (issue 28):
-processed data within 1.5x of raw, peak RSS of train at 100x within 1.5x of its peak at 10x, time per
-sample within +-20% from 1x to 100x. Writes benchmarks/results/scale.md, scale.json and scale.png.
+patches, pairs, or the raster's sides and the pixels sampled from it), everything else at params.yaml's
+defaults but `train.epochs` (one epoch by default: the time per sample of training is per epoch). Each
+stage runs as its own `seqpipe` process in a temp folder holding only that params.yaml, alone, one after
+the other; for each it records the wall time, the time per sample and the peak RSS of the process
+(os.wait4's ru_maxrss), and after preprocess the bytes of data/raw/<model> and data/processed/<model>.
+The aims (issue 28): processed data within 1.5x of raw, peak RSS of train at 100x within 1.5x of its
+peak at 10x, time per sample within +-20% from 1x to 100x. Writes benchmarks/results/scale.md, scale.json
+and scale.png.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ import yaml
 from benchmarks.common import REPO, env, machine
 
 STAGES = ("download", "preprocess", "train", "evaluate")
-# model -> (params keys under download.synthetic scaled with the data, how: "x" times the scale, "sqrt" the
-# square root of it for each side of a raster) and the samples a stage processes at scale 1
+# model -> (params keys of its section scaled with the data, how: "x" times the scale, "sqrt" the square
+# root of it for each side of a raster; the product of the download keys is the sample count) and the unit
+# of its samples. crop_ndvi samples at most preprocess.max_pixels pixels of its tile: that scales too.
 SCALE_KEYS: dict[str, tuple[dict[str, str], str]] = {
-    "bandwidth": ({"n_rows": "x"}, "rows"),
-    "freq_filter": ({"n_series": "x"}, "series"),
-    "crop_ndvi": ({"width": "sqrt", "height": "sqrt"}, "pixels"),
-    "ice_type": ({"n_patches": "x"}, "patches"),
-    "ice_forecast": ({"n_days": "x"}, "days"),
-    "ice_change": ({"n_pairs": "x"}, "pairs"),
+    "bandwidth": ({"download.synthetic.n_rows": "x"}, "rows"),
+    "freq_filter": ({"download.synthetic.n_series": "x"}, "series"),
+    "crop_ndvi": ({"download.synthetic.width": "sqrt", "download.synthetic.height": "sqrt",
+                   "preprocess.max_pixels": "x"}, "pixels"),
+    "ice_type": ({"download.synthetic.n_patches": "x"}, "patches"),
+    "ice_forecast": ({"download.synthetic.n_days": "x"}, "days"),
+    "ice_change": ({"download.synthetic.n_pairs": "x"}, "pairs"),
 }
 OUT = REPO / "benchmarks" / "results"
 
@@ -46,13 +49,17 @@ def scaled_params(model: str, scale: int, epochs: int) -> tuple[dict[str, Any], 
     """params.yaml with `model`'s synthetic data `scale` times its default size, and its sample count."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     section = params["models"][model]
-    synthetic = section["download"]["synthetic"]
     keys, _ = SCALE_KEYS[model]
-    for key, how in keys.items():
-        synthetic[key] = int(round(synthetic[key] * (scale if how == "x" else math.sqrt(scale))))
+    samples = 1
+    for dotted, how in keys.items():
+        *path, key = dotted.split(".")
+        parent = section
+        for part in path:
+            parent = parent[part]
+        parent[key] = int(round(parent[key] * (scale if how == "x" else math.sqrt(scale))))
+        samples *= parent[key] if path[0] == "download" else 1
     section["download"]["source"] = "synthetic"
     section["train"]["epochs"] = epochs
-    samples = math.prod(synthetic[k] for k in keys)
     return params, samples
 
 
@@ -86,7 +93,8 @@ def measure(model: str, scale: int, epochs: int) -> dict[str, Any]:
             stages[stage]["s_per_sample"] = stages[stage]["wall_s"] / samples
             print(f"{model} {scale}x {stage}: {stages[stage]['wall_s']:.1f} s, "
                   f"{stages[stage]['peak_rss_mib']:.0f} MiB", flush=True)
-        raw, processed = folder_bytes(work / "data/raw" / model), folder_bytes(work / "data/processed" / model)
+        raw = folder_bytes(work / "data/raw" / model)
+        processed = folder_bytes(work / "data/processed" / model)
     return {"model": model, "scale": scale, "samples": samples, "unit": SCALE_KEYS[model][1],
             "raw_bytes": raw, "processed_bytes": processed, "stages": stages}
 
@@ -96,7 +104,8 @@ def render(results: list[dict[str, Any]], epochs: int) -> str:
     lines = ["# Scale: every stage at several data sizes", "",
              f"Measured {time.strftime('%Y-%m-%d')} by `python -m benchmarks.scale` on {info['cpu']}, "
              f"{info['cores']} cores, {info['memory_gib']} GiB; train runs {epochs} epoch(s). Wall time "
-             "includes each process's start (imports: about 2-4 s), so the time per sample at 1x is high.", "",
+             "includes each process's start (imports: about 2-4 s), so the time per sample at 1x is high.",
+             "",
              "| model | scale | samples | raw MB | processed MB | processed/raw | "
              + " | ".join(f"{s} s (ms/sample) | {s} peak MiB" for s in STAGES) + " |",
              "|---|---|---|---|---|---|" + "---|---|" * len(STAGES)]
@@ -119,7 +128,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     for model in dict.fromkeys(r["model"] for r in results):
         rows = sorted((r for r in results if r["model"] == model), key=lambda r: r["scale"])
         scales = [r["scale"] for r in rows]
-        per_sample.plot(scales, [1000 * r["stages"]["train"]["s_per_sample"] for r in rows], marker="o", label=model)
+        per_sample.plot(scales, [1000 * r["stages"]["train"]["s_per_sample"] for r in rows], marker="o",
+                        label=model)
         rss.plot(scales, [r["stages"]["train"]["peak_rss_mib"] for r in rows], marker="o", label=model)
     for ax, title in ((per_sample, "train: ms per sample (one epoch)"), (rss, "train: peak RSS (MiB)")):
         ax.set_xscale("log")

@@ -125,8 +125,8 @@ def test_prepare_over_more_windows_than_one_chunk_fits_the_same_linear_part(monk
 def test_calibrating_in_chunks_sets_the_same_gate_and_intervals(monkeypatch) -> None:
     x, y = series(300)
     results = []
-    for chunk in (forecaster.PREPARE_CHUNK, 70):
-        monkeypatch.setattr(forecaster, "PREPARE_CHUNK", chunk)
+    for chunk in (forecaster.FORWARD_CHUNK, 70):
+        monkeypatch.setattr(forecaster, "FORWARD_CHUNK", chunk)
         net = network()
         net.prepare(x[:200], y[:200])
         with torch.no_grad():

@@ -30,7 +30,8 @@ from torch import nn
 
 from seqpipe.conformal import conformal_halfwidths
 
-PREPARE_CHUNK = 1 << 15   # windows that prepare and calibrate read at once (more: in chunks of this many)
+PREPARE_CHUNK = 1 << 15   # windows that prepare reads at once (more: in chunks of this many)
+FORWARD_CHUNK = 1 << 12   # windows that calibrate runs through the network at once (its activations)
 SIGNIFICANCE = 2.0   # standard errors by which the correction must improve the validation error to be kept
 
 
@@ -144,11 +145,11 @@ class LinearResidualLSTM(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, x: Any, y: Any) -> dict:
-        """On validation windows `x` (tensors, or windows cut on demand, read PREPARE_CHUNK at a time)
+        """On validation windows `x` (tensors, or windows cut on demand, run FORWARD_CHUNK at a time)
         and next values `y`: each target's gate (the least-squares weight of the correction, in [0, 1]),
         then the conformal half-widths of the intervals. Returns what it set, for model.pt."""
         self.eval()
-        spans = [slice(s, s + PREPARE_CHUNK) for s in range(0, len(x), PREPARE_CHUNK)]
+        spans = [slice(s, s + FORWARD_CHUNK) for s in range(0, len(x), FORWARD_CHUNK)]
         linear = torch.cat([self.linear_forecast(x[s]) for s in spans]).double()
         correction = torch.cat([self._correction(*self._inputs(x[s])[1:]) for s in spans]).double()
         y = y[:]
