@@ -68,7 +68,9 @@ bench: $(STAMP)
 
 # Every stage of every model at 1x, 10x and 100x its default data -> benchmarks/results/scale.{md,png}
 # (hours at 100x on 2 cores; SCALES="1 10" or MODELS="bandwidth freq_filter" for less).
+# PROFILES="full-grid bandwidth-1m" adds the realistic profiles (benchmarks/scale.py's PROFILES).
 SCALES ?= 1 10 100
 MODELS ?= bandwidth freq_filter crop_ndvi ice_type ice_forecast ice_change
+PROFILES ?=
 bench-scale: $(STAMP)
-	$(BIN)/python -m benchmarks.scale --models $(MODELS) --scales $(SCALES)
+	$(BIN)/python -m benchmarks.scale --models $(MODELS) --scales $(SCALES) --profiles $(PROFILES)

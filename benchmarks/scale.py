@@ -1,6 +1,8 @@
-"""How the pipeline scales with the data: every stage of a model at 1x, 10x and 100x its default data size.
+"""How the pipeline scales with the data: every stage of a model at 1x, 10x and 100x its default data size,
+and at realistic profiles (PROFILES).
 
     python -m benchmarks.scale [--models bandwidth freq_filter] [--scales 1 10 100] [--epochs 1]
+    python -m benchmarks.scale --scales --profiles full-grid bandwidth-1m
 
 Each model's synthetic generator is scaled through its own params (SCALE_KEYS: rows, series, days,
 patches, pairs, or the raster's sides and the pixels sampled from it), everything else at params.yaml's
@@ -9,8 +11,9 @@ stage runs as its own `seqpipe` process in a temp folder holding only that param
 the other; for each it records the wall time, the time per sample and the peak RSS of the process
 (os.wait4's ru_maxrss), and after preprocess the bytes of data/raw/<model> and data/processed/<model>.
 The aims (issue 28): processed data within 1.5x of raw, peak RSS of train at 100x within 1.5x of its
-peak at 10x, time per sample within +-20% from 1x to 100x. Writes benchmarks/results/scale.md, scale.json
-and scale.png.
+peak at 10x, time per sample within +-20% from 1x to 100x. Each run's results are merged into
+benchmarks/results/scale.json (keyed by model and scale or profile: a rerun replaces its own rows, the rest
+stay), so runs can be done piecemeal; scale.md and scale.png are rendered from all of them.
 """
 
 from __future__ import annotations
@@ -42,25 +45,57 @@ SCALE_KEYS: dict[str, tuple[dict[str, str], str]] = {
     "ice_forecast": ({"download.synthetic.n_days": "x"}, "days"),
     "ice_change": ({"download.synthetic.n_pairs": "x"}, "pairs"),
 }
+# realistic profiles: name -> (model, params keys of its section set to these values, the download key whose
+# product with the others' is the sample count). full-grid: ten years of the whole 448 x 304 G02135 north
+# grid at its native 25 km (the synthetic nsidc writer); bandwidth-1m: one million rows.
+PROFILES: dict[str, tuple[str, dict[str, Any]]] = {
+    "full-grid": ("ice_forecast", {"download.synthetic.row_off": 0, "download.synthetic.col_off": 0,
+                                   "download.synthetic.height": 448, "download.synthetic.width": 304,
+                                   "download.synthetic.n_days": 3650, "preprocess.downsample": 1}),
+    "bandwidth-1m": ("bandwidth", {"download.synthetic.n_rows": 1_000_000}),
+}
 OUT = REPO / "benchmarks" / "results"
+
+
+def _base(model: str, epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    section = params["models"][model]
+    section["download"]["source"] = "synthetic"
+    section["train"]["epochs"] = epochs
+    return params, section
+
+
+def _parent(section: dict[str, Any], dotted: str) -> tuple[dict[str, Any], str]:
+    *path, key = dotted.split(".")
+    for part in path:
+        section = section[part]
+    return section, key
 
 
 def scaled_params(model: str, scale: int, epochs: int) -> tuple[dict[str, Any], int]:
     """params.yaml with `model`'s synthetic data `scale` times its default size, and its sample count."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    section = params["models"][model]
+    params, section = _base(model, epochs)
     keys, _ = SCALE_KEYS[model]
     samples = 1
     for dotted, how in keys.items():
-        *path, key = dotted.split(".")
-        parent = section
-        for part in path:
-            parent = parent[part]
+        parent, key = _parent(section, dotted)
         parent[key] = int(round(parent[key] * (scale if how == "x" else math.sqrt(scale))))
-        samples *= parent[key] if path[0] == "download" else 1
-    section["download"]["source"] = "synthetic"
-    section["train"]["epochs"] = epochs
+        samples *= parent[key] if dotted.startswith("download.") else 1
     return params, samples
+
+
+def profile_params(name: str, epochs: int) -> tuple[str, dict[str, Any], int]:
+    """(model, params.yaml with profile `name`'s keys set, its sample count)."""
+    model, values = PROFILES[name]
+    params, section = _base(model, epochs)
+    for dotted, value in values.items():
+        parent, key = _parent(section, dotted)
+        parent[key] = value
+    samples = 1
+    for dotted in SCALE_KEYS[model][0]:
+        parent, key = _parent(section, dotted)
+        samples *= parent[key] if dotted.startswith("download.") else 1
+    return model, params, samples
 
 
 def run_stage(stage: str, model: str, cwd: Path) -> dict[str, float]:
@@ -82,40 +117,80 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def measure(model: str, scale: int, epochs: int) -> dict[str, Any]:
-    params, samples = scaled_params(model, scale, epochs)
-    with tempfile.TemporaryDirectory(prefix=f"scale-{model}-{scale}x-") as tmp:
+def measure(model: str, params: dict[str, Any], samples: int, label: str,
+            stages_run: tuple[str, ...] = STAGES) -> dict[str, Any]:
+    """The `stages_run` of `model` (each needs the ones before it) under `params` in a temp folder of its
+    own; `label` names the run."""
+    with tempfile.TemporaryDirectory(prefix=f"scale-{model}-{label}-") as tmp:
         work = Path(tmp)
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-        stages = {}
-        for stage in STAGES:
+        stages: dict[str, dict[str, float]] = {}
+        raw = processed = 0
+        for stage in STAGES[:max(STAGES.index(s) for s in stages_run) + 1]:
             stages[stage] = run_stage(stage, model, work)
             stages[stage]["s_per_sample"] = stages[stage]["wall_s"] / samples
-            print(f"{model} {scale}x {stage}: {stages[stage]['wall_s']:.1f} s, "
-                  f"{stages[stage]['peak_rss_mib']:.0f} MiB", flush=True)
-        raw = folder_bytes(work / "data/raw" / model)
-        processed = folder_bytes(work / "data/processed" / model)
-    return {"model": model, "scale": scale, "samples": samples, "unit": SCALE_KEYS[model][1],
+            if stage == "preprocess":
+                raw = folder_bytes(work / "data/raw" / model)
+                processed = folder_bytes(work / "data/processed" / model)
+            sizes = (f"; raw {raw / 1e6:.1f} MB, processed {processed / 1e6:.1f} MB"
+                     if stage == "preprocess" else "")
+            print(f"{model} {label} {stage}: {stages[stage]['wall_s']:.1f} s, "
+                  f"{stages[stage]['peak_rss_mib']:.0f} MiB{sizes}", flush=True)
+    return {"model": model, "samples": samples, "unit": SCALE_KEYS[model][1],
             "raw_bytes": raw, "processed_bytes": processed, "stages": stages}
 
 
-def render(results: list[dict[str, Any]], epochs: int) -> str:
+def key(result: dict[str, Any]) -> tuple[str, str]:
+    """What a result is merged by: its model and its scale ('10x') or profile name."""
+    return result["model"], result.get("profile") or f"{result['scale']}x"
+
+
+def merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`old` with each result of `new` in place of the one of the same key (or appended): scale rows in
+    model order, then by scale; profiles after them."""
+    merged = {key(r): r for r in old}
+    merged.update({key(r): r for r in new})
+    order = {m: i for i, m in enumerate(SCALE_KEYS)}
+    return sorted(merged.values(), key=lambda r: (bool(r.get("profile")), order.get(r["model"], len(order)),
+                                                   r.get("scale") or 0, r.get("profile") or ""))
+
+
+def render(results: list[dict[str, Any]]) -> str:
     info = machine()
+    epochs = sorted({r.get("epochs", 1) for r in results})
     lines = ["# Scale: every stage at several data sizes", "",
-             f"Measured {time.strftime('%Y-%m-%d')} by `python -m benchmarks.scale` on {info['cpu']}, "
-             f"{info['cores']} cores, {info['memory_gib']} GiB; train runs {epochs} epoch(s). Wall time "
+             f"Rendered {time.strftime('%Y-%m-%d')} by `python -m benchmarks.scale` on {info['cpu']}, "
+             f"{info['cores']} cores, {info['memory_gib']} GiB (each row as measured on its own date, see "
+             f"scale.json); train runs {'/'.join(map(str, epochs))} epoch(s). Wall time "
              "includes each process's start (imports: about 2-4 s), so the time per sample at 1x is high.",
-             "",
-             "| model | scale | samples | raw MB | processed MB | processed/raw | "
-             + " | ".join(f"{s} s (ms/sample) | {s} peak MiB" for s in STAGES) + " |",
-             "|---|---|---|---|---|---|" + "---|---|" * len(STAGES)]
-    for r in results:
-        cells = [r["model"], f"{r['scale']}x", f"{r['samples']} {r['unit']}", f"{r['raw_bytes'] / 1e6:.1f}",
-                 f"{r['processed_bytes'] / 1e6:.1f}", f"{r['processed_bytes'] / max(r['raw_bytes'], 1):.2f}"]
+             ""]
+    header = ("| samples | raw MB | processed MB | processed/raw | "
+              + " | ".join(f"{s} s (ms/sample) | {s} peak MiB" for s in STAGES) + " |")
+    rule = "|---|---|---|---|" + "---|---|" * len(STAGES)
+
+    def cells(r: dict[str, Any]) -> list[str]:
+        raw, processed = r["raw_bytes"], r["processed_bytes"]
+        out = [f"{r['samples']:,} {r['unit']}", f"{raw / 1e6:.1f}", f"{processed / 1e6:.1f}",
+               f"{processed / max(raw, 1):.2f}"]
         for s in STAGES:
-            m = r["stages"][s]
-            cells += [f"{m['wall_s']:.1f} ({1000 * m['s_per_sample']:.3g})", f"{m['peak_rss_mib']:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+            m = r["stages"].get(s)   # absent: not run (--stages)
+            out += [f"{m['wall_s']:.1f} ({1000 * m['s_per_sample']:.3g})", f"{m['peak_rss_mib']:.0f}"] if m \
+                else ["-", "-"]
+        return out
+
+    scaled = [r for r in results if not r.get("profile")]
+    if scaled:
+        lines += ["| model | scale " + header, "|---|---" + rule]
+        lines += ["| " + " | ".join([r["model"], f"{r['scale']}x", *cells(r)]) + " |" for r in scaled]
+    profiles = [r for r in results if r.get("profile")]
+    if profiles:
+        lines += ["", "Profiles (`--profiles`): "
+                  + "; ".join(f"{name}: {PROFILES[name][0]} with "
+                              + ", ".join(f"{k} {v}" for k, v in PROFILES[name][1].items())
+                              for name in dict.fromkeys(r["profile"] for r in profiles) if name in PROFILES)
+                  + ", everything else at params.yaml's defaults.", "",
+                  "| profile | model " + header, "|---|---" + rule]
+        lines += ["| " + " | ".join([r["profile"], r["model"], *cells(r)]) + " |" for r in profiles]
     return "\n".join(lines) + "\n"
 
 
@@ -125,8 +200,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (per_sample, rss) = plt.subplots(1, 2, figsize=(11, 4))
-    for model in dict.fromkeys(r["model"] for r in results):
-        rows = sorted((r for r in results if r["model"] == model), key=lambda r: r["scale"])
+    trained = [r for r in results if not r.get("profile") and "train" in r["stages"]]
+    for model in dict.fromkeys(r["model"] for r in trained):
+        rows = sorted((r for r in trained if r["model"] == model), key=lambda r: r["scale"])
         scales = [r["scale"] for r in rows]
         per_sample.plot(scales, [1000 * r["stages"]["train"]["s_per_sample"] for r in rows], marker="o",
                         label=model)
@@ -145,16 +221,32 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(SCALE_KEYS), choices=list(SCALE_KEYS))
-    parser.add_argument("--scales", nargs="+", type=int, default=[1, 10, 100])
+    parser.add_argument("--scales", nargs="*", type=int, default=[1, 10, 100],
+                        help="data sizes (x default); give none to run only --profiles")
+    parser.add_argument("--profiles", nargs="*", default=[], choices=list(PROFILES),
+                        help="realistic profiles run besides the scales (each names its own model)")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES,
+                        help="run the stages up to the last of these (a long profile's data stages alone)")
     args = parser.parse_args()
-    results = [measure(m, s, args.epochs) for m in args.models for s in args.scales]
+    upto = tuple(args.stages)
+    results = []
+    for model in args.models:
+        for scale in args.scales:
+            params, samples = scaled_params(model, scale, args.epochs)
+            results.append({**measure(model, params, samples, f"{scale}x", upto), "scale": scale,
+                            "epochs": args.epochs, "date": time.strftime("%Y-%m-%d")})
+    for name in args.profiles:
+        model, params, samples = profile_params(name, args.epochs)
+        results.append({**measure(model, params, samples, name, upto), "profile": name, "epochs": args.epochs,
+                        "date": time.strftime("%Y-%m-%d")})
     OUT.mkdir(exist_ok=True)
-    (OUT / "scale.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    (OUT / "scale.md").write_text(render(results, args.epochs), encoding="utf-8")
+    stored = OUT / "scale.json"
+    results = merge(json.loads(stored.read_text(encoding="utf-8")) if stored.exists() else [], results)
+    stored.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    (OUT / "scale.md").write_text(render(results), encoding="utf-8")
     plot(results, OUT / "scale.png")
     print((OUT / "scale.md").read_text())
-
 
 if __name__ == "__main__":
     main()

@@ -111,16 +111,24 @@ def decode(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Series:
-    """Daily maps on one calendar: raw codes per day (None where the file is absent)."""
+    """Daily maps on one calendar: the raw codes of the days with a file, stacked in date order."""
 
     folder: Path
     start: dt.date
-    days: list[np.ndarray | None]
+    present: np.ndarray   # (T,) bool per calendar day: a file for that day
+    codes: np.ndarray     # (present days, H, W) uint16 raw codes
     grid: Grid
 
     @property
     def dates(self) -> list[dt.date]:
-        return [self.start + dt.timedelta(days=i) for i in range(len(self.days))]
+        return [self.start + dt.timedelta(days=i) for i in range(len(self.present))]
+
+    def band(self, rows: slice) -> np.ndarray:
+        """(T, rows, W) raw codes of every calendar day in `rows`, MISSING on each day without a file."""
+        band = self.codes[:, rows]
+        out = np.full((len(self.present), *band.shape[1:]), MISSING, np.uint16)
+        out[self.present] = band
+        return out
 
 
 def file_date(path: Path) -> dt.date | None:
@@ -162,27 +170,30 @@ def read_series(folder: Path, last_days: int | None = None, max_gap_days: int | 
     start = min(files) if last_days is None else end - dt.timedelta(days=last_days - 1)
     if max_gap_days is not None:
         check_gaps(Path(folder), files, start, max_gap_days, gap_key)
-    days: list[np.ndarray | None] = []
+    dates = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    present = np.array([day in files for day in dates], dtype=bool)
+    codes: np.ndarray | None = None   # allocated once the first file gives the grid
     grid: Grid | None = None
     first: Path | None = None
+    has_value = False
     with many_files():
-        for i in range((end - start).days + 1):
-            path = files.get(start + dt.timedelta(days=i))
-            if path is None:
-                days.append(None)
-                continue
+        for k, day in enumerate(day for day in dates if day in files):
+            path = files[day]
             raw, this = read_raw(path)
             if grid is None:
                 grid, first = this, path
+                codes = np.empty((int(present.sum()), *raw.shape), np.uint16)
             elif (diff := this.difference(grid)) is not None:
                 assert first is not None   # set with `grid`
                 raise SeqpipeError(f"{path}: {diff} (of {first.name}); every file must share one grid")
-            days.append(raw)
-    assert grid is not None
-    if not any(day is not None and (day <= 1000).any() for day in days):
+            assert codes is not None
+            codes[k] = raw
+            has_value = has_value or bool((raw <= 1000).any())
+    assert grid is not None and codes is not None
+    if not has_value:
         raise SeqpipeError(f"{folder}: no file holds a concentration value (every pixel of every "
                            "day is a flag such as 2550 missing)")
-    return Series(Path(folder), start, days, grid)
+    return Series(Path(folder), start, present, codes, grid)
 
 
 def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap_days: int,
@@ -208,16 +219,19 @@ def check_gaps(folder: Path, files: dict[dt.date, Path], start: dt.date, max_gap
         previous = day
 
 
-def series_arrays(series: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(filled concentration (T,H,W), observed (T,H,W), ocean (H,W), static flags (H,W) uint16).
+def series_arrays(series: Series, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                         np.ndarray]:
+    """(filled concentration (T,H,W), observed (T,H,W), ocean (H,W), static flags (H,W) uint16) of the
+    grid's `rows` (all by default). Every pixel is computed from its own days only, so a band of rows
+    gives exactly those rows of the whole.
 
     Pole hole -> 1.0 (ice-covered by convention), land/coast -> 0, missing pixels and missing days
     -> linear interpolation in time per pixel. `observed` is ocean pixels with a real value that day.
     """
-    shape = series.grid.shape
-    stack = np.stack([d if d is not None else np.full(shape, MISSING, np.uint16) for d in series.days])
+    stack = series.band(rows)
     concentration, ocean_per_day = decode(stack)
     ocean = cast(np.ndarray, ocean_per_day.all(axis=0))   # (H, W): the stack is (T, H, W)
+    del ocean_per_day
     pole = (stack == POLE_HOLE).any(axis=0)
     observed = np.isfinite(concentration) & ocean
     concentration[:, pole] = np.where(np.isnan(concentration[:, pole]), 1.0, concentration[:, pole])

@@ -245,9 +245,15 @@ def save_splits(out_dir: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]
     for name, array in sorted(arrays.items()):
         path = out_dir / f"{name}.npy"
         save_npy(path, array)
-        described[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
-                           "sha256": sha256_file(path)}
+        described[name] = npy_record(path)
     return described
+
+
+def npy_record(path: Path) -> dict:
+    """shape, dtype and sha256 of a written .npy: its record in stats.json's `arrays` (as save_splits
+    gives for the files it writes)."""
+    array = load_npy(path, mmap_mode="r")
+    return {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": sha256_file(path)}
 
 
 def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray | Windows]:

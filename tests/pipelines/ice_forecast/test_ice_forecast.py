@@ -56,7 +56,7 @@ def test_series_fills_missing_days_pole_hole_and_land(tmp_path: Path, g02135: ty
     g02135.write(tmp_path / seaice.file_name(dt.date(2020, 1, 1)), first)
     g02135.write(tmp_path / seaice.file_name(dt.date(2020, 1, 3)), third)    # 2 January is missing
     series = seaice.read_series(tmp_path)
-    assert series.days[1] is None and series.dates[1] == dt.date(2020, 1, 2)
+    assert series.present.tolist() == [True, False, True] and series.dates[1] == dt.date(2020, 1, 2)
     concentration, observed, ocean, flags = seaice.series_arrays(series)
     assert concentration[1, 10, 10] == pytest.approx(0.4)
     assert concentration[2, 12, 12] == pytest.approx(first[12, 12] / 1000)

@@ -102,7 +102,7 @@ def predict(network: nn.Module, payload: dict, args: Namespace, params: Params) 
     history = payload["stats"]["history_days"]
     series = seaice.read_series(folder, last_days=history, max_gap_days=payload["stats"].get("max_gap_days"),
                                 gap_key="stats['max_gap_days'] of the model file")
-    present = sum(d is not None for d in series.days)
+    present = int(series.present.sum())
     if present < (history + 1) // 2:
         raise SeqpipeError(f"{folder}: only {present} of the last {history} days have a file "
                            f"(ending {series.dates[-1]}); need at least {(history + 1) // 2}")

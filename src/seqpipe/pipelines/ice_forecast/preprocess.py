@@ -11,7 +11,7 @@ from rasterio.errors import CRSError
 
 from seqpipe.data import seaice
 from seqpipe.data.rasters import Grid
-from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.data.series import chronological_split, npy_record, save_splits
 from seqpipe.data.windows import cut, stored_arrays
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Range, SplitFraction, params_section
@@ -31,14 +31,53 @@ class PreprocessParams:
     test_fraction: SplitFraction
 
 
-def coarse_maps(series: seaice.Series, factor: int) -> dict[str, np.ndarray]:
-    """Filled concentration, observed and ocean masks of a series, block-averaged by `factor`."""
-    concentration, observed, ocean, flags = seaice.series_arrays(series)
+def coarse_maps(series: seaice.Series, factor: int, rows: slice = slice(None)) -> dict[str, np.ndarray]:
+    """Filled concentration, observed and ocean masks of a series' native `rows` (all by default),
+    block-averaged by `factor`; a band of rows starting on a multiple of `factor` gives exactly those
+    blocks of the whole (every block is computed from its own pixels' days only)."""
+    concentration, observed, ocean, flags = seaice.series_arrays(series, rows)
     ocean_f = ocean.astype(np.float32)
     ocean_c = seaice.block_mean(ocean_f, np.ones_like(ocean_f), factor) >= 0.5
     return {"concentration": seaice.block_mean(concentration, ocean_f, factor),
             "observed": (seaice.block_mean(observed.astype(np.float32), ocean_f, factor) >= 0.5) & ocean_c,
             "ocean": ocean_c, "native_concentration": concentration, "native_flags": flags}
+
+
+# native cells (days x rows x columns) of one band of rows computed at a time: its temporaries (float32
+# and int32 copies for decoding and filling in time) stay near 100 MB; the raw uint16 stack is held whole
+BAND_CELLS = 1 << 22
+STORED_DTYPES = {"concentration": np.float16, "observed": np.bool_}
+
+
+def write_maps(series: seaice.Series, factor: int, out_dir: Path,
+               band_cells: int = BAND_CELLS) -> tuple[np.ndarray, dict[str, dict]]:
+    """concentration.npy (float16) and observed.npy (bool), (T, H // factor, W // factor) maps of
+    coarse_maps, written into `out_dir` a band of rows at a time; (the coarse ocean mask, their
+    save_splits records).
+
+    float16 keeps every concentration G02135 can express (0.001 steps) to within a quarter step: its
+    spacing below 1.0 is at most 2^-11. Each band is written through a memory map opened for it alone,
+    so the pages written leave the process with it."""
+    height, width = series.grid.shape
+    days, out_h, out_w = len(series.present), height // factor, width // factor
+    paths = {name: out_dir / f"{name}.npy" for name in STORED_DTYPES}
+    for name, dtype in STORED_DTYPES.items():
+        header = np.lib.format.open_memmap(paths[name], mode="w+", dtype=dtype, shape=(days, out_h, out_w))
+        del header   # header and size written (unwritten pages are zeros); the bands fill it
+    ocean = np.zeros((out_h, out_w), bool)
+    band = max(1, band_cells // (days * factor * width))   # coarse rows per band
+    for top in range(0, out_h, band):
+        bottom = min(top + band, out_h)
+        # the last band takes the native rows below the last whole block too (block_mean drops them)
+        rows = slice(top * factor, bottom * factor if bottom < out_h else height)
+        maps = coarse_maps(series, factor, rows)
+        ocean[top:bottom] = maps["ocean"]
+        for name, dtype in STORED_DTYPES.items():
+            out = np.load(paths[name], mmap_mode="r+")
+            out[:, top:bottom] = maps[name].astype(dtype)
+            out.flush()
+            del out
+    return ocean, {name: npy_record(path) for name, path in paths.items()}
 
 
 def cell_area_km2(grid: Grid, factor: int, source: Path) -> float:
@@ -59,10 +98,10 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         raise SeqpipeError(f"models.ice_forecast.preprocess.downsample: {p.downsample} x {p.downsample} "
                            f"blocks leave no cell of the {series.grid.height}x{series.grid.width} grid of "
                            f"{raw_dir}; use at most {min(series.grid.shape)}")
-    maps = coarse_maps(series, p.downsample)
-    conc, observed = maps["concentration"], maps["observed"]
+    ocean, records = write_maps(series, p.downsample, out_dir)
+    n_days = len(series.present)
     span = p.history_days + p.horizon_days
-    ranges = chronological_split(len(conc), p.val_fraction, p.test_fraction)
+    ranges = chronological_split(n_days, p.val_fraction, p.test_fraction)
     doy = np.array([d.timetuple().tm_yday for d in series.dates], dtype=np.int16)
     starts, split_dates = {}, {}
     for split, days in ranges.items():
@@ -71,19 +110,19 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             raise SeqpipeError(f"{raw_dir}: the {split} split ({days.stop - days.start} days) holds fewer "
                                f"than 2 windows of {span} days; add days or lower history_days/horizon_days")
         split_dates[split] = [series.dates[days.start].isoformat(), series.dates[days.stop - 1].isoformat()]
-    # each day stored once; a window is history_days maps from its start, then the horizon_days after them
-    stored = {"concentration": conc, "observed": observed, "day_of_year": doy}
+    # each day stored once (concentration.npy, observed.npy written above); a window is history_days maps
+    # from its start, then the horizon_days after them
     after, horizon = p.history_days, p.horizon_days
     windows = {"x": cut("concentration", 0, p.history_days, dtype="float16"),
-               "y": cut("concentration", after, horizon), "mask": cut("observed", after, horizon),
-               "doy": cut("day_of_year", after, horizon)}
-    present = sum(d is not None for d in series.days)
+               "y": cut("concentration", after, horizon, dtype="float32"),
+               "mask": cut("observed", after, horizon), "doy": cut("day_of_year", after, horizon)}
+    present = int(series.present.sum())
+    records.update(save_splits(out_dir, stored_arrays({"day_of_year": doy}, starts)))
     return {"history_days": p.history_days, "horizon_days": p.horizon_days, "downsample": p.downsample,
             "max_gap_days": p.max_gap_days,
-            "map_shape": list(conc.shape[1:]), "native_shape": list(series.grid.shape),
+            "map_shape": list(ocean.shape), "native_shape": list(series.grid.shape),
             "crs": series.grid.crs.to_string(), "transform": list(series.grid.transform)[:6],
             "cell_area_km2": cell_area_km2(series.grid, p.downsample, raw_dir),
-            "days": len(series.days), "files": present, "missing_days": len(series.days) - present,
-            "first_day": series.dates[0].isoformat(), "ocean_fraction": float(maps["ocean"].mean()),
-            "split_dates": split_dates, "windows": windows,
-            "arrays": save_splits(out_dir, stored_arrays(stored, starts))}
+            "days": n_days, "files": present, "missing_days": n_days - present,
+            "first_day": series.dates[0].isoformat(), "ocean_fraction": float(ocean.mean()),
+            "split_dates": split_dates, "windows": windows, "arrays": dict(sorted(records.items()))}
