@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqpipe.baselines import Moments
 from seqpipe.conformal import conformal_halfwidths
 
 PREPARE_CHUNK = 1 << 15   # windows that prepare reads at once (more: in chunks of this many)
@@ -99,6 +100,21 @@ class LinearResidualLSTM(nn.Module):
         without importing torch)."""
         design, last = self.design(torch.as_tensor(x_fit))
         fit = ridge(design.double(), torch.as_tensor(y_fit).double() - last.double(), self.linear_alpha)
+        design, last = self.design(torch.as_tensor(x))
+        return (last.double() + apply_ridge(design.double(), fit)).numpy()
+
+    @torch.no_grad()
+    def linear_rows(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(design, change y - last) of windows `x` and next values `y` in float64 numpy: the rows that
+        `refit_linear_forecast` regresses, for a refit whose windows are read in chunks (`Moments`)."""
+        design, last = self.design(torch.as_tensor(x))
+        return design.double().numpy(), (torch.as_tensor(y).double() - last.double()).numpy()
+
+    @torch.no_grad()
+    def refit_linear_forecast_from(self, moments: Moments, x: np.ndarray) -> np.ndarray:
+        """`refit_linear_forecast` from the Moments of the fit windows' `linear_rows`, applied to `x`."""
+        mean_x, xx, xy, mean_y = (torch.from_numpy(a) for a in moments.centred())
+        fit = ridge_from_cross_products(moments.n, mean_x, xx, xy, mean_y, self.linear_alpha)
         design, last = self.design(torch.as_tensor(x))
         return (last.double() + apply_ridge(design.double(), fit)).numpy()
 
@@ -201,6 +217,12 @@ def ridge_in_chunks(pieces: Callable[[], Iterable[tuple[torch.Tensor, torch.Tens
     for design, target in pieces():
         centred = design - mean_x
         xx, xy = xx + centred.T @ centred, xy + centred.T @ (target - mean_y)
+    return ridge_from_cross_products(n, mean_x, xx, xy, mean_y, alpha)
+
+
+def ridge_from_cross_products(n: int, mean_x: torch.Tensor, xx: torch.Tensor, xy: torch.Tensor,
+                              mean_y: torch.Tensor, alpha: float) -> tuple[torch.Tensor, ...]:
+    """`ridge` of `n` rows from their column means and centred cross-products X'X and X'Y."""
     std_x = (torch.diagonal(xx) / n).sqrt()
     std_x = torch.where(std_x > 1e-6 * (1 + mean_x.abs()), std_x, torch.ones_like(std_x))
     gram = xx / (std_x[:, None] * std_x[None, :]) + alpha * torch.eye(len(std_x), dtype=xx.dtype)
