@@ -167,5 +167,5 @@ def test_a_refit_from_moments_read_in_chunks_is_the_refit_from_whole_arrays() ->
     moments = expanding_moments(chunks, ends)
     for end, m in zip(ends, moments, strict=True):
         whole = net.refit_linear_forecast(xs[:end], ys[:end], xs[350:])
-        np.testing.assert_allclose(net.refit_linear_forecast_from(m, xs[350:]), whole, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(net.refit_linear_forecast_from(m.n, m.centred(), xs[350:]), whole, rtol=1e-9, atol=1e-9)
         assert not np.allclose(whole, net.linear_forecast(xs[350:]).numpy(), atol=1e-4)   # refit, not the fit

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqpipe.baselines import Moments
 from seqpipe.conformal import conformal_halfwidths
 
 PREPARE_CHUNK = 1 << 15   # windows that prepare reads at once (more: in chunks of this many)
@@ -111,10 +110,12 @@ class LinearResidualLSTM(nn.Module):
         return design.double().numpy(), (torch.as_tensor(y).double() - last.double()).numpy()
 
     @torch.no_grad()
-    def refit_linear_forecast_from(self, moments: Moments, x: np.ndarray) -> np.ndarray:
-        """`refit_linear_forecast` from the Moments of the fit windows' `linear_rows`, applied to `x`."""
-        mean_x, xx, xy, mean_y = (torch.from_numpy(a) for a in moments.centred())
-        fit = ridge_from_cross_products(moments.n, mean_x, xx, xy, mean_y, self.linear_alpha)
+    def refit_linear_forecast_from(self, n: int, centred: tuple[np.ndarray, ...],
+                                   x: np.ndarray) -> np.ndarray:
+        """`refit_linear_forecast` from the `linear_rows` of `n` fit windows as their (design mean, centred
+        X'X, X'Y, target mean), e.g. `baselines.Moments.centred()`, applied to windows `x`."""
+        mean_x, xx, xy, mean_y = (torch.from_numpy(a) for a in centred)
+        fit = ridge_from_cross_products(n, mean_x, xx, xy, mean_y, self.linear_alpha)
         design, last = self.design(torch.as_tensor(x))
         return (last.double() + apply_ridge(design.double(), fit)).numpy()
 

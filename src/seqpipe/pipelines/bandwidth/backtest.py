@@ -43,7 +43,7 @@ def linear_parts(network: LinearResidualLSTM, x: Windows, y: np.ndarray, ends: S
                 for end, t in zip(ends, targets, strict=True)]
     pieces = (network.linear_rows(x[s], y[s]) for s in _spans(ends[-1]))
     moments = baselines.expanding_moments(pieces, ends)
-    return [in_chunks(partial(network.refit_linear_forecast_from, m), t)
+    return [in_chunks(partial(network.refit_linear_forecast_from, m.n, m.centred()), t)
             for m, t in zip(moments, targets, strict=True)]
 
 
