@@ -56,8 +56,10 @@ def test_evaluate_in_small_chunks_scores_what_one_chunk_scores(name: str, tiny_p
     whole = json.loads(json.dumps(evaluate.run(spec, tiny_params)))
     module, small = CHUNKS[name]
     windows = len(np.load(Path("data/processed") / name / "starts_train.npy"))
-    assert importlib.import_module(module).CHUNK >= windows > 3 * small   # one chunk, then many
-    monkeypatch.setattr(importlib.import_module(module), "CHUNK", small)
+    chunked = importlib.import_module(module)
+    assert getattr(chunked, "ONE_PIECE", chunked.CHUNK) >= windows > 3 * small   # one piece, then many
+    for constant in ("ONE_PIECE", "CHUNK"):
+        monkeypatch.setattr(chunked, constant, small, raising=constant == "CHUNK")
     _close(json.loads(json.dumps(evaluate.run(spec, tiny_params))), whole)
 
 
@@ -75,7 +77,7 @@ def test_bandwidth_evaluate_holds_a_chunk_of_windows_never_a_split(workdir: Path
     n = rows - window
     for split, (first, end) in zip(SPLITS, pairwise([0, int(0.7 * n), int(0.85 * n), n]), strict=True):
         np.save(processed / f"starts_{split}.npy", np.arange(first, end, dtype=np.int64))
-    monkeypatch.setattr(importlib.import_module(CHUNKS["bandwidth"][0]), "CHUNK", 512)
+    monkeypatch.setattr(importlib.import_module(CHUNKS["bandwidth"][0]), "CHUNK", 512)   # 100k windows
     tracemalloc.start()
     try:
         detail = evaluate.run(spec, params)

@@ -74,14 +74,17 @@ def evaluate(ctx: EvalContext) -> dict:
     scaler = Standardizer.from_dict(stats["scaler"])
     targets, index = stats["target_columns"], stats["target_index"]
     splits = {s: ctx.windows(s) for s in ("train", "val", "test")}   # windows cut on demand, chunk by chunk
-    ys = {s: np.asarray(splits[s]["y"]) for s in splits}              # (windows, targets): small
+    y_all = backtest.in_chunks(lambda y: y, concat([splits[s]["y"] for s in splits]))   # (windows, targets)
+    ys = dict(zip(splits, np.split(y_all, np.cumsum([len(splits[s]["y"]) for s in splits])), strict=False))
     x_test = splits["test"]["x"]
 
     def physical(scaled: np.ndarray) -> np.ndarray:
         return scaled * scaler.std[index] + scaler.mean[index]
 
     actual = physical(ys["test"])
-    series = physical(np.concatenate([splits["train"]["x"][0][:, index], *ys.values()]))
+    series = np.concatenate([splits["train"]["x"][0][:, index], y_all]).astype(np.float64)
+    series *= scaler.std[index]   # physical(), in place: the series is a row per window
+    series += scaler.mean[index]
     train_rows = len(series) - len(ys["test"]) - len(ys["val"])   # the training part of the series
     at = np.arange(len(series) - len(actual), len(series))      # test targets' rows in the series
     season = season_steps(p, stats, train_rows)
@@ -90,7 +93,6 @@ def evaluate(ctx: EvalContext) -> dict:
                            f"at least as many test windows; the test split has {len(actual)}")
     folds = np.array_split(np.arange(len(actual)), p.backtest_folds)
     x_all = concat([splits[s]["x"] for s in splits])   # every window in time order, nothing read
-    y_all = np.concatenate(list(ys.values()))
     origin = len(ys["train"]) + len(ys["val"])          # windows before the test split
     ends, x_folds = [origin + int(f[0]) for f in folds], [x_test.subset(f) for f in folds]
     network = _forecaster(ctx)
