@@ -111,3 +111,47 @@ def test_a_season_without_enough_history_is_one_clear_error_naming_the_key() -> 
     with pytest.raises(SeqpipeError, match="^models.crop_ndvi.evaluate.season_steps: a season of 12 steps is longer "
                                            "than the 10-step window"):
         crop_ndvi.season_steps(crop, {"grid_days": 5, "window": 10})
+
+
+def _rows(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Windows (n, 6, 2) with a large offset (centring matters) and two targets linear in them plus noise."""
+    rng = np.random.default_rng(seed)
+    x = 1e3 + rng.normal(size=(n, 6, 2))
+    y = x.reshape(n, -1) @ rng.normal(size=(12, 2)) + rng.normal(size=(n, 2))
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def test_moments_read_in_chunks_fit_what_linear_fits_on_every_expanding_window() -> None:
+    x, y = _rows(500)
+    ends = [40, 41, 128, 250, 499]   # 128: at a chunk boundary
+    chunks = ((x[s:s + 64], y[s:s + 64]) for s in range(0, len(x), 64))
+    moments = baselines.expanding_moments(chunks, ends)
+    assert [m.n for m in moments] == ends
+    for end, m in zip(ends, moments, strict=True):
+        whole = baselines.linear(x[:end], y[:end], x[450:], alpha=1.0)
+        chunked = baselines.linear_apply(m.linear(1.0), x[450:], y[:1])
+        assert chunked.dtype == whole.dtype == np.float32 and chunked.shape == whole.shape
+        np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-4)
+        x64 = x[:end].astype(np.float64).reshape(end, -1)
+        mean_x, xx, _, _ = m.centred()   # against the two-pass sums of the rows themselves
+        np.testing.assert_allclose(xx, (x64 - x64.mean(0)).T @ (x64 - x64.mean(0)), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(mean_x, x64.mean(0), rtol=1e-12)
+
+
+def test_expanding_moments_need_ascending_ends_within_the_rows() -> None:
+    x, y = _rows(10)
+    with pytest.raises(ValueError, match="ascending"):
+        baselines.expanding_moments([(x, y)], [5, 3])
+    with pytest.raises(ValueError, match="fewer than the last end 11"):
+        baselines.expanding_moments([(x, y)], [11])
+
+
+def test_climatology_added_in_chunks_is_the_whole_one_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    maps, doy = rng.random((90, 4, 5)), rng.integers(1, 367, 90)
+    valid = rng.random((90, 4, 5)) > 0.3
+    query = rng.integers(1, 367, (7, 3))
+    chunked = baselines.Climatology((4, 5))
+    for s in range(0, 90, 16):
+        chunked.add(maps[s:s + 16], doy[s:s + 16], valid[s:s + 16])
+    assert np.array_equal(chunked.at(query), baselines.day_of_year_climatology(maps, doy, valid, query))

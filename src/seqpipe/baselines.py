@@ -3,6 +3,8 @@ linear, band-pass, climatology, majority class, logistic."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 # scipy and statsmodels are imported inside the functions that need them: every other stage would pay
@@ -96,21 +98,99 @@ def fit_holt_damped(windows: np.ndarray, targets: np.ndarray) -> dict[str, float
             "damping_trend": float(phi)}
 
 
+def _flat(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+
+
+LinearFit = tuple[np.ndarray, np.ndarray, np.ndarray]   # (column means of x, coefficients, means of y)
+
+
+def _ridge(x_mean: np.ndarray, xx: np.ndarray, xy: np.ndarray, y_mean: np.ndarray, alpha: float) -> LinearFit:
+    """The ridge fit from centred cross-products X'X and X'Y (xx is changed in place)."""
+    xx.flat[::xx.shape[0] + 1] += alpha
+    return x_mean, np.linalg.solve(xx, xy), y_mean
+
+
+def linear_apply(fit: LinearFit, x_test: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A `linear` fit's prediction for `x_test`, shaped and typed as targets `like` (a sample is enough)."""
+    x_mean, coef, y_mean = fit
+    prediction = (_flat(x_test) - x_mean) @ coef + y_mean
+    return prediction.astype(np.result_type(x_test, like), copy=False).reshape((len(x_test), *like.shape[1:]))
+
+
 def linear(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:
     """Ridge regression from flattened windows to flattened targets (a least-squares linear filter), with an
     unpenalised intercept, solved in float64 by the normal equations (scikit-learn's Ridge to ~1e-6; numpy
-    only, so evaluate does not pay scikit-learn's import)."""
-    def flat(a: np.ndarray) -> np.ndarray:
-        return np.asarray(a, dtype=np.float64).reshape(len(a), -1)
-    x, y = flat(x_train), flat(y_train)
+    only, so evaluate does not pay scikit-learn's import). `Moments` fits the same from chunks."""
+    x, y = _flat(x_train), _flat(y_train)
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     x = x - x_mean  # not in place: float64 inputs are the caller's arrays
-    gram = x.T @ x
-    gram.flat[::gram.shape[0] + 1] += alpha
-    coef = np.linalg.solve(gram, x.T @ (y - y_mean))
-    prediction = (flat(x_test) - x_mean) @ coef + y_mean
-    return prediction.astype(np.result_type(x_test, y_train), copy=False).reshape(
-        (len(x_test), *y_train.shape[1:]))
+    return linear_apply(_ridge(x_mean, x.T @ x, x.T @ (y - y_mean), y_mean, alpha), x_test, y_train)
+
+
+class Moments:
+    """What a least-squares fit needs of its rows, added chunk by chunk (`add`): their count, the column
+    means and the centred cross-products X'X and X'Y, in float64. Rows are shifted by the first chunk's
+    column means before they are multiplied (the shifted-data algorithm), so centring loses no precision
+    where a column's mean is large next to its spread. `linear` fits the same from whole arrays; the two
+    agree to float64 rounding (~1e-12 relative)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.shift_x = self.shift_y = self.sum_x = self.sum_y = self.xx = self.xy = np.zeros(0)
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Add rows: `x` and `y` with one row per sample (flattened beyond the first axis)."""
+        if not len(x):
+            return
+        x, y = _flat(x), _flat(y)
+        if not self.n:
+            self.shift_x, self.shift_y = x.mean(axis=0), y.mean(axis=0)
+            self.sum_x, self.sum_y = np.zeros(x.shape[1]), np.zeros(y.shape[1])
+            self.xx, self.xy = np.zeros((x.shape[1], x.shape[1])), np.zeros((x.shape[1], y.shape[1]))
+        dx, dy = x - self.shift_x, y - self.shift_y
+        self.n += len(x)
+        self.sum_x, self.sum_y = self.sum_x + dx.sum(axis=0), self.sum_y + dy.sum(axis=0)
+        self.xx, self.xy = self.xx + dx.T @ dx, self.xy + dx.T @ dy
+
+    def copy(self) -> Moments:
+        out = Moments()
+        out.__dict__.update(self.__dict__)   # every field is replaced, never changed in place, by `add`
+        return out
+
+    def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mean of x, X'X, X'Y, mean of y) about the rows' own means."""
+        if not self.n:
+            raise ValueError("least squares: no rows to fit")
+        dx, dy = self.sum_x / self.n, self.sum_y / self.n
+        return (self.shift_x + dx, self.xx - self.n * np.outer(dx, dx), self.xy - self.n * np.outer(dx, dy),
+                self.shift_y + dy)
+
+    def linear(self, alpha: float) -> LinearFit:
+        """`linear`'s ridge fit of these rows (apply it with `linear_apply`)."""
+        x_mean, xx, xy, y_mean = self.centred()
+        return _ridge(x_mean, xx, xy, y_mean, alpha)
+
+
+def expanding_moments(pieces: Iterable[tuple[np.ndarray, np.ndarray]], ends: Sequence[int]) -> list[Moments]:
+    """The Moments of the first `end` rows for each of ascending `ends` (a backtest's expanding windows),
+    from (x, y) chunks in row order read once; rows after the last end are not read."""
+    if list(ends) != sorted(ends) or not ends or ends[0] < 1:
+        raise ValueError(f"expanding_moments: ends must be ascending and positive, got {list(ends)}")
+    out: list[Moments] = []
+    moments, done = Moments(), 0   # rows added so far
+    for x, y in pieces:
+        first = 0
+        while len(out) < len(ends) and ends[len(out)] <= done + len(x) - first:
+            take = ends[len(out)] - done
+            moments.add(x[first:first + take], y[first:first + take])
+            done, first = done + take, first + take
+            out.append(moments.copy())
+        if len(out) == len(ends):
+            return out
+        moments.add(x[first:], y[first:])
+        done += len(x) - first
+    raise ValueError(f"expanding_moments: {done} rows, fewer than the last end {ends[-1]}")
 
 
 def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
@@ -127,27 +207,44 @@ def bandpass(signals: np.ndarray, center_hz: float, width_hz: float, order: int,
     return sps.sosfiltfilt(sos, signals, axis=-1, padlen=min(edge, signals.shape[-1] - 1))
 
 
+class Climatology:
+    """Per day of year, the sums and counts of valid map values, added chunk by chunk (`add`); `at` gives the
+    mean maps. Chunks added in order give the same sums, bit for bit, as the maps added at once."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.sums, self.counts = np.zeros((367, *shape)), np.zeros((367, *shape))
+
+    def add(self, maps: np.ndarray, doy: np.ndarray, valid: np.ndarray) -> None:
+        """Add maps (N, H, W) on days of year `doy` (N), where `valid` (N, H, W)."""
+        maps, doy, valid = np.asarray(maps, np.float64), np.asarray(doy).ravel(), np.asarray(valid, bool)
+        np.add.at(self.sums, doy, np.where(valid, maps, 0.0))
+        np.add.at(self.counts, doy, valid)
+
+    def at(self, query_doy: np.ndarray) -> np.ndarray:
+        """The mean map per day of year evaluated at `query_doy` (any shape). A day of year with no valid
+        sample takes the nearest day of year that has one (circularly)."""
+        sums, counts = self.sums, self.counts
+        seen = np.flatnonzero(counts[1:].reshape(366, -1).any(axis=1)) + 1
+        if len(seen) == 0:
+            raise ValueError("climatology: no valid samples")
+        table = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        nearest = {d: seen[np.argmin(np.minimum(abs(seen - d), 366 - abs(seen - d)))] for d in range(1, 367)}
+        for d in range(1, 367):  # per pixel: fall back to the nearest day of year with data
+            holes = np.isnan(table[d])
+            table[d][holes] = np.nan_to_num(table[nearest[d]][holes])
+        query = np.asarray(query_doy)
+        return table[query.ravel()].reshape(*query.shape, *sums.shape[1:])
+
+
 def day_of_year_climatology(maps: np.ndarray, doy: np.ndarray, valid: np.ndarray,
                             query_doy: np.ndarray) -> np.ndarray:
     """Mean map per day of year over `maps` (N, H, W) where `valid`; evaluated at `query_doy` (any shape).
 
     A day of year with no valid sample takes the nearest day of year that has one (circularly).
     """
-    maps, doy, valid = np.asarray(maps, np.float64), np.asarray(doy).ravel(), np.asarray(valid, bool)
-    sums = np.zeros((367, *maps.shape[1:]))
-    counts = np.zeros((367, *maps.shape[1:]))
-    np.add.at(sums, doy, np.where(valid, maps, 0.0))
-    np.add.at(counts, doy, valid)
-    seen = np.flatnonzero(counts[1:].reshape(366, -1).any(axis=1)) + 1
-    if len(seen) == 0:
-        raise ValueError("climatology: no valid samples")
-    table = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    nearest = {d: seen[np.argmin(np.minimum(abs(seen - d), 366 - abs(seen - d)))] for d in range(1, 367)}
-    for d in range(1, 367):  # per pixel: fall back to the nearest day of year with data
-        holes = np.isnan(table[d])
-        table[d][holes] = np.nan_to_num(table[nearest[d]][holes])
-    query = np.asarray(query_doy)
-    return table[query.ravel()].reshape(*query.shape, *maps.shape[1:])
+    climatology = Climatology(np.shape(maps)[1:])
+    climatology.add(maps, doy, valid)
+    return climatology.at(query_doy)
 
 
 def majority_class(y_train: np.ndarray, n_test: int) -> np.ndarray:

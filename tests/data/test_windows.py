@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seqpipe.data.series import load_split, save_splits, sliding_windows
-from seqpipe.data.windows import Windows, cut, load_windows, stored_arrays
+from seqpipe.data.windows import Windows, concat, cut, load_windows, map_chunks, stored_arrays
 from seqpipe.stages.splits import TensorWindows, load_split_tensors
 
 
@@ -95,3 +95,21 @@ def test_a_picked_row_and_a_one_hot_selector_equal_the_materialised_samples(tmp_
     assert split["x"].shape == (9, 8, 4) and split["y"].shape == (9, 8, 1) and split["y"][3].shape == (8, 1)
     np.testing.assert_array_equal(split["selector"], selector)
     np.testing.assert_array_equal(split["x"].subset(slice(2, 5))[:], split["x"][2:5])
+
+
+def test_concat_joins_the_splits_of_one_stored_array_without_reading_them(tmp_path: Path) -> None:
+    folder, series, _ = _folder(tmp_path)
+    arrays = json.loads((folder / "stats.json").read_text())
+    np.save(folder / "starts_val.npy", np.arange(30, 46, 3))
+    splits = [load_windows(folder, s, arrays["windows"]) for s in ("train", "val")]   # memory-mapped twice
+    joined = concat([s["x"] for s in splits])
+    assert len(joined) == 15 + 6 and isinstance(joined.source, np.memmap)
+    assert np.array_equal(joined[:], np.concatenate([s["x"][:] for s in splits]))
+    with pytest.raises(ValueError, match="cut differently"):
+        concat([splits[0]["x"], splits[1]["y"]])
+
+
+def test_map_chunks_is_the_function_of_the_whole_split() -> None:
+    values = np.arange(200, dtype=np.float32).reshape(50, 4)
+    w = Windows(values, np.arange(40), cut("v", 0, 6))
+    assert np.array_equal(map_chunks(w, lambda c: c[:, -1, 1:3], 7), w[:][:, -1, 1:3])

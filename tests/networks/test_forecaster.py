@@ -153,3 +153,19 @@ def test_onnx_export_matches_torch_with_a_free_batch_axis(tmp_path) -> None:
         None, {"x": x[:7].numpy()})[0]
     with torch.no_grad():
         np.testing.assert_allclose(got, net(x[:7]).numpy(), atol=1e-5)
+
+
+def test_a_refit_from_moments_read_in_chunks_is_the_refit_from_whole_arrays() -> None:
+    from seqpipe.baselines import expanding_moments
+
+    x, y = series(400)
+    net = network()
+    net.prepare(x[:200], y[:200])
+    xs, ys = x.numpy(), y.numpy()
+    ends = [150, 333]
+    chunks = (net.linear_rows(xs[s:s + 50], ys[s:s + 50]) for s in range(0, 400, 50))
+    moments = expanding_moments(chunks, ends)
+    for end, m in zip(ends, moments, strict=True):
+        whole = net.refit_linear_forecast(xs[:end], ys[:end], xs[350:])
+        np.testing.assert_allclose(net.refit_linear_forecast_from(m.n, m.centred(), xs[350:]), whole, rtol=1e-9, atol=1e-9)
+        assert not np.allclose(whole, net.linear_forecast(xs[350:]).numpy(), atol=1e-4)   # refit, not the fit

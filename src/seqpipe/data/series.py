@@ -256,16 +256,17 @@ def npy_record(path: Path) -> dict:
     return {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": sha256_file(path)}
 
 
-def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray | Windows]:
+def load_split(data_dir: Path, split: str, mmap: bool = False) -> dict[str, np.ndarray | Windows]:
     """Every key of one split of a processed folder: {'x': ..., 'y': ...}. A windowed folder (stats.json
     has `windows`) gives Windows cut on demand from its memory-mapped stored arrays; any other gives
-    each `<key>_<split>.npy`, keyed without the suffix."""
+    each `<key>_<split>.npy`, keyed without the suffix, loaded (or memory-mapped read-only: `mmap`)."""
     stats = data_dir / "stats.json"
     cuts = read_json(stats).get("windows") if stats.exists() else None
     if cuts:
         return load_windows(data_dir, split, cuts)
     suffix = f"_{split}.npy"
-    return {p.name[: -len(suffix)]: load_npy(p) for p in sorted(data_dir.glob(f"*{suffix}"))}
+    return {p.name[: -len(suffix)]: load_npy(p, mmap_mode="r" if mmap else None)
+            for p in sorted(data_dir.glob(f"*{suffix}"))}
 
 
 def window_io(stats: WindowStats, target_index: list[int], x: str, y: str,

@@ -13,7 +13,7 @@ one stored copy).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -112,6 +112,28 @@ class Windows:
         """The split in order, `size` windows at a time."""
         for start in range(0, len(self), size):
             yield self[start:start + size]
+
+
+def concat(parts: Sequence[Windows]) -> Windows:
+    """The windows of `parts` one after another as one Windows, nothing read: parts cut alike from the
+    same stored array (e.g. a folder's train, val and test splits of one key, each memory-mapped)."""
+    first = parts[0]
+
+    def same_source(w: Windows) -> bool:
+        name = getattr(first.source, "filename", None)
+        return w.source is first.source or (name is not None and getattr(w.source, "filename", None) == name)
+
+    if not all(same_source(w) and w.cut == first.cut for w in parts):
+        raise ValueError(f"concat: windows of {first.cut['source']!r} cut differently or from another array")
+    index = None if first.index is None else np.concatenate([w.index for w in parts])
+    starts = np.concatenate([w.starts for w in parts]) - first.cut["offset"]
+    return Windows(first.source, starts, first.cut, index)
+
+
+def map_chunks(windows: Windows, fn: Callable[[np.ndarray], np.ndarray], size: int) -> np.ndarray:
+    """`fn` of the windows `size` at a time, concatenated: for what is small per window (a forecast, the
+    last step), so that memory holds one chunk of windows, never the split."""
+    return np.concatenate([fn(chunk) for chunk in windows.chunks(size)])
 
 
 def stored_arrays(sources: Mapping[str, np.ndarray], starts: Mapping[str, np.ndarray],

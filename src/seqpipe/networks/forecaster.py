@@ -102,6 +102,23 @@ class LinearResidualLSTM(nn.Module):
         design, last = self.design(torch.as_tensor(x))
         return (last.double() + apply_ridge(design.double(), fit)).numpy()
 
+    @torch.no_grad()
+    def linear_rows(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(design, change y - last) of windows `x` and next values `y` in float64 numpy: the rows that
+        `refit_linear_forecast` regresses, for a refit whose windows are read in chunks (`Moments`)."""
+        design, last = self.design(torch.as_tensor(x))
+        return design.double().numpy(), (torch.as_tensor(y).double() - last.double()).numpy()
+
+    @torch.no_grad()
+    def refit_linear_forecast_from(self, n: int, centred: tuple[np.ndarray, ...],
+                                   x: np.ndarray) -> np.ndarray:
+        """`refit_linear_forecast` from the `linear_rows` of `n` fit windows as their (design mean, centred
+        X'X, X'Y, target mean), e.g. `baselines.Moments.centred()`, applied to windows `x`."""
+        mean_x, xx, xy, mean_y = (torch.from_numpy(a) for a in centred)
+        fit = ridge_from_cross_products(n, mean_x, xx, xy, mean_y, self.linear_alpha)
+        design, last = self.design(torch.as_tensor(x))
+        return (last.double() + apply_ridge(design.double(), fit)).numpy()
+
     def design(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(design matrix, last target values) of windows `x`: what the linear part regresses on."""
         last, changes, level = self._inputs(x)
@@ -201,6 +218,12 @@ def ridge_in_chunks(pieces: Callable[[], Iterable[tuple[torch.Tensor, torch.Tens
     for design, target in pieces():
         centred = design - mean_x
         xx, xy = xx + centred.T @ centred, xy + centred.T @ (target - mean_y)
+    return ridge_from_cross_products(n, mean_x, xx, xy, mean_y, alpha)
+
+
+def ridge_from_cross_products(n: int, mean_x: torch.Tensor, xx: torch.Tensor, xy: torch.Tensor,
+                              mean_y: torch.Tensor, alpha: float) -> tuple[torch.Tensor, ...]:
+    """`ridge` of `n` rows from their column means and centred cross-products X'X and X'Y."""
     std_x = (torch.diagonal(xx) / n).sqrt()
     std_x = torch.where(std_x > 1e-6 * (1 + mean_x.abs()), std_x, torch.ones_like(std_x))
     gram = xx / (std_x[:, None] * std_x[None, :]) + alpha * torch.eye(len(std_x), dtype=xx.dtype)

@@ -39,14 +39,11 @@ class EvalContext:
     plots_dir: Path
     seed: int
 
-    def split(self, split: str) -> dict[str, np.ndarray]:
-        """Every array of one split, keyed without the suffix: {'x': ..., 'y': ..., ...}, materialised
-        (the scores read whole splits; `windows` indexes a windowed split without reading it all)."""
-        return {k: np.asarray(v) for k, v in load_split(self.data_dir, split).items()}
-
     def windows(self, split: str) -> dict[str, Any]:
-        """One split as load_split gives it: a windowed folder's keys cut on demand (data.windows)."""
-        return load_split(self.data_dir, split)
+        """One split, nothing read until indexed: a windowed folder's keys as Windows cut on demand from its
+        memory-mapped stored arrays (read them a chunk at a time: `Windows.chunks`, `map_chunks`), any
+        other folder's per-sample arrays memory-mapped read-only (load_split)."""
+        return load_split(self.data_dir, split, mmap=True)
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """The network's outputs for inputs `x`, `batch_size` samples at a time (float32)."""

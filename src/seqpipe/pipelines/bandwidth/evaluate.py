@@ -16,6 +16,9 @@ The baselines that need more history than a window (seasonal naive, drift, ETS) 
 rebuilt from the splits: the first training window's rows, then the train, val and test targets, which
 are consecutive rows of the CSV. MASE's scale is the in-sample MAE of the seasonal naive forecast over
 the training rows.
+
+The windows are read a chunk at a time, never a whole split (backtest.py); what is held whole is per
+window: the targets, the series rebuilt from them and each method's forecasts.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import numpy as np
 
 from seqpipe import baselines, conformal, plotting
 from seqpipe.data.series import Standardizer
+from seqpipe.data.windows import concat
 from seqpipe.errors import SeqpipeError
 from seqpipe.metrics import baseline_goal, mase_scale, mean_of, regression_metrics
 from seqpipe.params import AUTO, BatchSize, Penalty, Range, check, params_section
-from seqpipe.pipelines.bandwidth import BandwidthStats, unit
+from seqpipe.pipelines.bandwidth import BandwidthStats, backtest, unit
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
     from seqpipe.networks.forecaster import LinearResidualLSTM
@@ -69,34 +73,42 @@ def evaluate(ctx: EvalContext) -> dict:
     stats: BandwidthStats = ctx.stats
     scaler = Standardizer.from_dict(stats["scaler"])
     targets, index = stats["target_columns"], stats["target_index"]
-    splits = {s: ctx.split(s) for s in ("train", "val", "test")}
-    test, train, val = splits["test"], splits["train"], splits["val"]
+    splits = {s: ctx.windows(s) for s in ("train", "val", "test")}   # windows cut on demand, chunk by chunk
+    y_all = backtest.in_chunks(lambda y: y, concat([splits[s]["y"] for s in splits]))   # (windows, targets)
+    ys = dict(zip(splits, np.split(y_all, np.cumsum([len(splits[s]["y"]) for s in splits])), strict=False))
+    x_test = splits["test"]["x"]
 
     def physical(scaled: np.ndarray) -> np.ndarray:
         return scaled * scaler.std[index] + scaler.mean[index]
 
-    actual = physical(test["y"])
-    series = physical(np.concatenate([train["x"][0][:, index], *(splits[s]["y"] for s in splits)]))
-    train_rows = len(series) - len(test["y"]) - len(val["y"])   # the training part of the series
+    actual = physical(ys["test"])
+    series = np.concatenate([splits["train"]["x"][0][:, index], y_all]).astype(np.float64)
+    series *= scaler.std[index]   # physical(), in place: the series is a row per window
+    series += scaler.mean[index]
+    train_rows = len(series) - len(ys["test"]) - len(ys["val"])   # the training part of the series
     at = np.arange(len(series) - len(actual), len(series))      # test targets' rows in the series
     season = season_steps(p, stats, train_rows)
     if len(actual) < p.backtest_folds:
         raise SeqpipeError(f"models.bandwidth.evaluate.backtest_folds: {p.backtest_folds} origins need "
                            f"at least as many test windows; the test split has {len(actual)}")
     folds = np.array_split(np.arange(len(actual)), p.backtest_folds)
-    x_all = np.concatenate([train["x"], val["x"], test["x"]])
-    y_all = np.concatenate([train["y"], val["y"], test["y"]])
-    origin = len(train["x"]) + len(val["x"])          # windows before the test split
-    linear_part, correction = _model_parts(ctx, x_all, y_all, origin, folds)
+    x_all = concat([splits[s]["x"] for s in splits])   # every window in time order, nothing read
+    origin = len(ys["train"]) + len(ys["val"])          # windows before the test split
+    ends, x_folds = [origin + int(f[0]) for f in folds], [x_test.subset(f) for f in folds]
+    network = _forecaster(ctx)
+    correction = ctx.predictions.astype(np.float64) - backtest.in_chunks(
+        lambda x: np.asarray(network.linear_forecast(x), np.float64), x_test)
+    linear_part = np.concatenate(backtest.linear_parts(network, x_all, y_all, ends, x_folds))
+    # the ridge at each origin, and on the training windows for the validation split (its intervals)
+    ridge_val, *ridge = backtest.ridges(x_all, y_all, [len(ys["train"]), *ends],
+                                        [splits["val"]["x"], *x_folds], p.ridge_alpha)
     candidates = {"model": physical(linear_part + correction), "linear_part": physical(linear_part),
-                  "persistence": physical(baselines.persistence(test["x"][:, -1, index])),
+                  "persistence": physical(baselines.persistence(backtest.in_chunks(lambda x: x[:, -1, index],
+                                                                                   x_test))),
                   "seasonal_naive": baselines.seasonal_naive(series, at, season),
                   "drift": baselines.drift(series[at - 1], series[0], (at - 1)[:, None]),
                   "ets": _ets(series, at, folds, p.ets_fit_steps),
-                  "ridge": physical(np.concatenate([baselines.linear(x_all[:origin + f[0]],
-                                                                     y_all[:origin + f[0]], test["x"][f],
-                                                                     p.ridge_alpha)
-                                                    for f in folds]))}
+                  "ridge": physical(np.concatenate(ridge))}
     floors = np.abs(scaler.mean[index]) * p.mape_floor_fraction
     history = series[:train_rows]
     scales = [mase_scale(history[season:, k], history[:-season, k], f"{ctx.data_dir}: training rows of {t}")
@@ -111,7 +123,7 @@ def evaluate(ctx: EvalContext) -> dict:
     scores = {name: {**score(pred), "backtest": _backtest([score(pred, f)["mean"] for f in folds])}
               for name, pred in candidates.items()}
     model, linear = scores.pop("model"), scores.pop("linear_part")
-    intervals = _intervals(ctx, physical, actual, candidates, val, p.ridge_alpha, scaler.std[index])
+    intervals = _intervals(ctx, physical, actual, candidates, ridge_val, ys["val"], scaler.std[index])
     mean = model["mean"]
     goal = {"correlation_min": p.target_correlation, "mape_max": p.target_mape,
             "met": bool(mean["correlation"] >= p.target_correlation and mean["mape"] < p.target_mape),
@@ -135,16 +147,6 @@ def evaluate(ctx: EvalContext) -> dict:
 def _forecaster(ctx: EvalContext) -> LinearResidualLSTM:
     """The network evaluated: this model's is always the LinearResidualLSTM it trained."""
     return cast("LinearResidualLSTM", ctx.network)
-
-
-def _model_parts(ctx: EvalContext, x_all: np.ndarray, y_all: np.ndarray, origin: int,
-                 folds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The forecaster's test forecast as (linear part refit at each origin, gated network correction)."""
-    network, x_test = _forecaster(ctx), x_all[origin:]
-    correction = ctx.predictions.astype(np.float64) - np.asarray(network.linear_forecast(x_test), np.float64)
-    linear = [network.refit_linear_forecast(x_all[:origin + f[0]], y_all[:origin + f[0]], x_test[f])
-              for f in folds]
-    return np.concatenate(linear), correction
 
 
 def _ets(series: np.ndarray, at: np.ndarray, folds: list[np.ndarray], fit_steps: int) -> np.ndarray:
@@ -180,20 +182,19 @@ def _verdict(model: dict, baseline: dict) -> dict:
 
 
 def _intervals(ctx: EvalContext, physical: Callable[[np.ndarray], np.ndarray], actual: np.ndarray,
-               candidates: dict[str, np.ndarray], val: dict[str, np.ndarray], alpha: float,
+               candidates: dict[str, np.ndarray], ridge_val: np.ndarray, y_val: np.ndarray,
                scale: np.ndarray) -> dict:
     """Test coverage and width of the forecaster's split-conformal intervals (calibrated in training on the
-    validation split) and of the ridge baseline's, calibrated the same way on its validation residuals."""
+    validation split) and of the ridge baseline's, calibrated the same way on its validation residuals
+    (`ridge_val`: its forecast of the validation targets `y_val`, fitted on the training windows)."""
     levels = _forecaster(ctx).interval_levels
     model_half = np.array(_forecaster(ctx).halfwidth, np.float64) * scale
-    train = ctx.split("train")
-    ridge_val = baselines.linear(train["x"], train["y"], val["x"], alpha)
-    ridge_half = conformal.conformal_halfwidths(np.abs(physical(ridge_val) - physical(val["y"])), levels)
+    ridge_half = conformal.conformal_halfwidths(np.abs(physical(ridge_val) - physical(y_val)), levels)
     bounds = {"model": conformal.interval_bounds(candidates["model"], model_half),
               "ridge": conformal.interval_bounds(candidates["ridge"], ridge_half)}
     return {"model_bounds": bounds["model"],
             "coverage": {"calibration": "split conformal on the validation split, per target",
-                         "calibration_windows": len(val["y"]),
+                         "calibration_windows": len(y_val),
                          **{name: conformal.coverage(actual, b, levels) for name, b in bounds.items()}}}
 
 

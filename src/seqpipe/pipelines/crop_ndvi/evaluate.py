@@ -65,7 +65,8 @@ def scores(actual: np.ndarray, predicted: np.ndarray, ndvi_range: float, scale: 
 
 def evaluate(ctx: EvalContext) -> dict:
     p: EvaluateParams = ctx.params
-    test, train = ctx.split("test"), ctx.split("train")
+    # per-pixel samples, not windows: each split memory-mapped; the inputs are read whole (float64 copies)
+    test, train = ctx.windows("test"), ctx.windows("train")
     scaler = Standardizer.from_dict(ctx.stats["scaler"])
     x, actual = scaler.inverse(test["x"][..., 0]), scaler.inverse(test["y"][:, 0])
     ndvi_range = float(actual.max() - actual.min())

@@ -37,7 +37,8 @@ def abs_difference(x: np.ndarray) -> np.ndarray:
 
 def evaluate(ctx: EvalContext) -> dict:
     p: EvaluateParams = ctx.params
-    test, val = ctx.split("test"), ctx.split("val")
+    # per-sample image pairs, not windows: each split memory-mapped; the baseline reads the pairs whole
+    test, val = ctx.windows("test"), ctx.windows("val")
     truth, valid = test["y"] >= 0.5, test["mask"]
     candidates_t = np.round(np.arange(0.01, 0.80, 0.01), 2)
 

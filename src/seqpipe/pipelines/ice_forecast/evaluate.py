@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 
 from seqpipe import baselines, plotting
+from seqpipe.data.windows import map_chunks
 from seqpipe.params import BatchSize, Range, check, params_section
 from seqpipe.pipelines.ice_forecast.scores import cell_area_km2, scores
 
@@ -32,17 +33,25 @@ class EvaluateParams:
         check(self.ssim_window % 2 == 1, "ssim_window", f"must be odd, got {self.ssim_window}")
 
 
+CHUNK = 256   # windows read at once (a window is history_days + horizon_days maps)
+
+
 def evaluate(ctx: EvalContext) -> dict:
     p: EvaluateParams = ctx.params
-    test, train = ctx.split("test"), ctx.split("train")
-    truth, mask = test["y"], test["mask"]
+    test, train = ctx.windows("test"), ctx.windows("train")   # windows cut on demand, CHUNK at a time
+    # the test targets and their masks are held, (windows, lead, H, W) as the predictions; inputs never whole
+    truth, mask = np.asarray(test["y"]), np.asarray(test["mask"])
     horizon = truth.shape[1]
+    climatology = baselines.Climatology(truth.shape[2:])
+    for start in range(0, len(train["y"]), CHUNK):
+        rows = slice(start, start + CHUNK)
+        climatology.add(train["y"][rows].reshape(-1, *truth.shape[2:]), train["doy"][rows],
+                        train["mask"][rows].reshape(-1, *truth.shape[2:]))
     candidates = {
         "model": np.clip(ctx.predictions, 0.0, 1.0),
-        "persistence": np.repeat(baselines.persistence(test["x"][:, -1:]), horizon, axis=1),
-        "climatology": baselines.day_of_year_climatology(
-            train["y"].reshape(-1, *truth.shape[2:]), train["doy"],
-            train["mask"].reshape(-1, *truth.shape[2:]), test["doy"]),
+        "persistence": np.repeat(baselines.persistence(map_chunks(test["x"], lambda x: x[:, -1:], CHUNK)),
+                                 horizon, axis=1),
+        "climatology": climatology.at(np.asarray(test["doy"])),
     }
     cell_km2 = cell_area_km2(ctx.stats)
     results = {name: scores(truth, pred, mask, p.edge_threshold, cell_km2, p.ssim_window)

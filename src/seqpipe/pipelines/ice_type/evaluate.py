@@ -29,7 +29,9 @@ class EvaluateParams:
 def evaluate(ctx: EvalContext) -> dict:
     p: EvaluateParams = ctx.params
     classes = ctx.stats["classes"]
-    test, train = ctx.split("test"), ctx.split("train")
+    # per-sample patches, not windows: each split memory-mapped; the logistic baseline reads the train
+    # and test patches whole (their band statistics)
+    test, train = ctx.windows("test"), ctx.windows("train")
     actual = test["y"]
     candidates = {"model": ctx.predictions.argmax(axis=1),
                   "majority": baselines.majority_class(train["y"], len(actual)),
