@@ -1,5 +1,6 @@
-"""A processed split as the stages read it: torch tensors of in-memory arrays, or `TensorWindows` that
-cut each batch from the memory-mapped stored arrays of a windowed folder (seqpipe.data.windows)."""
+"""A processed split as the stages read it: `TensorWindows` that read each batch from the memory-mapped
+files, either cut from the arrays a windowed folder stores once (seqpipe.data.windows) or taken from a
+folder's per-sample arrays; nothing holds the split."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from seqpipe.data.windows import Windows
 
 
 class TensorWindows:
-    """`Windows` for the fit loop: `v[index]` (a tensor of indices, a slice, an int) is a tensor of
-    those samples on `device`; `len`, `shape`, `dtype` as a tensor's; `to(device)` moves where the
-    batches go, never the data."""
+    """`Windows`, or a memory-mapped per-sample array, for the fit loop: `v[index]` (a tensor of indices,
+    a slice, an int) is a tensor of those samples on `device`, read then; `len`, `shape`, `dtype` as a
+    tensor's; `to(device)` moves where the batches go, never the data."""
 
-    def __init__(self, windows: Windows, device: torch.device | str = "cpu") -> None:
+    def __init__(self, windows: Windows | np.ndarray, device: torch.device | str = "cpu") -> None:
         self.windows, self.device = windows, torch.device(device)
         self.shape = torch.Size(windows.shape)
         self.dtype = torch.from_numpy(np.empty(0, windows.dtype)).dtype
@@ -29,24 +30,27 @@ class TensorWindows:
     def __getitem__(self, key: Any) -> torch.Tensor:
         if isinstance(key, torch.Tensor):
             key = key.cpu().numpy()
-        return torch.from_numpy(self.windows[key]).to(self.device)
+        rows = self.windows[key]
+        if isinstance(self.windows, np.ndarray):   # a memory map: copy the rows out of it
+            rows = np.array(rows)
+        return torch.from_numpy(rows).to(self.device)
 
     def to(self, device: torch.device | str) -> TensorWindows:
         return TensorWindows(self.windows, device)
 
     def subset(self, key: Any) -> TensorWindows:
         """The samples `key` selects, still cut on demand (a rank's shard)."""
-        return TensorWindows(self.windows.subset(key), self.device)
+        rows = self.windows[key] if isinstance(self.windows, np.ndarray) else self.windows.subset(key)
+        return TensorWindows(rows, self.device)   # a slice of a memory map is a memory map: nothing read
 
     def materialise(self) -> torch.Tensor:
         """Every sample as one tensor: for a step that needs the whole split at once."""
         return self[:]
 
 
-def load_split_tensors(data_dir: Path, split: str) -> dict[str, torch.Tensor | TensorWindows]:
-    """One split's arrays as tensors, or TensorWindows where the folder stores windows once."""
-    return {k: TensorWindows(v) if isinstance(v, Windows) else torch.from_numpy(v)
-            for k, v in load_split(data_dir, split).items()}
+def load_split_tensors(data_dir: Path, split: str) -> dict[str, TensorWindows]:
+    """One split's keys as TensorWindows over the memory-mapped files (load_split(mmap=True))."""
+    return {k: TensorWindows(v) for k, v in load_split(data_dir, split, mmap=True).items()}
 
 
 def whole(data: dict[str, torch.Tensor | TensorWindows]) -> dict[str, torch.Tensor]:
