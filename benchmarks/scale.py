@@ -136,8 +136,12 @@ def measure(model: str, params: dict[str, Any], samples: int, label: str,
                      if stage == "preprocess" else "")
             print(f"{model} {label} {stage}: {stages[stage]['wall_s']:.1f} s, "
                   f"{stages[stage]['peak_rss_mib']:.0f} MiB{sizes}", flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
     return {"model": model, "samples": samples, "unit": SCALE_KEYS[model][1],
-            "raw_bytes": raw, "processed_bytes": processed, "stages": stages}
+            "raw_bytes": raw, "processed_bytes": processed, "stages": stages,
+            "measured": time.strftime("%Y-%m-%d %H:%M"), "commit": commit,
+            "load_after": round(os.getloadavg()[0], 1)}   # other work on the machine shows here
 
 
 def key(result: dict[str, Any]) -> tuple[str, str]:
