@@ -98,19 +98,40 @@ def profile_params(name: str, epochs: int) -> tuple[str, dict[str, Any], int]:
     return model, params, samples
 
 
+def rss_parts(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MiB of a live process, from /proc/<pid>/status (0, 0 once gone)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    anon, mapped = (float(fields.get(k, "0 kB").split()[0]) / 1024 for k in ("RssAnon", "RssFile"))
+    return anon, mapped
+
+
 def run_stage(stage: str, model: str, cwd: Path) -> dict[str, float]:
-    """One `seqpipe STAGE MODEL` process: its wall time and peak RSS (MiB), or an error naming it."""
+    """One `seqpipe STAGE MODEL` process: its wall time, peak RSS (MiB, os.wait4) and the peaks of its
+    anonymous and file-backed parts (sampled every 20 ms: the file-backed part is the memory-mapped data's
+    pages, page cache the kernel can drop; the anonymous part is what the process holds), or an error
+    naming it."""
     start = time.perf_counter()
-    proc = subprocess.Popen(["seqpipe", stage, model], cwd=cwd, env=env(REPO), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"seqpipe {stage} {model} failed ({proc.returncode}): {err[-1500:]}")
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+    with tempfile.TemporaryFile(mode="w+") as err:   # a file, not a pipe: nothing to drain while sampling
+        proc = subprocess.Popen(["seqpipe", stage, model], cwd=cwd, env=env(REPO),
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+        anon = mapped = 0.0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            a, f = rss_parts(proc.pid)
+            anon, mapped = max(anon, a), max(mapped, f)
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"seqpipe {stage} {model} failed ({proc.returncode}): {err.read()[-1500:]}")
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "peak_anon_mib": anon,
+            "peak_file_mib": mapped}
 
 
 def folder_bytes(path: Path) -> int:
@@ -166,11 +187,19 @@ def render(results: list[dict[str, Any]]) -> str:
              f"Rendered {time.strftime('%Y-%m-%d')} by `python -m benchmarks.scale` on {info['cpu']}, "
              f"{info['cores']} cores, {info['memory_gib']} GiB (each row as measured on its own date, see "
              f"scale.json); train runs {'/'.join(map(str, epochs))} epoch(s). Wall time "
-             "includes each process's start (imports: about 2-4 s), so the time per sample at 1x is high.",
+             "includes each process's start (imports: about 2-4 s), so the time per sample at 1x is high. "
+             "Peak MiB: the process's peak RSS, and in brackets the peak of its anonymous part (sampled "
+             "every 20 ms; rows measured before 2026-12-07 22:30 lack it): RSS also counts the pages of the "
+             "memory-mapped data read so far, which are page cache the kernel can drop.",
              ""]
     header = ("| samples | raw MB | processed MB | processed/raw | "
               + " | ".join(f"{s} s (ms/sample) | {s} peak MiB" for s in STAGES) + " |")
     rule = "|---|---|---|---|" + "---|---|" * len(STAGES)
+
+    def peak(m: dict[str, float]) -> str:
+        """Peak RSS, and where sampled the peak of its anonymous part (what the process holds, without the
+        memory-mapped data's pages)."""
+        return f"{m['peak_rss_mib']:.0f}" + (f" ({m['peak_anon_mib']:.0f})" if "peak_anon_mib" in m else "")
 
     def cells(r: dict[str, Any]) -> list[str]:
         raw, processed = r["raw_bytes"], r["processed_bytes"]
@@ -178,8 +207,7 @@ def render(results: list[dict[str, Any]]) -> str:
                f"{processed / max(raw, 1):.2f}"]
         for s in STAGES:
             m = r["stages"].get(s)   # absent: not run (--stages)
-            out += [f"{m['wall_s']:.1f} ({1000 * m['s_per_sample']:.3g})", f"{m['peak_rss_mib']:.0f}"] if m \
-                else ["-", "-"]
+            out += [f"{m['wall_s']:.1f} ({1000 * m['s_per_sample']:.3g})", peak(m)] if m else ["-", "-"]
         return out
 
     scaled = [r for r in results if not r.get("profile")]
