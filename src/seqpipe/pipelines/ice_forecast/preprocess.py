@@ -73,7 +73,7 @@ def write_maps(series: seaice.Series, factor: int, out_dir: Path,
         maps = coarse_maps(series, factor, rows)
         ocean[top:bottom] = maps["ocean"]
         for name, dtype in STORED_DTYPES.items():
-            out = np.load(paths[name], mmap_mode="r+")
+            out = np.lib.format.open_memmap(paths[name], mode="r+")   # no pickles: a plain header
             out[:, top:bottom] = maps[name].astype(dtype)
             out.flush()
             del out
