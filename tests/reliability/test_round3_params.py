@@ -175,7 +175,7 @@ def test_check_params_refuses_an_out_of_range_value_before_any_stage(tmp_path: P
     ({"models.crop_ndvi.model.hidden_size": 16_000, "models.crop_ndvi.model.num_layers": 8},
      "models.crop_ndvi.model.hidden_size: the LSTM's recurrent weights"),
     ({"models.freq_filter.download.synthetic.n_series": 10**7}, "models.freq_filter.download.synthetic.n_series: "
-     "the preprocessed inputs"),
+     "the stored series"),
     *(pytest.param(*case, marks=pytest.mark.slow) for case in [
         ({"models.freq_filter.model.num_layers": 100_000},
          "models.freq_filter.model.num_layers: must be in 1..32, got 100000"),

@@ -14,7 +14,7 @@ from seqpipe.pipelines.freq_filter import RAW_FILES
 from seqpipe.sources.http import HttpParams, download_http, require
 from seqpipe.sources.local import LocalParams, copy_local
 
-MAX_SAMPLE_VALUES = 2**27   # n_series x frequencies x seq_len x (frequencies + 1): the preprocessed inputs
+MAX_SERIES_VALUES = 2**29   # n_series x seq_len x (frequencies + 1): signals and components, stored once
 Hz = Annotated[float, Range(0, 1e6, low_open=True)]
 Scale = Annotated[float, Range(0, 1e6)]      # a size in the signal's units
 
@@ -52,8 +52,9 @@ class FreqSyntheticParams:
         check(self.amplitude_min <= self.amplitude_max, "amplitude_min", "need amplitude_min <= "
               "amplitude_max")
         k = len(self.frequencies_hz)
-        check_size("n_series", self.n_series * k * self.seq_len * (k + 1), MAX_SAMPLE_VALUES,
-                   "the preprocessed inputs (n_series x frequencies x seq_len x (frequencies + 1) values)")
+        check_size("n_series", self.n_series * self.seq_len * (k + 1), MAX_SERIES_VALUES,
+                   "the stored series (n_series x seq_len x (frequencies + 1) values, signals and "
+                   "components)")
         bands = self.bands()
         check(bands[0][0] > 0 and bands[-1][1] < nyquist, "frequency_drift",
               f"the bands reach {bands[0][0]:.3g} to {bands[-1][1]:.3g} Hz; they must stay inside (0, "

@@ -56,8 +56,8 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
         starts[split] = np.repeat(np.sort(ids), n_freq)
         selectors[split] = np.tile(np.arange(n_freq), len(ids))
     # each series once; x (signal, one-hot selector) and y (the selected component) cut per batch
-    stored = {"signal": signals[:, :, None].astype(np.float32),
-              "components": components[:, :, :, None].astype(np.float32)}
+    stored = {"signal": signals.astype(np.float32, copy=False)[:, :, None],   # no copy of float32 files
+              "components": components.astype(np.float32, copy=False)[:, :, :, None]}
     windows = {"x": cut("signal", dtype="float32", index="selector", onehot=n_freq),
                "y": cut("components", dtype="float32", index="selector", pick=True)}
     return {"frequencies_hz": meta["frequencies_hz"], "sample_rate_hz": meta["sample_rate_hz"],
