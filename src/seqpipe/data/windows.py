@@ -77,6 +77,8 @@ class Windows:
         return len(self.starts)
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        if key is Ellipsis or isinstance(key, tuple) and any(k is Ellipsis for k in key):
+            return self[:][key]   # `w[..., 0]`: numpy's meaning, on the split read whole
         first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
         starts = self.starts[first]
         single = np.ndim(starts) == 0
@@ -150,13 +152,16 @@ def stored_arrays(sources: Mapping[str, np.ndarray], starts: Mapping[str, np.nda
 
 
 def load_windows(data_dir: Path, split: str, cuts: Mapping[str, Cut]) -> dict[str, Windows | np.ndarray]:
-    """Every key of one split as Windows over the memory-mapped stored arrays of `data_dir`, and each
-    per-sample index array the cuts name (e.g. freq_filter's selector) as itself."""
+    """Every key of one split as Windows over the memory-mapped stored arrays of `data_dir`, and each other
+    per-sample array of the split, `<name>_<split>.npy` but the starts (the index arrays the cuts name,
+    e.g. freq_filter's selector, and any other, e.g. crop_ndvi's test pixels), as itself."""
     starts = load_npy(data_dir / f"{STARTS}_{split}.npy")
-    indices: dict[str, np.ndarray] = {}
+    suffix = f"_{split}.npy"
+    indices = {path.name[:-len(suffix)]: load_npy(path) for path in sorted(data_dir.glob(f"*{suffix}"))
+               if path.name != f"{STARTS}{suffix}"}
     for how in cuts.values():
-        if how.get("index"):
-            indices[str(how["index"])] = load_npy(data_dir / f"{how['index']}_{split}.npy")
+        if how.get("index") and str(how["index"]) not in indices:
+            indices[str(how["index"])] = load_npy(data_dir / f"{how['index']}{suffix}")   # its error: missing
     stored: dict[str, np.ndarray] = {}
     for how in cuts.values():
         if how["source"] not in stored:

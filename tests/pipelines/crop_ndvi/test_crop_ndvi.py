@@ -17,6 +17,7 @@ from rasterio.windows import Window
 from seqpipe.data.rasters import iter_windows, tile_aligned
 from seqpipe.data.sentinel2 import SYNTHETIC_LAYOUT, StackLayout, index_stack
 from seqpipe.data.series import Standardizer
+from seqpipe.data.windows import load_windows
 from seqpipe.errors import SeqpipeError
 from seqpipe.pipelines.crop_ndvi.download import CropSyntheticParams, write_synthetic
 from seqpipe.pipelines.crop_ndvi.preprocess import PreprocessParams, Stack, preprocess
@@ -137,8 +138,10 @@ def test_windowed_reading_equals_the_whole_array_and_preprocess_ignores_block_si
         out = tmp_path / f"out{block}"
         out.mkdir()
         p = tiny_params.section("crop_ndvi", "preprocess", PreprocessParams)
-        preprocess(type(p)(**{**p.__dict__, "block_size": block}), 1, raw, out)
-        return {f.stem.removesuffix("_test"): np.load(f) for f in out.glob("*_test.npy")}
+        stats = preprocess(type(p)(**{**p.__dict__, "block_size": block}), 1, raw, out)
+        windows = sum(stats["arrays"][f"starts_{split}"]["shape"][0] for split in ("train", "val", "test"))
+        assert stats["arrays"]["ndvi"]["shape"][0] < windows * (p.window + 1) / 2   # each row once, not per window
+        return {k: np.asarray(v) for k, v in load_windows(out, "test", stats["windows"]).items()}
 
     small, large = run_with(16), run_with(256)
     order = [np.lexsort(a["meta"].T) for a in (small, large)]
@@ -244,9 +247,10 @@ def test_preprocess_records_and_warns_val_test_ndvi_beyond_the_training_range(tm
 
     stats = run_with(0.0)
     scaler = Standardizer.from_dict(stats["scaler"])
-    rows = {split: scaler.inverse(np.concatenate([np.load(tmp_path / f"out0.0/{k}_{split}.npy").reshape(-1, n)
+    splits = {split: load_windows(tmp_path / "out0.0", split, stats["windows"]) for split in ("train", "val", "test")}
+    rows = {split: scaler.inverse(np.concatenate([np.asarray(keys[k]).reshape(-1, n)
                                                   for k, n in (("x", p.window), ("y", 1))], 1))
-            for split in ("train", "val", "test")}          # a row: one window and its target, in NDVI
+            for split, keys in splits.items()}          # a row: one window and its target, in NDVI
     low, high = rows["train"].min(), rows["train"].max()
     assert stats["train_range"] == {"ndvi": pytest.approx([low, high], abs=1e-6)}
     expected = {s: float(((rows[s] < low - 1e-6) | (rows[s] > high + 1e-6)).any(1).mean()) for s in ("val", "test")}

@@ -65,14 +65,15 @@ def scores(actual: np.ndarray, predicted: np.ndarray, ndvi_range: float, scale: 
 
 def evaluate(ctx: EvalContext) -> dict:
     p: EvaluateParams = ctx.params
-    # per-pixel samples, not windows: each split memory-mapped; the inputs are read whole (float64 copies)
+    # the windows cut from the stored pixel series, read whole for the baselines (float64 copies)
     test, train = ctx.windows("test"), ctx.windows("train")
     scaler = Standardizer.from_dict(ctx.stats["scaler"])
-    x, actual = scaler.inverse(test["x"][..., 0]), scaler.inverse(test["y"][:, 0])
+    test_x, test_y, train_x, train_y = (np.asarray(w) for w in (test["x"], test["y"], train["x"], train["y"]))
+    x, actual = scaler.inverse(test_x[..., 0]), scaler.inverse(test_y[:, 0])
     ndvi_range = float(actual.max() - actual.min())
     if ndvi_range <= 0:
-        raise SeqpipeError(f"{ctx.data_dir / 'y_test.npy'}: constant targets; the NDVI range is 0")
-    x_train, y_train = scaler.inverse(train["x"][..., 0]), scaler.inverse(train["y"][:, 0])
+        raise SeqpipeError(f"{ctx.data_dir / 'ndvi.npy'}: constant test targets; the NDVI range is 0")
+    x_train, y_train = scaler.inverse(train_x[..., 0]), scaler.inverse(train_y[:, 0])
     season = season_steps(p, ctx.stats)
     ets_params = baselines.fit_holt_damped(x_train, y_train)
     first, steps = pixel_history(test["meta"], x)
@@ -82,10 +83,9 @@ def evaluate(ctx: EvalContext) -> dict:
                   "drift": baselines.drift(x[:, -1], first, steps),
                   "linear_trend": linear_trend(x, p.trend_steps),
                   "ets": baselines.holt_damped(x, *ets_params.values()),
-                  "ridge": scaler.inverse(baselines.linear(train["x"], train["y"], test["x"],
-                                                           p.ridge_alpha)[:, 0])}
+                  "ridge": scaler.inverse(baselines.linear(train_x, train_y, test_x, p.ridge_alpha)[:, 0])}
     scale = mase_scale(y_train, baselines.seasonal_naive(x_train.T, x_train.shape[1], season),
-                       f"{ctx.data_dir / 'y_train.npy'}")
+                       f"{ctx.data_dir / 'ndvi.npy'} (the train windows)")
     result = {name: scores(actual, pred, ndvi_range, scale) for name, pred in candidates.items()}
     model = result.pop("model")
     passed = bool(model["accuracy"] >= p.min_accuracy)

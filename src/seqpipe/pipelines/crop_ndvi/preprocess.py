@@ -1,4 +1,6 @@
-"""crop_ndvi preprocess: GeoTIFF stack -> masked NDVI per pixel on a regular date grid -> windows.
+"""crop_ndvi preprocess: GeoTIFF stack -> masked NDVI per pixel on a regular date grid, the sampled
+pixels' rows that valid windows read stored once, and the windows' starts in them (seqpipe.data.windows
+cuts them on demand).
 
 Reads block by block (peak memory set by `block_size` and the number of dates, not the raster),
 samples at most about `max_pixels` pixels, and splits train/val/test by spatial blocks so that
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -31,6 +34,7 @@ from seqpipe.data.rasters import (
 )
 from seqpipe.data.sentinel2 import BANDS, INDEX, OFFSET_KEY, read_scenes
 from seqpipe.data.series import RangeCheck, Standardizer, save_splits, sliding_windows, training_range
+from seqpipe.data.windows import cut, stored_arrays
 from seqpipe.errors import SeqpipeError
 from seqpipe.params import Length, Range, SplitFraction, check_size, params_section
 
@@ -244,8 +248,10 @@ def fill_short_gaps(series: np.ndarray, max_gap: int) -> np.ndarray:
     return np.where(fill, before + (after - before) * weight, series).astype(np.float32)
 
 
-def windows_of(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """From (steps, pixels) gridded NDVI: valid (input, target) pairs as (x, y, [start, pixel] rows).
+def valid_windows(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From (steps, pixels) gridded NDVI: the series with short gaps filled, and the valid (input, target)
+    pairs' window starts and pixels (np.nonzero order: by start, then pixel). Window i's inputs are
+    filled[start_i : start_i + window, pixel_i], its target filled[start_i + window, pixel_i].
 
     Valid: every input step observed or in a filled short gap, and both the last input step and the
     target real observations, so a gap is only filled from values up to the window's end (no leak).
@@ -256,8 +262,22 @@ def windows_of(series: np.ndarray, window: int, max_gap: int) -> tuple[np.ndarra
     complete = cast(np.ndarray, sliding_windows(~np.isnan(filled), window).all(axis=1))[:n]
     valid = complete & observed[window - 1:-1] & observed[window:]
     starts, pixels = np.nonzero(valid)
-    x = sliding_windows(filled, window)[starts, :, pixels]
-    return x.astype(np.float32), series[starts + window, pixels], np.stack([starts, pixels], 1)
+    return filled, starts, pixels
+
+
+def coverage(size: int, starts: np.ndarray, length: int) -> np.ndarray:
+    """How many of the windows [start, start + length) cover each of `size` rows."""
+    edges = np.zeros(size + 1, np.int64)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, starts + length, -1)
+    return np.cumsum(edges[:-1])
+
+
+def window_rows(series: np.ndarray, starts: np.ndarray, length: int,
+                chunk: int = 65536) -> Iterator[np.ndarray]:
+    """The rows [start, start + length) of `series` for each start, `chunk` windows at a time."""
+    for k in range(0, len(starts), chunk):
+        yield series[starts[k:k + chunk, None] + np.arange(length)]
 
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
@@ -271,8 +291,12 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
                                f"{p.grid_days} days; need at least window + 2 = {p.window + 2}")
         fraction = min(1.0, p.max_pixels / (grid.width * grid.height))
         splits = _block_splits(grid, p, seed, stack.bands[0]["red"][2])
-        parts: dict[str, list[tuple[np.ndarray, ...]]] = {s: [] for s in ("train", "val", "test")}
-        masked, total = np.zeros(len(scenes)), 0
+        # the gridded series of the sampled pixels stored once, one after another, keeping only the rows
+        # a valid window or its target reads; a window is its first row there (seqpipe.data.windows), the
+        # windows in block order, then by start, then by pixel
+        stored: list[np.ndarray] = []
+        parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in ("train", "val", "test")}
+        masked, total, n_stored = np.zeros(len(scenes)), 0, 0
         for win in iter_windows(grid.height, grid.width, stack.window_size(p.block_size)):
             values = stack.ndvi(win)
             masked += np.isnan(values).sum(axis=(1, 2))
@@ -280,41 +304,47 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             rows, cols = _pixel_coords(win)
             pick = pixel_uniform(seed, rows, cols) < fraction
             picked = values.reshape(len(values), -1)[:, pick]  # gridding is per pixel: only the sampled ones
-            x, y, index = windows_of(to_grid(picked, steps), p.window, p.max_gap_steps)
-            r, c = rows[pick][index[:, 1]], cols[pick][index[:, 1]]
+            filled, starts, pixel = valid_windows(to_grid(picked, steps), p.window, p.max_gap_steps)
+            kept, rank = np.unique(pixel, return_inverse=True)
+            flat = filled[:, kept].T.reshape(-1)   # each pixel's series, one after another
+            at = rank * n_steps + starts           # each window's first row in `flat`
+            used = coverage(len(flat), at, p.window + 1) > 0
+            stored.append(flat[used])
+            first_row = n_stored + np.cumsum(used)[at] - 1   # a window's rows are all used: still a run
+            n_stored += int(used.sum())
+            r, c = rows[pick][pixel], cols[pick][pixel]
             split = splits[(r // p.split_block_px) * _blocks(grid.width, p) + c // p.split_block_px]
-            meta = np.stack([r, c, index[:, 0] + p.window], 1).astype(np.int32)
+            meta = np.stack([r, c, starts + p.window], 1).astype(np.int32)
             for code, name in enumerate(parts):
                 here = split == code
-                parts[name].append((x[here], y[here], meta[here]))
+                parts[name].append((first_row[here], meta[here]))
         stack.check_ndvi_range()
         if (masked == total).all():
             raise SeqpipeError(f"{raw_dir}: every pixel of every date is nodata or masked (SCL classes "
                                f"{p.mask_scl}); no NDVI to learn from")
         maps = _map_arrays(stack, steps, p)
-    arrays: dict[str, np.ndarray] = {}
-    scaler = None
-    for name, chunks in parts.items():
-        x, y, meta = (np.concatenate([c[k] for c in chunks]) for k in range(3))
-        if len(x) < 10:
-            raise SeqpipeError(f"{raw_dir}: only {len(x)} {name} windows; use a larger raster, more dates "
-                               f"or a higher models.crop_ndvi.preprocess.max_pixels")
-        scaler = scaler or Standardizer.fit(np.sort(x.ravel())[:, None])  # train NDVI; sorted: order-free
-        values = np.concatenate([x, y[:, None]], 1)[..., None]   # a row: one window and its target
-        if name == "train":
-            train_range = training_range(values, ["ndvi"])
-            ranges = RangeCheck(["ndvi"], train_range, p.range_margin)
-        else:
-            ranges.add(name, values)
-        arrays[f"x_{name}"], arrays[f"y_{name}"] = (scaler.transform(x[..., None]),
-                                                    scaler.transform(y[:, None]))
-        if name == "test":
-            arrays["meta_test"] = meta   # row, col, grid step of the target (for plots)
-    assert scaler is not None   # fitted on the train split, the first of `parts`
+    first_rows = {name: np.concatenate([c[0] for c in chunks]) for name, chunks in parts.items()}
+    for name, rows_of in first_rows.items():
+        if len(rows_of) < 10:
+            raise SeqpipeError(f"{raw_dir}: only {len(rows_of)} {name} windows; use a larger raster, more "
+                               "dates or a higher models.crop_ndvi.preprocess.max_pixels")
+    series = np.concatenate(stored)
+    train = first_rows["train"]
+    # the train windows' inputs as a multiset, sorted (order-free), as the scaler saw them materialised
+    scaler = Standardizer.fit(np.sort(np.repeat(series, coverage(len(series), train, p.window)))[:, None])
+    seen = coverage(len(series), train, p.window + 1) > 0   # rows of the train windows and targets
+    train_range = training_range(series[seen][:, None], ["ndvi"])
+    ranges = RangeCheck(["ndvi"], train_range, p.range_margin)
+    for name in ("val", "test"):
+        for rows_of in window_rows(series, first_rows[name], p.window + 1):   # a window and its target
+            ranges.add(name, rows_of[..., None])
     outside = ranges.warn(str(raw_dir), OUTSIDE)
     maps["arrays"]["map_x"] = scaler.transform(maps["arrays"]["map_x"])
+    arrays = stored_arrays({"ndvi": scaler.transform(series[:, None])}, first_rows)
+    arrays["meta_test"] = np.concatenate([c[1] for c in parts["test"]])   # row, col, target step (plots)
     arrays.update(maps.pop("arrays"))
-    train_y = scaler.inverse(arrays["y_train"])
+    train_y = scaler.inverse(scaler.transform(series[train + p.window][:, None]))
+    windows = {"x": cut("ndvi", 0, p.window), "y": cut("ndvi", p.window, None)}
     return {"window": p.window, "grid_days": p.grid_days, "max_gap_steps": p.max_gap_steps,
             "feature_columns": ["ndvi"], "target_columns": ["ndvi"], "mask_scl": p.mask_scl,
             "scaler": scaler.to_dict(),   # x and y are (NDVI - mean) / std
@@ -325,7 +355,7 @@ def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> 
             "shape": [grid.height, grid.width],
             "pixel_fraction": fraction, "ndvi_train_range": [float(train_y.min()), float(train_y.max())],
             "train_range": train_range, "range_margin": p.range_margin, "out_of_range": outside,
-            **maps, "arrays": save_splits(out_dir, arrays)}
+            **maps, "windows": windows, "arrays": save_splits(out_dir, arrays)}
 
 
 def _map_arrays(stack: Stack, steps: np.ndarray, p: PreprocessParams) -> dict:
