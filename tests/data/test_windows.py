@@ -42,6 +42,8 @@ def test_each_window_equals_the_materialised_one(tmp_path: Path) -> None:
             np.testing.assert_array_equal(got, expected[index])
         np.testing.assert_array_equal(w[:, -1, 0], expected[:, -1, 0])
         np.testing.assert_array_equal(w[4, 2], expected[4, 2])
+        np.testing.assert_array_equal(w[..., 0], expected[..., 0])   # numpy's meaning of the ellipsis
+        np.testing.assert_array_equal(w[2:5, ...], expected[2:5, ...])
         np.testing.assert_array_equal(np.asarray(w), expected)
         np.testing.assert_array_equal(w.subset(slice(1, None, 2))[:], expected[1::2])
         np.testing.assert_array_equal(np.concatenate(list(w.chunks(4))), expected)
@@ -113,3 +115,13 @@ def test_map_chunks_is_the_function_of_the_whole_split() -> None:
     values = np.arange(200, dtype=np.float32).reshape(50, 4)
     w = Windows(values, np.arange(40), cut("v", 0, 6))
     assert np.array_equal(map_chunks(w, lambda c: c[:, -1, 1:3], 7), w[:][:, -1, 1:3])
+
+
+def test_a_splits_other_per_sample_arrays_come_with_its_windows(tmp_path: Path) -> None:
+    folder, series, starts = _folder(tmp_path)
+    pixels = np.arange(len(starts) * 3, dtype=np.int32).reshape(-1, 3)   # e.g. crop_ndvi's meta_test
+    np.save(folder / "meta_train.npy", pixels)
+    split = load_split(folder, "train")
+    assert set(split) == {"x", "y", "last", "meta"}
+    np.testing.assert_array_equal(split["meta"], pixels)
+    assert split["meta"].dtype == np.int32
