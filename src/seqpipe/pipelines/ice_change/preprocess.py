@@ -1,14 +1,16 @@
-"""ice_change preprocess: pair folders -> (before, after) maps, change mask, valid pixels; split by date."""
+"""ice_change preprocess: pair folders -> (before, after) maps, change mask, valid pixels; split by date,
+written a pair at a time."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 
 from seqpipe.data import seaice
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
-from seqpipe.data.series import chronological_split, save_splits
+from seqpipe.data.series import chronological_split, npy_record
 from seqpipe.errors import SeqpipeError, first_line
 from seqpipe.io import require_file
 from seqpipe.params import SplitFraction, params_section
@@ -35,14 +37,18 @@ def pair_inputs(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.n
     return np.where(ocean1 & ocean2, maps, 0.0).astype(np.float32), valid
 
 
+def pair_files(folder: Path) -> list[tuple[dt.date, Path]]:
+    """The pair's two dated files, earlier first (named by date: nothing is read)."""
+    return sorted(seaice.list_files(folder, ignore=(MASK_NAME,)).items())
+
+
 def read_pair(folder: Path) -> dict:
     """Both dates (checked to share one grid), their dates, and the change mask on that grid (the
     mask file's own nodata pixels are NOT_EVALUATED)."""
     import rasterio
     from rasterio.errors import RasterioError
 
-    files = seaice.list_files(folder, ignore=(MASK_NAME,))
-    (d1, p1), (d2, p2) = sorted(files.items())
+    (d1, p1), (d2, p2) = pair_files(folder)
     (before, grid), (after, grid2) = seaice.read_raw(p1), seaice.read_raw(p2)
     if (diff := grid2.difference(grid)) is not None:
         raise SeqpipeError(f"{p2}: {diff} (of {p1.name}); a pair must share one grid")
@@ -62,36 +68,59 @@ def read_pair(folder: Path) -> dict:
 
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+    """Each split's arrays written into memory-mapped .npy files one pair at a time, the pairs read in
+    folder order (each once), so memory holds one pair, not the data."""
+    folders = pair_folders(raw_dir)
+    dates = [tuple(d for d, _ in pair_files(folder)) for folder in folders]
+    first = min(d1 for d1, _ in dates)
+    n_days = (max(d2 for _, d2 in dates) - first).days + 1
+    members: dict[str, list[int]] = {}
+    for split, days in chronological_split(n_days, p.val_fraction, p.test_fraction).items():
+        members[split] = [k for k, (d1, d2) in enumerate(dates)       # both dates in the split's days
+                          if days.start <= (d1 - first).days and (d2 - first).days < days.stop]
+        if len(members[split]) < 2:
+            raise SeqpipeError(f"{raw_dir}: the {split} split holds {len(members[split])} pairs; add pairs")
+    place = {k: (split, i) for split, ks in members.items() for i, k in enumerate(ks)}
+    outputs: dict[str, np.memmap] = {}
+    ones = evaluated = 0   # train: changed pixels among the evaluated ones, and those
     with many_files():
-        pairs = [read_pair(folder) for folder in pair_folders(raw_dir)]
-    for pair in pairs[1:]:
-        if (diff := pair["grid"].difference(pairs[0]["grid"])) is not None:
-            raise SeqpipeError(f"{pair['path']}: {diff} (of {pairs[0]['path']}); all pairs must "
-                               "share one grid")
-    first = min(pair["dates"][0] for pair in pairs)
-    n_days = (max(pair["dates"][1] for pair in pairs) - first).days + 1
-    ranges = chronological_split(n_days, p.val_fraction, p.test_fraction)
-    arrays, counts = {}, {}
-    for split, days in ranges.items():
-        inside = [q for q in pairs if days.start <= (q["dates"][0] - first).days
-                  and (q["dates"][1] - first).days < days.stop]     # both dates in the split's days
-        if len(inside) < 2:
-            raise SeqpipeError(f"{raw_dir}: the {split} split holds {len(inside)} pairs; add pairs")
-        built = [pair_inputs(q["before"], q["after"]) for q in inside]
-        arrays[f"x_{split}"] = np.stack([b[0] for b in built])
-        arrays[f"mask_{split}"] = np.stack([b[1] & (q["mask"] != NOT_EVALUATED)
-                                            for b, q in zip(built, inside, strict=True)])
-        arrays[f"y_{split}"] = np.stack([(q["mask"] == 1).astype(np.float32) for q in inside])
-        counts[split] = len(inside)
-    train_valid = arrays["mask_train"]
-    if not train_valid.any():
+        for k, folder in enumerate(folders):
+            pair = read_pair(folder)   # a pair dropped across splits is checked all the same
+            if not outputs:
+                reference, shape = pair, pair["grid"].shape
+                outputs = _outputs(out_dir, {split: len(ks) for split, ks in members.items()}, shape)
+            elif (diff := pair["grid"].difference(reference["grid"])) is not None:
+                raise SeqpipeError(f"{pair['path']}: {diff} (of {reference['path']}); all pairs must "
+                                   "share one grid")
+            if k not in place:
+                continue
+            split, i = place[k]
+            maps, valid = pair_inputs(pair["before"], pair["after"])
+            mask, changed = valid & (pair["mask"] != NOT_EVALUATED), (pair["mask"] == 1).astype(np.float32)
+            for key, value in (("x", maps), ("mask", mask), ("y", changed)):
+                outputs[f"{key}_{split}"][i] = value
+            if split == "train":
+                ones += int(np.count_nonzero(changed[mask]))
+                evaluated += int(np.count_nonzero(mask))
+    for array in outputs.values():
+        array.flush()
+    if not evaluated:
         raise SeqpipeError(f"{raw_dir}: no pixel of the train split is evaluated (every change mask pixel is "
                            f"{NOT_EVALUATED} or its file's nodata, or flagged in the maps); nothing "
                            "to learn from")
-    positives = float(arrays["y_train"][train_valid].mean())
-    return {"pairs": len(pairs), "pairs_per_split": counts,
-            "dropped_across_splits": len(pairs) - sum(counts.values()),
-            "map_shape": list(pairs[0]["grid"].shape), "crs": pairs[0]["grid"].crs.to_string(),
+    positives = float(np.float32(ones) / evaluated)   # as float32's mean over the train pixels gave it
+    return {"pairs": len(folders), "pairs_per_split": {split: len(ks) for split, ks in members.items()},
+            "dropped_across_splits": len(folders) - len(place),
+            "map_shape": list(shape), "crs": reference["grid"].crs.to_string(),
             "change_fraction_train": positives,
             "pos_weight": float(np.sqrt((1 - positives) / max(positives, 1e-6))),   # softened class balance
-            "arrays": save_splits(out_dir, arrays)}
+            "arrays": {name: npy_record(out_dir / f"{name}.npy") for name in sorted(outputs)}}
+
+
+def _outputs(out_dir: Path, counts: dict[str, int], shape: tuple[int, int]) -> dict[str, np.memmap]:
+    """Each split's x (pairs, 2, H, W) float32, mask (pairs, H, W) bool and y (pairs, H, W) float32, as
+    .npy files in `out_dir` memory-mapped for writing."""
+    layout = {"x": ((2, *shape), np.float32), "mask": (shape, np.bool_), "y": (shape, np.float32)}
+    return {f"{key}_{split}": np.lib.format.open_memmap(out_dir / f"{key}_{split}.npy", mode="w+",
+                                                        dtype=dtype, shape=(n, *sample))
+            for split, n in counts.items() for key, (sample, dtype) in layout.items()}
