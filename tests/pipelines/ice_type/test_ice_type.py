@@ -29,6 +29,7 @@ from seqpipe.params import ParamsError, load_params, set_dotted
 from seqpipe.pipelines.ice_type import DEPTHS, ResNetParams
 from seqpipe.pipelines.ice_type.download import IceTypeLocalParams, copy_local, north_up
 from seqpipe.pipelines.ice_type.labels import CLASSES
+from seqpipe.pipelines.ice_type.preprocess import band_moments
 from seqpipe.pipelines.ice_type.train import augmentation
 from seqpipe.stages import download, evaluate, preprocess, train
 from seqpipe.tasks import build_task
@@ -239,3 +240,14 @@ def _args(path: Path):
 def test_copy_local_requires_both_paths(tmp_path: Path) -> None:
     with pytest.raises(SeqpipeError, match="download.local.labels: empty"):
         copy_local(IceTypeLocalParams(patches=str(tmp_path), labels=""), tmp_path / "out")
+
+
+@pytest.mark.parametrize(("n", "bands", "size", "chunk"), [(50, 3, 8, 7), (33, 1, 5, 100), (64, 4, 16, 1)])
+def test_band_moments_read_in_chunks_are_numpys_whole_array_moments_bit_for_bit(n: int, bands: int, size: int,
+                                                                                 chunk: int) -> None:
+    x = np.random.default_rng(n).gamma(2.0, 50.0, size=(n, bands, size, size)).astype(np.float32)
+    rows = np.sort(np.random.default_rng(1).choice(n, size=n * 2 // 3, replace=False))
+    whole = x[rows].astype(np.float64)
+    mean, std = band_moments(x, rows, chunk)
+    assert mean.tobytes() == whole.mean(axis=(0, 2, 3)).tobytes()
+    assert std.tobytes() == whole.std(axis=(0, 2, 3)).tobytes()

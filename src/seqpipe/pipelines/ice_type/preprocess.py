@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seqpipe.data.rasters import many_files, nodata_mask, require_whole_read
-from seqpipe.data.series import SPLITS, save_splits
+from seqpipe.data.series import SPLITS, npy_record
 from seqpipe.errors import SeqpipeError, first_line
-from seqpipe.io import require_file
+from seqpipe.io import require_file, save_npy
 from seqpipe.params import SplitFraction, params_section
 from seqpipe.pipelines.ice_type.labels import CLASSES, LABELS_FILE, PATCH_DIR, read_labels
+
+CHUNK = 1024   # patches read, reduced or standardised at a time
 
 
 @params_section
@@ -48,11 +50,15 @@ def read_patch(path: Path) -> tuple[np.ndarray, str | None]:
     return image, crs
 
 
-def read_patches(paths: list[Path], shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, str | None]:
-    """Stack patches that must all share one square (bands, size, size) shape (the first's, or `shape`)."""
-    images, crs = [], None
+def read_patches(paths: list[Path], shape: tuple[int, ...] | None = None,
+                 into: Path | None = None) -> tuple[np.ndarray, str | None]:
+    """Stack patches that must all share one square (bands, size, size) shape (the first's, or `shape`),
+    and the first's CRS where `shape` is not given. `into`: a .npy file the stack is written to a patch at
+    a time and returned memory-mapped, so memory holds one patch, not the stack."""
+    stack: np.ndarray | None = None
+    crs = None
     with many_files():
-        for path in paths:
+        for k, path in enumerate(paths):
             image, patch_crs = read_patch(path)
             if shape is None:
                 shape, crs = image.shape, patch_crs
@@ -60,8 +66,31 @@ def read_patches(paths: list[Path], shape: tuple[int, ...] | None = None) -> tup
                     raise SeqpipeError(f"{path}: patch is {shape[1]}x{shape[2]}; patches must be square")
             if image.shape != tuple(shape):
                 raise SeqpipeError(f"{path}: shape (bands, h, w) {image.shape} differs from {tuple(shape)}")
-            images.append(image)
-    return np.stack(images), crs
+            if stack is None:
+                size = (len(paths), *image.shape)
+                stack = (np.empty(size, np.float32) if into is None
+                         else np.lib.format.open_memmap(into, mode="w+", dtype=np.float32, shape=size))
+            stack[k] = image
+    if stack is None:
+        raise SeqpipeError("no patches to read")
+    return stack, crs
+
+
+def band_moments(x: np.ndarray, rows: np.ndarray, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation of patches `rows` of (n, bands, h, w) `x`, read `chunk` patches
+    at a time: the numbers numpy's x[rows].astype(float64).mean and .std over axes (0, 2, 3) give, bit
+    for bit (each patch's band sums pairwise, then added patch after patch, as numpy's reduction does)."""
+    def band_sums(fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        return np.concatenate([fn(x[rows[k:k + chunk]].astype(np.float64)).reshape(
+            min(chunk, len(rows) - k), x.shape[1], -1).sum(-1) for k in range(0, len(rows), chunk)]).sum(0)
+
+    count = len(rows) * x.shape[2] * x.shape[3]
+    mean = band_sums(lambda a: a) / count
+
+    def squared(a: np.ndarray) -> np.ndarray:
+        deviation = a - mean[None, :, None, None]
+        return deviation * deviation
+    return mean, np.sqrt(band_sums(squared) / count)
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
@@ -86,28 +115,36 @@ def standardize(x: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
 
 
 def preprocess(p: PreprocessParams, seed: int, raw_dir: Path, out_dir: Path) -> dict:
+    """The patches read once into a memory-mapped stack beside the outputs, then each split standardised
+    into its own file `CHUNK` patches at a time: memory holds a chunk, not the data."""
     labels = read_labels(raw_dir / LABELS_FILE, raw_dir / PATCH_DIR)
     y = labels["y"].to_numpy()
-    x, crs = read_patches([raw_dir / PATCH_DIR / f for f in labels["file"]])
     splits = stratified_split(y, p.val_fraction, p.test_fraction, seed)
     counts = {s: np.bincount(y[idx], minlength=len(CLASSES)).tolist() for s, idx in splits.items()}
+    stack = out_dir / "patches.npy"   # removed once the splits are written
+    x, crs = read_patches([raw_dir / PATCH_DIR / f for f in labels["file"]], into=stack)
     for s, c in counts.items():
         empty = [CLASSES[k] for k in range(len(CLASSES)) if c[k] == 0]
         if empty:
             raise SeqpipeError(f"{raw_dir / LABELS_FILE}: no {', '.join(empty)} patch in the {s} split "
                                f"({len(y)} labelled patches); add patches or change the split fractions")
-    train_x = x[splits["train"]].astype(np.float64)
-    band_std = train_x.std(axis=(0, 2, 3))
+    band_mean, band_std = band_moments(x, splits["train"])
     stats = {"classes": CLASSES, "bands": int(x.shape[1]), "patch_size": int(x.shape[2]), "crs": crs,
-             "band_mean": train_x.mean(axis=(0, 2, 3)).tolist(),
+             "band_mean": band_mean.tolist(),
              "band_std": np.where(band_std > 0, band_std, 1.0).tolist(),
              "class_counts": {s: dict(zip(CLASSES, c, strict=True)) for s, c in counts.items()},
              # inverse class frequency on the train split (n / (k * n_k)); the loss weighs by these
              "class_weights": (len(splits["train"]) / (len(CLASSES) * np.asarray(counts["train"]))).tolist()}
-    x = standardize(x, stats)
-    arrays = {}
     for split, idx in splits.items():
-        arrays[f"x_{split}"] = np.ascontiguousarray(x[idx])
-        arrays[f"y_{split}"] = y[idx].astype(np.int64)
-    stats["arrays"] = save_splits(out_dir, arrays)
+        out = np.lib.format.open_memmap(out_dir / f"x_{split}.npy", mode="w+", dtype=np.float32,
+                                        shape=(len(idx), *x.shape[1:]))
+        for k in range(0, len(idx), CHUNK):
+            out[k:k + CHUNK] = standardize(x[idx[k:k + CHUNK]], stats)
+        out.flush()
+        del out
+        save_npy(out_dir / f"y_{split}.npy", y[idx].astype(np.int64))
+    del x
+    stack.unlink()
+    stats["arrays"] = {f"{key}_{split}": npy_record(out_dir / f"{key}_{split}.npy")
+                       for key in ("x", "y") for split in sorted(splits)}
     return stats
