@@ -155,3 +155,12 @@ def test_climatology_added_in_chunks_is_the_whole_one_bit_for_bit() -> None:
     for s in range(0, 90, 16):
         chunked.add(maps[s:s + 16], doy[s:s + 16], valid[s:s + 16])
     assert np.array_equal(chunked.at(query), baselines.day_of_year_climatology(maps, doy, valid, query))
+
+
+def test_band_statistics_read_in_chunks_equal_the_whole_split_read_at_once() -> None:
+    x = np.random.default_rng(3).normal(size=(23, 2, 6, 6)).astype(np.float32)
+    whole = baselines.band_statistics(x, chunk=len(x))
+    assert whole.shape == (23, 12)
+    for chunk in (1, 5, 22):
+        assert baselines.band_statistics(x, chunk).tobytes() == whole.tobytes()
+    assert baselines.band_statistics(x[:0]).shape == (0, 12)

@@ -3,6 +3,7 @@ linear, band-pass, climatology, majority class, logistic."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -252,11 +253,14 @@ def majority_class(y_train: np.ndarray, n_test: int) -> np.ndarray:
     return np.full(n_test, np.bincount(np.asarray(y_train)).argmax(), dtype=np.int64)
 
 
-def band_statistics(x: np.ndarray) -> np.ndarray:
-    """(n, bands, h, w) -> (n, 6 * bands): per-band mean, std, min, 5th/95th percentile, max."""
-    flat = np.asarray(x, dtype=np.float64).reshape(len(x), x.shape[1], -1)
-    lo, hi = np.percentile(flat, [5, 95], axis=-1)
-    return np.concatenate([flat.mean(-1), flat.std(-1), flat.min(-1), lo, hi, flat.max(-1)], axis=1)
+def band_statistics(x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """(n, bands, h, w) -> (n, 6 * bands): per-band mean, std, min, 5th/95th percentile, max; read `chunk`
+    patches at a time (a memory-mapped split is never held whole; each row's numbers are the same)."""
+    def of(part: np.ndarray) -> np.ndarray:
+        flat = np.asarray(part, dtype=np.float64).reshape(len(part), x.shape[1], math.prod(x.shape[2:]))
+        lo, hi = np.percentile(flat, [5, 95], axis=-1)
+        return np.concatenate([flat.mean(-1), flat.std(-1), flat.min(-1), lo, hi, flat.max(-1)], axis=1)
+    return np.concatenate([of(x[k:k + chunk]) for k in range(0, len(x), chunk)] or [of(x[:0])])
 
 
 def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float,
