@@ -161,14 +161,28 @@ def mean_of(sections: dict[str, dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([s[k] for s in sections.values()])) for k in keys}
 
 
-def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 and IoU of boolean predictions over all elements (0 when undefined)."""
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """[[true negatives, false positives], [false negatives, true positives]] of boolean arrays (int64):
+    counts add up, so chunks of a split can be scored one at a time."""
     t = np.asarray(y_true, dtype=bool).ravel()
     p = np.asarray(y_pred, dtype=bool).ravel()
-    tp, fp, fn = float(np.sum(t & p)), float(np.sum(~t & p)), float(np.sum(t & ~p))
+    tp = np.count_nonzero(t & p)
+    fp, fn = np.count_nonzero(p) - tp, np.count_nonzero(t) - tp
+    return np.array([[t.size - tp - fp - fn, fp], [fn, tp]], np.int64)
+
+
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and IoU of boolean predictions over all elements (0 when undefined)."""
+    return binary_metrics_of(confusion_counts(y_true, y_pred))
+
+
+def binary_metrics_of(counts: np.ndarray) -> dict[str, float]:
+    """binary_metrics from confusion_counts (or their sum over chunks)."""
+    (tn, fp), (fn, tp) = (map(float, row) for row in counts)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    return {"accuracy": float(np.mean(t == p)) if t.size else float("nan"), "precision": precision,
+    n = tn + fp + fn + tp
+    return {"accuracy": (tp + tn) / n if n else float("nan"), "precision": precision,
             "recall": recall, "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
             "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0}
 

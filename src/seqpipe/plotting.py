@@ -76,6 +76,12 @@ def confusion_table(actual: Sequence[str], predicted: Sequence[str],
     known = (a >= 0) & (p >= 0)
     counts = np.bincount(a[known] * len(classes) + p[known], minlength=len(classes) ** 2).reshape(
         len(classes), len(classes)).astype(np.int64)
+    return confusion_rows(counts, classes)
+
+
+def confusion_rows(counts: np.ndarray, classes: Sequence[str]) -> dict[str, list]:
+    """confusion_table's columns from the counts themselves (rows actual, columns predicted, in the order
+    of `classes`)."""
     totals = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     cells = [(a, p) for a in range(len(classes)) for p in range(len(classes))]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 
 from seqpipe import plotting
-from seqpipe.metrics import binary_metrics
+from seqpipe.metrics import binary_metrics_of, confusion_counts
 from seqpipe.params import BatchSize, Range, params_section
 
 if TYPE_CHECKING:  # not at run time: it imports torch, which check-params (EvaluateParams) does not need
@@ -28,6 +28,7 @@ class EvaluateParams:
 
 
 CLASSES = np.array(["no change", "change"])
+CHUNK = 256   # pairs scored at a time
 
 
 def abs_difference(x: np.ndarray) -> np.ndarray:
@@ -37,46 +38,66 @@ def abs_difference(x: np.ndarray) -> np.ndarray:
 
 def evaluate(ctx: EvalContext) -> dict:
     p: EvaluateParams = ctx.params
-    # per-sample image pairs, not windows: each split memory-mapped; the baseline reads the pairs whole
+    # per-sample image pairs, each split memory-mapped and scored CHUNK pairs at a time (counts add up)
     test, val = ctx.windows("test"), ctx.windows("val")
-    truth, valid = test["y"] >= 0.5, test["mask"]
     candidates_t = np.round(np.arange(0.01, 0.80, 0.01), 2)
-
-    val_score, val_truth = abs_difference(val["x"])[val["mask"]], val["y"][val["mask"]] >= 0.5
-    sweep = [binary_metrics(val_truth, val_score >= t)["f1"] for t in candidates_t]
+    sweep_counts = np.zeros((len(candidates_t), 2, 2), np.int64)
+    for part in _chunks(len(val["x"])):
+        valid = val["mask"][part]
+        score, changed = abs_difference(val["x"][part])[valid], val["y"][part][valid] >= 0.5
+        for i, t in enumerate(candidates_t):
+            sweep_counts[i] += confusion_counts(changed, score >= t)
+    sweep = [binary_metrics_of(c)["f1"] for c in sweep_counts]
     threshold = float(candidates_t[int(np.argmax(sweep))])  # the baseline's threshold: best F1 on val
     logit = np.log(p.threshold / (1 - p.threshold))
-    changed = {"model": ctx.predictions >= logit, "abs_difference": abs_difference(test["x"]) >= threshold}
-    results = {name: binary_metrics(truth[valid], pred[valid]) for name, pred in changed.items()}
+
+    def predicted(part: slice) -> dict[str, np.ndarray]:
+        return {"model": ctx.predictions[part] >= logit,
+                "abs_difference": abs_difference(test["x"][part]) >= threshold}
+
+    counts = {name: np.zeros((2, 2), np.int64) for name in ("model", "abs_difference")}
+    for part in _chunks(len(test["y"])):
+        valid, changed = test["mask"][part], test["y"][part] >= 0.5
+        for name, pred in predicted(part).items():
+            counts[name] += confusion_counts(changed[valid], pred[valid])
+    results = {name: binary_metrics_of(c) for name, c in counts.items()}
     plotting.write_csv(ctx.plots_dir / "baseline_threshold_sweep.csv",
                        {"threshold": candidates_t, "val_f1": sweep})
-    for name, pred in changed.items():  # counts and row rates on the valid test pixels, one CSV per predictor
+    for name, c in counts.items():  # counts and row rates on the valid test pixels, one CSV per predictor
         file = "confusion.csv" if name == "model" else f"confusion_{name}.csv"
-        plotting.write_csv(ctx.plots_dir / file, plotting.confusion_table(
-            CLASSES[truth[valid].astype(int)], CLASSES[pred[valid].astype(int)], list(CLASSES)))
-    _plot_pair(ctx, test["x"], truth, valid, changed, min(p.plot_sample, len(truth) - 1))
+        plotting.write_csv(ctx.plots_dir / file, plotting.confusion_rows(c, list(CLASSES)))
+    k = min(p.plot_sample, len(test["y"]) - 1)
+    pair = slice(k, k + 1)
+    _plot_pair(ctx, test["x"][k], test["y"][k] >= 0.5, test["mask"][k],
+               {name: pred[0] for name, pred in predicted(pair).items()}, k)
+    n_valid = int(counts["model"].sum())
     return {"test": results.pop("model"), "baselines": results,
-            "baseline_threshold": {"abs_difference": threshold}, "n_test_pairs": len(truth),
-            "change_fraction_test": float(truth[valid].mean())}
+            "baseline_threshold": {"abs_difference": threshold}, "n_test_pairs": len(test["y"]),
+            "change_fraction_test": float(counts["model"][1].sum() / n_valid) if n_valid else float("nan")}
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(k, k + CHUNK) for k in range(0, n, CHUNK)]
 
 
 def _plot_pair(ctx: EvalContext, x: np.ndarray, truth: np.ndarray, valid: np.ndarray,
                changed: dict[str, np.ndarray], k: int) -> None:
-    """change_maps.png for test pair `k`: concentrations before and after, the true change, the model's and
-    the baseline's, and the model's errors (model - truth: 1 false alarm, -1 missed); invalid pixels grey."""
+    """change_maps.png for test pair `k` (its maps `x`, true change, valid pixels and each predictor's
+    change): concentrations before and after, the true change, the model's and the baseline's, and the
+    model's errors (model - truth: 1 false alarm, -1 missed); invalid pixels grey."""
     def shown(image: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        return np.where(valid[k], scale * image.astype(np.float64), np.nan)
+        return np.where(valid, scale * image.astype(np.float64), np.nan)
 
     tag = plotting.signature(ctx.name, ctx.fingerprint)
     concentration = plotting.MapScale("sea-ice concentration (%)", 0.0, 100.0, "Blues_r", "bottom")
     change = plotting.MapScale("change: 1 yes, 0 no", 0.0, 1.0, "Oranges", "bottom", ticks=(0.0, 1.0))
     error = plotting.MapScale("model - truth:\n1 false alarm, -1 missed", -1.0, 1.0, "RdBu_r", "bottom",
                               ticks=(-1.0, 0.0, 1.0))
-    panels = [("before", shown(x[k, 0], 100.0), concentration),
-              ("after", shown(x[k, 1], 100.0), concentration),
-              ("true change", shown(truth[k]), change), ("model", shown(changed["model"][k]), change),
-              ("abs-difference baseline", shown(changed["abs_difference"][k]), change),
-              ("model - truth", shown(changed["model"][k].astype(np.int8) - truth[k].astype(np.int8)), error)]
+    panels = [("before", shown(x[0], 100.0), concentration),
+              ("after", shown(x[1], 100.0), concentration),
+              ("true change", shown(truth), change), ("model", shown(changed["model"]), change),
+              ("abs-difference baseline", shown(changed["abs_difference"]), change),
+              ("model - truth", shown(changed["model"].astype(np.int8) - truth.astype(np.int8)), error)]
     plotting.map_panels(ctx.plots_dir / "change_maps.png", panels, ncols=6,
                         title=f"{tag}: change maps, test pair {k}")
 
