@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `seqpipe`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test lint test-slow bench bench-scale venv clean-venv dvc.yaml docs report browser
+.PHONY: repro test lint test-slow bench bench-compare bench-scale venv clean-venv dvc.yaml docs report browser
 
 venv: $(STAMP)
 
@@ -60,10 +60,14 @@ docs: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Every benchmark, side by side with its reference, into benchmarks/RESULTS.md (about 25 minutes; run it on
-# a quiet machine). BEFORE: the git revision the repro and start-up figures are compared with.
+# Every benchmark: the comparisons, then the scale table and curves (run it on a quiet machine; hours at
+# the default SCALES, SCALES="1 10" for about 15 minutes more than bench-compare).
+bench: bench-compare bench-scale
+
+# Speed and memory side by side with a reference, into benchmarks/RESULTS.md (about 25 minutes).
+# BEFORE: the git revision the repro and start-up figures are compared with.
 BEFORE ?= HEAD~1
-bench: $(STAMP)
+bench-compare: $(STAMP)
 	$(BIN)/python -m benchmarks.run --before $(BEFORE)
 
 # Every stage of every model at 1x, 10x and 100x its default data -> benchmarks/results/scale.{md,png}

@@ -188,7 +188,7 @@ def _intervals(ctx: EvalContext, physical: Callable[[np.ndarray], np.ndarray], a
     validation split) and of the ridge baseline's, calibrated the same way on its validation residuals
     (`ridge_val`: its forecast of the validation targets `y_val`, fitted on the training windows)."""
     levels = _forecaster(ctx).interval_levels
-    model_half = np.array(_forecaster(ctx).halfwidth, np.float64) * scale
+    model_half = _forecaster(ctx).halfwidth.double().numpy() * scale
     ridge_half = conformal.conformal_halfwidths(np.abs(physical(ridge_val) - physical(y_val)), levels)
     bounds = {"model": conformal.interval_bounds(candidates["model"], model_half),
               "ridge": conformal.interval_bounds(candidates["ridge"], ridge_half)}
