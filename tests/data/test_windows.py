@@ -12,6 +12,7 @@ import torch
 
 from seqpipe.data.series import load_split, save_splits, sliding_windows
 from seqpipe.data.windows import Windows, concat, cut, load_windows, map_chunks, stored_arrays
+from seqpipe.stages import splits as splits_module
 from seqpipe.stages.splits import TensorWindows, load_split_tensors
 
 
@@ -125,3 +126,31 @@ def test_a_splits_other_per_sample_arrays_come_with_its_windows(tmp_path: Path) 
     assert set(split) == {"x", "y", "last", "meta"}
     np.testing.assert_array_equal(split["meta"], pixels)
     assert split["meta"].dtype == np.int32
+
+
+def _rss_file_mib() -> float:
+    """This process's resident pages of mapped files (MiB, /proc/self/status)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["RssFile"].split()[0]) / 1024
+
+
+@pytest.mark.parametrize("windowed", [False, True])
+def test_an_epoch_over_a_memory_mapped_split_holds_a_bounded_part_of_its_file(tmp_path: Path, windowed: bool,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = np.random.default_rng(0).normal(size=(8192, 1024)).astype(np.float32)   # 32 MiB
+    np.save(tmp_path / "rows.npy", rows)
+
+    def epoch(budget: int) -> float:
+        """The most of the file resident during one pass in batches of 256 rows, with this budget (MiB)."""
+        monkeypatch.setattr(splits_module, "RELEASE_BYTES", budget << 20)
+        stored = np.load(tmp_path / "rows.npy", mmap_mode="r")
+        data = TensorWindows(Windows(stored, np.arange(len(rows)), cut("rows")) if windowed else stored)
+        start, most = _rss_file_mib(), 0.0
+        for k in range(0, len(rows), 256):
+            batch = data[torch.arange(k, k + 256)]
+            np.testing.assert_array_equal(batch.numpy(), rows[k:k + 256])
+            most = max(most, _rss_file_mib() - start)
+        return most
+
+    assert epoch(1 << 20) > 24    # never dropped: the whole file ends up resident
+    assert epoch(4) < 10          # dropped every 4 MiB read

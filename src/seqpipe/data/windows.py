@@ -13,6 +13,7 @@ one stored copy).
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
@@ -130,6 +131,19 @@ def concat(parts: Sequence[Windows]) -> Windows:
     index = None if first.index is None else np.concatenate([w.index for w in parts])
     starts = np.concatenate([w.starts for w in parts]) - first.cut["offset"]
     return Windows(first.source, starts, first.cut, index)
+
+
+def drop_pages(array: np.ndarray) -> None:
+    """Drop the pages of the file under a memory-mapped `array` (np.load's mmap_mode, or a view of one)
+    from this process's resident set: they stay in the kernel's page cache and are read from there on the
+    next access, so a reader that calls it now and then holds at most what it read since, not the file.
+    Nothing happens for an array in memory."""
+    base: Any = array
+    while base is not None and getattr(base, "_mmap", None) is None:
+        base = getattr(base, "base", None)
+    mapped = getattr(base, "_mmap", None)
+    if isinstance(mapped, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def map_chunks(windows: Windows, fn: Callable[[np.ndarray], np.ndarray], size: int) -> np.ndarray:

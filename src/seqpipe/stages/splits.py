@@ -11,18 +11,23 @@ import numpy as np
 import torch
 
 from seqpipe.data.series import load_split
-from seqpipe.data.windows import Windows
+from seqpipe.data.windows import Windows, drop_pages
+
+RELEASE_BYTES = 64 << 20   # samples read between two drops of the mapped file's pages (drop_pages)
 
 
 class TensorWindows:
     """`Windows`, or a memory-mapped per-sample array, for the fit loop: `v[index]` (a tensor of indices,
     a slice, an int) is a tensor of those samples on `device`, read then; `len`, `shape`, `dtype` as a
-    tensor's; `to(device)` moves where the batches go, never the data."""
+    tensor's; `to(device)` moves where the batches go, never the data. Every RELEASE_BYTES of samples read,
+    the file's pages leave the process's resident set (they stay in the page cache), so an epoch over a
+    split larger than memory holds a bounded part of it."""
 
     def __init__(self, windows: Windows | np.ndarray, device: torch.device | str = "cpu") -> None:
         self.windows, self.device = windows, torch.device(device)
         self.shape = torch.Size(windows.shape)
         self.dtype = torch.from_numpy(np.empty(0, windows.dtype)).dtype
+        self._read = 0
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -33,6 +38,10 @@ class TensorWindows:
         rows = self.windows[key]
         if isinstance(self.windows, np.ndarray):   # a memory map: copy the rows out of it
             rows = np.array(rows)
+        self._read += rows.nbytes
+        if self._read >= RELEASE_BYTES:
+            drop_pages(self.windows.source if isinstance(self.windows, Windows) else self.windows)
+            self._read = 0
         return torch.from_numpy(rows).to(self.device)
 
     def to(self, device: torch.device | str) -> TensorWindows:
