@@ -134,21 +134,24 @@ def _rss_file_mib() -> float:
     return int(fields["RssFile"].split()[0]) / 1024
 
 
-@pytest.mark.parametrize("windowed", [False, True])
-def test_an_epoch_over_a_memory_mapped_split_holds_a_bounded_part_of_its_file(tmp_path: Path, windowed: bool,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = np.random.default_rng(0).normal(size=(8192, 1024)).astype(np.float32)   # 32 MiB
+@pytest.mark.parametrize(("windowed", "width", "shuffled"), [(False, 1024, False), (True, 1024, False),
+                                                            (True, 16, True)])
+def test_an_epoch_over_a_memory_mapped_split_holds_a_bounded_part_of_its_file(
+        tmp_path: Path, windowed: bool, width: int, shuffled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = np.random.default_rng(0).normal(size=((32 << 20) // (4 * width), width)).astype(np.float32)  # 32 MiB
     np.save(tmp_path / "rows.npy", rows)
+    order = np.random.default_rng(1).permutation(len(rows)) if shuffled else np.arange(len(rows))
 
     def epoch(budget: int) -> float:
-        """The most of the file resident during one pass in batches of 256 rows, with this budget (MiB)."""
+        """The most of the file resident during one pass in batches of 64 rows (in `order`: 64-byte rows
+        scattered over the file map 64 KiB around each), with this budget (MiB)."""
         monkeypatch.setattr(splits_module, "RELEASE_BYTES", budget << 20)
         stored = np.load(tmp_path / "rows.npy", mmap_mode="r")
         data = TensorWindows(Windows(stored, np.arange(len(rows)), cut("rows")) if windowed else stored)
         start, most = _rss_file_mib(), 0.0
-        for k in range(0, len(rows), 256):
-            batch = data[torch.arange(k, k + 256)]
-            np.testing.assert_array_equal(batch.numpy(), rows[k:k + 256])
+        for k in range(0, len(rows), 64):
+            picked = order[k:k + 64]
+            np.testing.assert_array_equal(data[torch.from_numpy(picked)].numpy(), rows[picked])
             most = max(most, _rss_file_mib() - start)
         return most
 

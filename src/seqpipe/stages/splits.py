@@ -13,15 +13,16 @@ import torch
 from seqpipe.data.series import load_split
 from seqpipe.data.windows import Windows, drop_pages
 
-RELEASE_BYTES = 64 << 20   # samples read between two drops of the mapped file's pages (drop_pages)
+RELEASE_BYTES = 64 << 20   # of the file mapped between two drops of its pages (drop_pages)
+FAULT_AROUND = 64 << 10    # a page fault maps up to this much of a cached file around it (Linux's default)
 
 
 class TensorWindows:
     """`Windows`, or a memory-mapped per-sample array, for the fit loop: `v[index]` (a tensor of indices,
     a slice, an int) is a tensor of those samples on `device`, read then; `len`, `shape`, `dtype` as a
-    tensor's; `to(device)` moves where the batches go, never the data. Every RELEASE_BYTES of samples read,
-    the file's pages leave the process's resident set (they stay in the page cache), so an epoch over a
-    split larger than memory holds a bounded part of it."""
+    tensor's; `to(device)` moves where the batches go, never the data. Every RELEASE_BYTES of the file read
+    (a sample counts at least FAULT_AROUND), the file's pages leave the process's resident set (they stay in
+    the page cache), so an epoch over a split larger than memory holds a bounded part of it."""
 
     def __init__(self, windows: Windows | np.ndarray, device: torch.device | str = "cpu") -> None:
         self.windows, self.device = windows, torch.device(device)
@@ -38,7 +39,8 @@ class TensorWindows:
         rows = self.windows[key]
         if isinstance(self.windows, np.ndarray):   # a memory map: copy the rows out of it
             rows = np.array(rows)
-        self._read += rows.nbytes
+        # a sample maps at least FAULT_AROUND of the file: small scattered samples count as that much
+        self._read += max(rows.nbytes, (len(rows) if rows.ndim else 1) * FAULT_AROUND)
         if self._read >= RELEASE_BYTES:
             drop_pages(self.windows.source if isinstance(self.windows, Windows) else self.windows)
             self._read = 0
