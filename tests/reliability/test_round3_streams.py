@@ -31,10 +31,9 @@ SIGNAL = REPO / "examples" / "freq_filter_signal.csv"
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with tiny params, the repository's dvc.yaml (it holds non-ASCII text), freq_filter
-    trained and bandwidth downloaded (20,000 rows: its preprocess lasts long enough after its temp folder
-    appears for a signal to land in it, on a loaded machine too)."""
+    trained and bandwidth downloaded."""
     folder = tmp_path_factory.mktemp("streams")
-    write_params(folder / "params.yaml", {**tiny_overrides(), "models.bandwidth.download.synthetic.n_rows": 20_000})
+    write_params(folder / "params.yaml", tiny_overrides())
     shutil.copy(REPO / "dvc.yaml", folder / "dvc.yaml")
     for stage in ("download", "preprocess", "train"):
         run(["seqpipe", stage, "freq_filter"], folder)
